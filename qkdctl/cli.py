@@ -1,0 +1,84 @@
+"""The `qkdctl` command line (typer + rich).
+
+Exit codes: 0 ok, 2 bad input, 3 instrument/transport failure, 4 security abort.
+Errors print one line (no traceback unless --debug).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from qkdctl.core.errors import InstrumentError, QkdInputError, SecurityAbort
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    """qkdctl: run, tune and benchmark decoy-state BB84 QKD benches."""
+    _state["debug"] = debug
+
+
+def fail(exc: BaseException) -> None:
+    """Report an error on one line and exit with its code."""
+    if _state["debug"]:
+        raise exc
+    code = 1
+    if isinstance(exc, QkdInputError):
+        code = 2
+    elif isinstance(exc, InstrumentError):
+        code = 3
+    elif isinstance(exc, SecurityAbort):
+        code = 4
+    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn):
+    """Run fn(); map qkdctl errors and missing files to one-line errors with exit codes."""
+    try:
+        return fn()
+    except (QkdInputError, InstrumentError, SecurityAbort) as exc:
+        fail(exc)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        fail(QkdInputError(str(exc)))
+
+
+@app.command()
+def bench(
+    name: str = typer.Argument(..., help="Benchmark name, or 'all'."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes only."),
+) -> None:
+    """Run a benchmark against its baseline measured in the same run."""
+    import benchmarks
+
+    names = benchmarks.available()
+    if name != "all" and name not in names:
+        fail(QkdInputError(f"unknown benchmark {name!r}; available: all, {', '.join(names)}"))
+    results: list[dict] = []
+    for n in names if name == "all" else [name]:
+        results.extend(benchmarks.run(n, quick=quick))
+    if as_json:
+        print(json.dumps({"results": results}))
+        return
+    from rich.table import Table
+
+    table = Table("name", "size", "rate", "unit", "baseline", "speedup")
+    for r in results:
+        table.add_row(
+            str(r["name"]), f"{r['size']:.3g}", f"{r['rate']:.4g}", str(r["unit"]),
+            f"{r['baseline_name']} {r['baseline_rate']:.4g}", f"{r['speedup']:.1f}x",
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,44 @@
+"""Alice's per-slot record: what she sent in every pulse slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qkdctl.core.errors import QkdInputError
+
+
+@dataclass(frozen=True)
+class AliceRecord:
+    """Alice's choices per pulse slot (slot index = position in the arrays).
+
+    basis: uint8 (0 = Z, 1 = X); bit: uint8 (0/1); intensity: uint8 class
+    (0 signal, 1 decoy, 2 vacuum).  first_slot: slot index of element 0.
+    """
+
+    basis: np.ndarray
+    bit: np.ndarray
+    intensity: np.ndarray
+    first_slot: int = 0
+
+    def __post_init__(self) -> None:
+        arrays = {}
+        for name in ("basis", "bit", "intensity"):
+            a = np.ascontiguousarray(getattr(self, name), dtype=np.uint8)
+            if a.ndim != 1:
+                raise QkdInputError(f"AliceRecord.{name} must be a 1-D array")
+            arrays[name] = a
+        sizes = {n: a.size for n, a in arrays.items()}
+        if len(set(sizes.values())) != 1:
+            raise QkdInputError(f"AliceRecord arrays of mismatched length: {sizes}")
+        for name, top in (("basis", 1), ("bit", 1), ("intensity", 2)):
+            if arrays[name].size and arrays[name].max() > top:
+                raise QkdInputError(
+                    f"AliceRecord.{name} holds {int(arrays[name].max())}; allowed 0..{top}"
+                )
+        for name, a in arrays.items():
+            object.__setattr__(self, name, a)
+
+    def __len__(self) -> int:
+        return int(self.basis.size)
