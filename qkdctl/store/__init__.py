@@ -1,0 +1,1 @@
+"""Persistence: run database (SQLite), key store, recordings."""
