@@ -1,0 +1,1 @@
+"""Error-correction kernels (Cascade, LDPC): pure functions on numpy arrays, no I/O."""

@@ -1,0 +1,1 @@
+"""Alice/Bob post-processing roles exchanging authenticated messages over a channel."""

@@ -1,0 +1,209 @@
+"""The reconciliation method interface and the two-party driver `reconcile`.
+
+A method is a frozen `ReconcileMethod(name, alice, bob)` of two role functions that only
+talk through a `Channel` (so they can run in two processes)::
+
+    alice(alice_bits, qber_estimate, channel, rng) -> None
+    bob(bob_bits, qber_estimate, channel, rng) -> MethodOutcome
+
+`bob` returns its corrected bits, the number of key-dependent bits disclosed (every
+parity / syndrome / revealed bit that crossed the channel: `leaked_bits`) and
+method-specific figures in `extra`.  After the method, `reconcile` runs a common
+confirmation over the same channel: Alice sends a random 16-byte salt and a 64-bit
+BLAKE2b tag of her key keyed by it; Bob compares and tells Alice the outcome.  Its 64 bits
+are reported as `confirm_bits` (not in `leaked_bits`, so f is the method's alone).  Hence
+`success` implies equal keys up to a 2^-64 tag collision; the frame's eps_cor check is the
+separate universal-hash verification (`qkdctl.core.verify`).
+
+Method families list their methods in a `METHODS` dict (Cascade:
+`qkdctl.protocol.cascade_roles`); `available_methods()` merges the families in
+`_FAMILY_MODULES`.  To add a family, add its module name there (a one-line edit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from qkdctl.core.errors import ProtocolError, QkdInputError
+from qkdctl.protocol.auth import KeyPool
+from qkdctl.protocol.channel import Channel, in_process_pair
+from qkdctl.protocol.messages import Message
+
+CONFIRM_TAG_BITS = 64
+_FAMILY_MODULES = ("qkdctl.protocol.cascade_roles", "qkdctl.protocol.ldpc_roles")
+
+
+@dataclass
+class MethodOutcome:
+    """What Bob's role of a method returns."""
+
+    bob_bits: np.ndarray
+    leaked_bits: int
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReconcileMethod:
+    """A named reconciliation method: Alice's and Bob's role functions."""
+
+    name: str
+    alice: Callable[[np.ndarray, float, Channel, np.random.Generator], None]
+    bob: Callable[[np.ndarray, float, Channel, np.random.Generator], MethodOutcome]
+
+
+@dataclass
+class ReconcileResult:
+    """Outcome and accounting of one reconciled frame (Bob's side of the channel)."""
+
+    method: str
+    bob_bits: np.ndarray
+    success: bool
+    leaked_bits: int
+    confirm_bits: int
+    messages: int
+    round_trips: int
+    bytes: int
+    auth_key_bytes: int
+    extra: dict = field(default_factory=dict)
+
+
+def available_methods() -> dict[str, ReconcileMethod]:
+    """All methods of the installed families, by name."""
+    methods: dict[str, ReconcileMethod] = {}
+    for module_name in _FAMILY_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        methods.update(module.METHODS)
+    return methods
+
+
+def _key_tag(bits: np.ndarray, salt: bytes) -> bytes:
+    packed = np.packbits(bits).tobytes() + len(bits).to_bytes(8, "little")
+    return hashlib.blake2b(packed, key=salt, digest_size=CONFIRM_TAG_BITS // 8).digest()
+
+
+def alice_confirm(alice_bits: np.ndarray, channel: Channel, rng: np.random.Generator) -> bool:
+    """Alice's side of the confirmation; returns Bob's verdict."""
+    salt = rng.bytes(16)
+    channel.send(Message("confirm/tag", {"salt": salt, "tag": _key_tag(alice_bits, salt)}))
+    return bool(channel.recv().expect("confirm/result").int("ok", 0, 1))
+
+
+def bob_confirm(bob_bits: np.ndarray, channel: Channel) -> bool:
+    """Bob's side of the confirmation: compare tags, tell Alice, return equality."""
+    msg = channel.recv().expect("confirm/tag")
+    salt = msg.bytes("salt")
+    if len(salt) != 16:
+        raise ProtocolError(f"confirmation salt has {len(salt)} bytes, expected 16")
+    ok = _key_tag(bob_bits, salt) == msg.bytes("tag")
+    channel.send(Message("confirm/result", {"ok": int(ok)}))
+    return ok
+
+
+def _validate_bits(name: str, bits: np.ndarray) -> np.ndarray:
+    arr = np.asarray(bits)
+    if arr.ndim != 1 or arr.size == 0:
+        raise QkdInputError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_:
+            raise QkdInputError(f"{name} must hold integer bits, got dtype {arr.dtype}")
+        arr = arr.astype(np.uint8)
+    if arr.max() > 1:
+        raise QkdInputError(f"{name} must hold only 0/1 values")
+    return np.ascontiguousarray(arr)
+
+
+def reconcile(
+    method: str | ReconcileMethod,
+    alice_bits: np.ndarray,
+    bob_bits: np.ndarray,
+    qber_estimate: float,
+    rng: np.random.Generator,
+    channels: tuple[Channel, Channel] | None = None,
+    auth_key: bytes | None = None,
+) -> ReconcileResult:
+    """Reconcile one frame: Alice's role in a thread, Bob's here, then confirmation.
+
+    `channels` is (alice_end, bob_end); by default an in-process pair keyed with
+    `auth_key` (pre-shared bytes, >= 32; drawn from `rng` when not given — simulation
+    only).  Raises ProtocolError when the peer misbehaves; a frame the method could not
+    correct returns success=False.
+    """
+    a_bits = _validate_bits("alice_bits", alice_bits)
+    b_bits = _validate_bits("bob_bits", bob_bits)
+    if a_bits.shape != b_bits.shape:
+        raise QkdInputError(f"alice_bits and bob_bits differ in length: {a_bits.size} != {b_bits.size}")
+    if not 0.0 < qber_estimate < 0.5:
+        raise QkdInputError(f"qber_estimate must be in (0, 0.5), got {qber_estimate}")
+    if isinstance(method, str):
+        methods = available_methods()
+        if method not in methods:
+            raise QkdInputError(f"unknown reconciliation method {method!r}; known: {sorted(methods)}")
+        method = methods[method]
+    if channels is None:
+        key = auth_key if auth_key is not None else rng.bytes(64)
+        channels = in_process_pair(KeyPool(key), KeyPool(key))
+    alice_ch, bob_ch = channels
+    alice_rng, bob_rng = rng.spawn(2)
+    alice_error: list[BaseException] = []
+
+    def run_alice() -> None:
+        try:
+            method.alice(a_bits, qber_estimate, alice_ch, alice_rng)
+            alice_confirm(a_bits, alice_ch, alice_rng)
+        except BaseException as exc:  # reported to the caller below
+            alice_error.append(exc)
+            alice_ch.abort(str(exc))
+            alice_ch.close()
+
+    thread = threading.Thread(target=run_alice, name="alice-role", daemon=True)
+    thread.start()
+    try:
+        outcome = method.bob(b_bits, qber_estimate, bob_ch, bob_rng)
+        ok = bob_confirm(outcome.bob_bits, bob_ch)
+    except BaseException as exc:
+        bob_ch.abort(str(exc))
+        bob_ch.close()
+        thread.join()
+        if alice_error and not isinstance(exc, ProtocolError):
+            raise alice_error[0] from exc
+        raise
+    thread.join()
+    if alice_error:
+        raise alice_error[0]
+    stats = bob_ch.stats
+    return ReconcileResult(
+        method=method.name,
+        bob_bits=outcome.bob_bits,
+        success=ok,
+        leaked_bits=outcome.leaked_bits,
+        confirm_bits=CONFIRM_TAG_BITS,
+        messages=stats.messages_sent + stats.messages_received,
+        round_trips=stats.round_trips,
+        bytes=stats.bytes_sent + stats.bytes_received,
+        auth_key_bytes=bob_ch.auth_key_bytes,
+        extra=outcome.extra,
+    )
+
+
+def binary_entropy(p: float) -> float:
+    """h(p) in bits."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return float(-p * np.log2(p) - (1 - p) * np.log2(1 - p))
+
+
+def efficiency(leaked_bits: int, n: int, qber_true: float) -> float:
+    """Reconciliation efficiency f = leaked_bits / (n h(qber_true)); inf when h = 0."""
+    h = binary_entropy(qber_true)
+    return float("inf") if h == 0.0 else leaked_bits / (n * h)
