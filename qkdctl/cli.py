@@ -37,7 +37,7 @@ def fail(exc: BaseException) -> None:
         code = 3
     elif isinstance(exc, SecurityAbort):
         code = 4
-    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -78,6 +78,51 @@ def bench(
             f"{r['baseline_name']} {r['baseline_rate']:.4g}", f"{r['speedup']:.1f}x",
         )
     Console().print(table)
+
+
+@app.command()
+def keyrate(
+    config: str = typer.Argument(..., help="Lab config TOML with [link] and [protocol]."),
+    distance_km: Optional[float] = typer.Option(
+        None, "--distance-km", help="Fiber length, km (default: [link].distance_km)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    optimize: bool = typer.Option(False, "--optimize", help="Maximise the finite-key rate over mu and p."),
+    sweep: bool = typer.Option(False, "--sweep", help="Rate against distance and the maximum distance."),
+    step_km: float = typer.Option(10.0, "--step-km", help="Sweep step, km."),
+) -> None:
+    """Asymptotic and finite-key (Lim et al. 2014) secret key rates of a link."""
+    from qkdctl import planner
+    from qkdctl.config import load_config
+
+    def work() -> dict:
+        cfg = load_config(config)
+        if distance_km is not None and not distance_km >= 0.0:
+            raise QkdInputError(f"--distance-km = {distance_km} must be >= 0")
+        if not step_km > 0.0:
+            raise QkdInputError(f"--step-km = {step_km} must be > 0")
+        return planner.keyrate_summary(cfg, distance_km, optimize, sweep, step_km)
+
+    out = guarded(work)
+    if as_json:
+        print(json.dumps(out))
+        return
+    from rich.table import Table
+
+    console = Console()
+    rows = out["sweep"] if sweep else [out]
+    table = Table("distance km", "finite bits/pulse", "asymptotic bits/pulse", "key bits/block", "QBER")
+    for r in rows:
+        table.add_row(
+            f"{r['distance_km']:.1f}", f"{r['finite_bits_per_pulse']:.3e}",
+            f"{r['asymptotic_bits_per_pulse']:.3e}", str(r["finite_key_bits"]), f"{r['qber_key']:.4f}",
+        )
+    console.print(table)
+    console.print(f"block size (key-basis detections): {out['block_size']:.0f}")
+    if sweep:
+        console.print(f"maximum distance with finite key: {out['max_distance_km']:.1f} km")
+    for flag in out.get("flags", []):
+        console.print(f"flag: {flag}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -207,3 +207,35 @@ def plan_from_protocol(protocol) -> PlanSettings:
         eps_cor=protocol.eps_cor,
         ec_efficiency=protocol.ec_efficiency,
     )
+
+
+def keyrate_summary(
+    config, distance_km: float | None, optimized: bool, swept: bool, step_km: float = 10.0
+) -> dict:
+    """The `qkdctl keyrate` result as one JSON-friendly dict.
+
+    Without swept: the rates at distance_km (default [link].distance_km or 0).  With
+    swept: rates from 0 km in steps of step_km up to the maximum distance, plus
+    max_distance_km.  optimized re-optimises mu1, mu2, p_mu1, p_mu2, q at each point.
+    """
+    link, protocol = config.require_planning()
+    plan = plan_from_protocol(protocol)
+    d0 = distance_km if distance_km is not None else (link.distance_km or 0.0)
+    model = config.link_model(d0)
+    if not swept:
+        point = optimize(model, plan) if optimized else evaluate(model, plan)
+        return point.as_dict()
+    d_max = max_distance(model, plan, optimized=optimized, tol_km=min(1.0, step_km))
+    n_steps = int(d_max // step_km) + 1
+    points = sweep(model, plan, [i * step_km for i in range(n_steps)], optimized=optimized)
+    rows = []
+    for p in points:
+        row = p.as_dict()
+        row.pop("bound")
+        rows.append(row)
+    return {
+        "block_size": plan.block_size,
+        "optimized": optimized,
+        "max_distance_km": d_max,
+        "sweep": rows,
+    }

@@ -173,13 +173,13 @@ class LinkModel:
     def expected_rates(self) -> ExpectedRates:
         """Per-pulse gains and errors per intensity, plus the exact vacuum/single-photon yields."""
         table = self.primary_click_table()
-        ap = self.afterpulse_click()
-        total = 1.0 - (1.0 - table) * (1.0 - ap)
+        ap = self.afterpulse_click().tolist()
+        total = (1.0 - (1.0 - table) * (1.0 - np.asarray(ap))).tolist()
         gains = {BASIS_Z: [], BASIS_X: []}
         errs = {BASIS_Z: [], BASIS_X: []}
         for k in range(3):
             for a in (BASIS_Z, BASIS_X):
-                out = squash(tuple(total[k, a, 0]))  # bit 0; bit 1 is the mirror image
+                out = squash(tuple(total[k][a][0]))  # bit 0; bit 1 is the mirror image
                 right = out[2 * a]
                 wrong = out[2 * a + 1]
                 gains[a].append(right + wrong)
