@@ -1,0 +1,436 @@
+"""SimBench: the shared physical state of the simulated BB84 bench.
+
+The emulated instruments (firmware_sim.instruments) read and write this object;
+every public method takes one lock, so instruments on different threads may call
+it concurrently.  Channel numbering follows the instruments:
+  VOA (Keysight N7764A-like) channels 1..4: 1 signal, 2 decoy, 3 vacuum, 4 unused;
+  mu_k = source.mu_max * 10**(-attenuation_db[k]/10), 0 when the output is disabled.
+  EPC (OZ Optics EPC-400 style) channels 1..4, -5000..5000 mV.
+  MPC320 paddles 1..3, 0..170 degrees.
+  Tagger channels: the numbers in config.tagger.channels (sync + H, V, D, A).
+Simulated time advances only in `acquire`.  Same config + seed + call sequence
+gives the same tags.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_sim.config import SimConfig
+from firmware_sim.physics import eve as eve_physics
+from firmware_sim.physics.clicks import simulate_slots
+from firmware_sim.physics.detectors import DetectorState, apply_dead_time, dark_counts
+from firmware_sim.physics.fiber import FiberState, nominal_delay_ps, transmission
+from firmware_sim.physics.polarization import (
+    EPC_MAX_MV,
+    MPC320_MAX_DEG,
+    basis_error_probabilities,
+    detector_probabilities,
+    epc_unitary,
+    mpc320_unitary,
+)
+from firmware_sim.physics.source import intensity_mu
+from firmware_sim.physics.tagger import TaggerState, tagger_filter
+from qkdctl.core.errors import QkdInputError
+from qkdctl.core.records import AliceRecord
+from qkdctl.core.tags import TagBlock
+
+ROLES = ("sync", "H", "V", "D", "A")
+"""Tagger roles in internal index order (index 1 + j is detector j)."""
+VOA_CHANNELS = 4
+EPC_CHANNELS = 4
+MPC320_PADDLES = 3
+
+
+@dataclass(frozen=True)
+class SimBlock:
+    """One acquisition: the tags Bob's tagger recorded, Alice's record, hidden truth.
+
+    truth holds figures no real bench would show (true rotation, optical QBER per
+    basis, mu per class, transmission, Eve's statistics); tests and plots use it,
+    the control stack must not.
+    """
+
+    block_id: int
+    tags: TagBlock
+    alice: AliceRecord
+    truth: dict = field(default_factory=dict)
+
+
+def _window_factor(offset_ps: np.ndarray, center_ps: np.ndarray, width_ps: np.ndarray) -> np.ndarray:
+    """Relative detector efficiency for photons arriving offset_ps late (Gaussian window)."""
+    safe = np.where(width_ps > 0, width_ps, 1.0)
+    return np.where(width_ps > 0, np.exp(-0.5 * ((offset_ps - center_ps) / safe) ** 2), 1.0)
+
+
+class SimBench:
+    """The simulated bench's physical state and its event generator (thread-safe)."""
+
+    def __init__(self, config: SimConfig, seed: int) -> None:
+        if not isinstance(config, SimConfig):
+            raise QkdInputError(f"config must be a SimConfig, got {type(config).__name__}")
+        self._lock = threading.RLock()
+        self.config = config
+        self.seed = int(seed)
+        fiber_seq, event_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self._rng = np.random.default_rng(event_seq)
+        self._fiber = FiberState(config.fiber, np.random.default_rng(fiber_seq))
+        src = config.source
+        self._att_db = np.array(src.attenuation_db, dtype=np.float64)
+        self._out_on = np.array(src.output_enabled, dtype=bool)
+        self._wavelength_m = np.full(VOA_CHANNELS, src.wavelength_m)
+        self._epc_mv = np.zeros(EPC_CHANNELS)
+        self._paddle_deg = np.zeros(MPC320_PADDLES)
+        tg = config.tagger
+        self._ch_number = np.array([tg.channels[r] for r in ROLES], dtype=np.int32)
+        n_ch = len(ROLES)
+        self._tag_delay_ps = np.zeros(n_ch, dtype=np.int64)
+        self._tag_dead_ps = np.full(n_ch, tg.dead_time_ps, dtype=np.int64)
+        self._trigger_v = np.full(n_ch, tg.trigger_level_v)
+        self._tag_enabled = np.ones(n_ch, dtype=bool)
+        self._max_rate = float(tg.max_rate_tags_per_s)
+        self._buffer_tags = int(tg.buffer_tags)
+        self._det_state = DetectorState()
+        self._tag_state = TaggerState(n_ch)
+        self._next_slot = 0
+        self._block_id = 0
+        self._rates_hz = {int(c): 0.0 for c in self._ch_number}
+        self._sync_delay_ps = nominal_delay_ps(config.fiber)
+
+    # ---- Alice's VOA -------------------------------------------------------------
+    def _voa_index(self, channel: int) -> int:
+        if not 1 <= int(channel) <= VOA_CHANNELS:
+            raise QkdInputError(f"VOA channel {channel} out of range 1..{VOA_CHANNELS}")
+        return int(channel) - 1
+
+    def set_attenuation_db(self, channel: int, db: float) -> None:
+        """Set VOA channel attenuation (dB, 0..voa_max_attenuation_db)."""
+        top = self.config.source.voa_max_attenuation_db
+        if not 0.0 <= float(db) <= top:
+            raise QkdInputError(f"attenuation {db} dB out of range 0..{top} dB")
+        with self._lock:
+            self._att_db[self._voa_index(channel)] = float(db)
+
+    def attenuation_db(self, channel: int) -> float:
+        """VOA channel attenuation (dB)."""
+        with self._lock:
+            return float(self._att_db[self._voa_index(channel)])
+
+    def set_output_enabled(self, channel: int, on: bool) -> None:
+        """Open (True) or close (False) the VOA channel's output shutter."""
+        with self._lock:
+            self._out_on[self._voa_index(channel)] = bool(on)
+
+    def output_enabled(self, channel: int) -> bool:
+        """True when the VOA channel's shutter is open."""
+        with self._lock:
+            return bool(self._out_on[self._voa_index(channel)])
+
+    def set_wavelength_m(self, channel: int, metres: float) -> None:
+        """Set the VOA channel's calibration wavelength (m, 1260e-9..1640e-9)."""
+        if not 1260e-9 <= float(metres) <= 1640e-9:
+            raise QkdInputError(f"wavelength {metres} m out of range 1.26e-6..1.64e-6 m")
+        with self._lock:
+            self._wavelength_m[self._voa_index(channel)] = float(metres)
+
+    def wavelength_m(self, channel: int) -> float:
+        """VOA channel calibration wavelength (m)."""
+        with self._lock:
+            return float(self._wavelength_m[self._voa_index(channel)])
+
+    def mu(self) -> np.ndarray:
+        """Mean photon number per class (signal, decoy, vacuum) from the VOA state."""
+        with self._lock:
+            s = self.config.source
+            return intensity_mu(
+                s.mu_max, self._att_db, self._out_on, self._wavelength_m, s.wavelength_m,
+                s.voa_wdl_db_per_nm,
+            )
+
+    # ---- Bob's polarization controllers ---------------------------------------------
+    def set_epc_voltage_mv(self, channel: int, mv: float) -> None:
+        """Set EPC squeezer channel 1..4 voltage (mV, -5000..5000)."""
+        if not 1 <= int(channel) <= EPC_CHANNELS:
+            raise QkdInputError(f"EPC channel {channel} out of range 1..{EPC_CHANNELS}")
+        if not -EPC_MAX_MV <= float(mv) <= EPC_MAX_MV:
+            raise QkdInputError(f"EPC voltage {mv} mV out of range -5000..5000 mV")
+        with self._lock:
+            self._epc_mv[int(channel) - 1] = float(mv)
+
+    def epc_voltage_mv(self, channel: int) -> float:
+        """EPC squeezer channel voltage (mV)."""
+        if not 1 <= int(channel) <= EPC_CHANNELS:
+            raise QkdInputError(f"EPC channel {channel} out of range 1..{EPC_CHANNELS}")
+        with self._lock:
+            return float(self._epc_mv[int(channel) - 1])
+
+    def set_paddle_deg(self, paddle: int, deg: float) -> None:
+        """Set MPC320 paddle 1..3 angle (degrees, 0..170)."""
+        if not 1 <= int(paddle) <= MPC320_PADDLES:
+            raise QkdInputError(f"MPC320 paddle {paddle} out of range 1..{MPC320_PADDLES}")
+        if not 0.0 <= float(deg) <= MPC320_MAX_DEG:
+            raise QkdInputError(f"paddle angle {deg} deg out of range 0..{MPC320_MAX_DEG} deg")
+        with self._lock:
+            self._paddle_deg[int(paddle) - 1] = float(deg)
+
+    def paddle_deg(self, paddle: int) -> float:
+        """MPC320 paddle angle (degrees)."""
+        if not 1 <= int(paddle) <= MPC320_PADDLES:
+            raise QkdInputError(f"MPC320 paddle {paddle} out of range 1..{MPC320_PADDLES}")
+        with self._lock:
+            return float(self._paddle_deg[int(paddle) - 1])
+
+    def controller_unitary(self) -> np.ndarray:
+        """SU(2) of the controller in the light path (config.controller.model)."""
+        with self._lock:
+            c = self.config.controller
+            if c.model == "epc":
+                return epc_unitary(self._epc_mv, c.epc_v_pi_mv, c.epc_offset_rad)
+            return mpc320_unitary(self._paddle_deg)
+
+    def fiber_unitary(self) -> np.ndarray:
+        """Current SU(2) of the fiber (hidden from the control stack; for tests/tuner studies)."""
+        with self._lock:
+            return self._fiber.rotation.copy()
+
+    # ---- Bob's time tagger -------------------------------------------------------------
+    def _tag_index(self, channel: int) -> int:
+        hits = np.flatnonzero(self._ch_number == int(channel))
+        if hits.size == 0:
+            raise QkdInputError(
+                f"tagger channel {channel} not configured; channels: {sorted(self._ch_number.tolist())}"
+            )
+        return int(hits[0])
+
+    def tagger_channels(self) -> dict[str, int]:
+        """Role -> tagger channel number (sync, H, V, D, A)."""
+        return dict(self.config.tagger.channels)
+
+    def set_tagger_delay_ps(self, channel: int, ps: int) -> None:
+        """Set a tagger channel's input delay (ps, |delay| <= 1e9)."""
+        if abs(int(ps)) > 1_000_000_000:
+            raise QkdInputError(f"tagger delay {ps} ps out of range +-1e9 ps")
+        with self._lock:
+            self._tag_delay_ps[self._tag_index(channel)] = int(ps)
+
+    def tagger_delay_ps(self, channel: int) -> int:
+        """Tagger channel input delay (ps)."""
+        with self._lock:
+            return int(self._tag_delay_ps[self._tag_index(channel)])
+
+    def set_tagger_dead_time_ps(self, channel: int, ps: int) -> None:
+        """Set a tagger channel's dead time (ps, 0..1e9)."""
+        if not 0 <= int(ps) <= 1_000_000_000:
+            raise QkdInputError(f"tagger dead time {ps} ps out of range 0..1e9 ps")
+        with self._lock:
+            self._tag_dead_ps[self._tag_index(channel)] = int(ps)
+
+    def tagger_dead_time_ps(self, channel: int) -> int:
+        """Tagger channel dead time (ps)."""
+        with self._lock:
+            return int(self._tag_dead_ps[self._tag_index(channel)])
+
+    def set_trigger_level_v(self, channel: int, v: float) -> None:
+        """Set a tagger channel's trigger level (V, -2.5..2.5).
+
+        Above the detector pulse height the channel sees nothing; below the noise
+        level it also triggers on noise (config.tagger.noise_rate_hz).
+        """
+        if not -2.5 <= float(v) <= 2.5:
+            raise QkdInputError(f"trigger level {v} V out of range -2.5..2.5 V")
+        with self._lock:
+            self._trigger_v[self._tag_index(channel)] = float(v)
+
+    def trigger_level_v(self, channel: int) -> float:
+        """Tagger channel trigger level (V)."""
+        with self._lock:
+            return float(self._trigger_v[self._tag_index(channel)])
+
+    def set_tagger_channel_enabled(self, channel: int, on: bool) -> None:
+        """Include (True) or exclude (False) a channel from the tag stream."""
+        with self._lock:
+            self._tag_enabled[self._tag_index(channel)] = bool(on)
+
+    def tagger_channel_enabled(self, channel: int) -> bool:
+        """True when the channel is in the tag stream."""
+        with self._lock:
+            return bool(self._tag_enabled[self._tag_index(channel)])
+
+    def set_tagger_buffer(self, max_rate_tags_per_s: float, buffer_tags: int) -> None:
+        """Set the transfer limit (tags/s) and buffer size (tags); lowering them forces overflow."""
+        if float(max_rate_tags_per_s) <= 0 or int(buffer_tags) < 1:
+            raise QkdInputError(
+                f"tagger max rate {max_rate_tags_per_s} tags/s must be > 0 and buffer {buffer_tags} >= 1"
+            )
+        with self._lock:
+            self._max_rate = float(max_rate_tags_per_s)
+            self._buffer_tags = int(buffer_tags)
+
+    def tagger_buffer(self) -> tuple[float, int]:
+        """(max_rate_tags_per_s, buffer_tags)."""
+        with self._lock:
+            return self._max_rate, self._buffer_tags
+
+    def count_rates_hz(self) -> dict[int, float]:
+        """Tags per second per tagger channel number, from the last acquired block."""
+        with self._lock:
+            return dict(self._rates_hz)
+
+    @property
+    def now_s(self) -> float:
+        """Simulated time (s) since the bench started."""
+        with self._lock:
+            return self._next_slot / self.config.source.pulse_rate_hz
+
+    # ---- events -----------------------------------------------------------------------
+    def acquire(self, duration_s: float) -> SimBlock:
+        """Run the link for duration_s of simulated time and return what the tagger saw.
+
+        Advances fiber drift, delay drift and Eve with simulated time.
+        """
+        duration_s = float(duration_s)
+        if not duration_s > 0 or not np.isfinite(duration_s):
+            raise QkdInputError(f"acquire duration must be > 0 s, got {duration_s}")
+        with self._lock:
+            return self._acquire(duration_s)
+
+    def _acquire(self, duration_s: float) -> SimBlock:
+        cfg = self.config
+        src = cfg.source
+        rate = src.pulse_rate_hz
+        period_ps = 1e12 / rate
+        slot0 = self._next_slot
+        slot_end = int(round((slot0 / rate + duration_s) * rate))
+        n_slots = slot_end - slot0
+        if n_slots < 1:
+            raise QkdInputError(f"acquire duration {duration_s} s is shorter than one pulse slot")
+        if n_slots > cfg.max_slots_per_acquire:
+            raise QkdInputError(
+                f"acquire of {n_slots} slots exceeds max_slots_per_acquire={cfg.max_slots_per_acquire}"
+            )
+        mu = self.mu()
+        det_cfg = cfg.detectors
+        eff = np.array([d.efficiency for d in det_cfg])
+        center = np.array([d.window_center_ps for d in det_cfg])
+        width = np.array([d.window_width_ps for d in det_cfg])
+        t_bob = 10.0 ** (-cfg.bob_loss_db / 10.0)
+        t_link = transmission(cfg.fiber) * t_bob
+        u_ctrl = self.controller_unitary()
+        step_slots = max(1, int(cfg.physics_step_s * rate))
+        parts_alice, parts_slot, parts_det, parts_shift, parts_delay = [], [], [], [], []
+        eve_stats: dict[str, float] = {}
+        e_z_acc = e_x_acc = 0.0
+        s = slot0
+        while s < slot_end:
+            n = min(step_slots, slot_end - s)
+            u_total = u_ctrl @ self._fiber.rotation
+            e_z, e_x = basis_error_probabilities(u_total)
+            e_z_acc += e_z * n
+            e_x_acc += e_x * n
+            p_det = detector_probabilities(u_total, cfg.p_bob_z)
+            if cfg.eve.active:
+                out = eve_physics.simulate_slots_with_eve(
+                    self._rng, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
+                    t_bob=t_bob, p_bob_z=cfg.p_bob_z,
+                )
+                basis, bit, inten, c_slot, c_det, c_shift = out
+            else:
+                lam = mu[:, None, None] * t_link * p_det[None, :, :] * (eff * _window_factor(0.0, center, width))
+                basis, bit, inten, c_slot, c_det = simulate_slots(
+                    self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam
+                )
+                c_shift = None
+            parts_alice.append((basis, bit, inten))
+            parts_slot.append(c_slot)
+            parts_det.append(c_det)
+            parts_shift.append(c_shift if c_shift is not None else np.zeros(c_slot.size))
+            parts_delay.append(np.full(c_slot.size, self._fiber.delay_ps))
+            self._fiber.step(n / rate)
+            s += n
+        alice = AliceRecord(
+            basis=np.concatenate([a[0] for a in parts_alice]),
+            bit=np.concatenate([a[1] for a in parts_alice]),
+            intensity=np.concatenate([a[2] for a in parts_alice]),
+            first_slot=slot0,
+        )
+        c_slot = np.concatenate(parts_slot)
+        c_det = np.concatenate(parts_det)
+        jitter = np.array([d.jitter_ps for d in det_cfg])
+        t_click = (
+            c_slot * period_ps + np.concatenate(parts_delay) + np.concatenate(parts_shift)
+            + self._rng.standard_normal(c_slot.size) * jitter[c_det]
+        )
+        t_click = np.rint(t_click).astype(np.int64)
+        t0_ps = int(round(slot0 * period_ps + self._sync_delay_ps))
+        t1_ps = int(round(slot_end * period_ps + self._sync_delay_ps))
+        blinded = cfg.eve.blinding_fraction > 0
+        dark_hz = np.array([0.0 if blinded else d.dark_count_hz for d in det_cfg])
+        d_t, d_det = dark_counts(self._rng, dark_hz, t0_ps, t1_ps)
+        cand_t = np.concatenate((t_click, d_t))
+        cand_det = np.concatenate((c_det, d_det))
+        order = np.argsort(cand_t, kind="stable")
+        ap_prob = np.array([0.0 if blinded else d.afterpulse_prob for d in det_cfg])
+        clk_t, clk_det, clk_ap, ap_lost = apply_dead_time(
+            self._rng, cand_t[order], cand_det[order],
+            np.array([d.dead_time_ps for d in det_cfg]), ap_prob,
+            np.array([d.afterpulse_delay_ps for d in det_cfg]), self._det_state, t1_ps,
+        )
+        tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
+        self._next_slot = slot_end
+        self._block_id += 1
+        counts = np.bincount(np.searchsorted(np.sort(self._ch_number), tags.channel), minlength=len(ROLES))
+        for num, cnt in zip(np.sort(self._ch_number), counts):
+            self._rates_hz[int(num)] = float(cnt) / duration_s
+        truth = {
+            "mu": mu,
+            "transmission": t_link,
+            "fiber_rotation": self._fiber.rotation.copy(),
+            "controller_rotation": u_ctrl,
+            "e_z": e_z_acc / n_slots,
+            "e_x": e_x_acc / n_slots,
+            "fiber_delay_ps": float(self._fiber.delay_ps),
+            "n_slots": n_slots,
+            "clicks_per_detector": np.bincount(clk_det, minlength=4),
+            "afterpulses": int(clk_ap.sum()),
+            "afterpulses_lost": int(ap_lost),
+            "dark_counts": int(d_t.size),
+            "eve": eve_stats,
+        }
+        return SimBlock(block_id=self._block_id, tags=tags, alice=alice, truth=truth)
+
+    def _tagger(
+        self, slot0: int, slot_end: int, period_ps: float, t0_ps: int, t1_ps: int,
+        clk_t: np.ndarray, clk_det: np.ndarray,
+    ) -> TagBlock:
+        tg = self.config.tagger
+        div = self.config.source.sync_divider
+        first_sync = -(-slot0 // div) * div
+        sync_slots = np.arange(first_sync, slot_end, div, dtype=np.int64)
+        sync_t = np.rint(sync_slots * period_ps + self._sync_delay_ps).astype(np.int64)
+        ts = [sync_t, clk_t]
+        idx = [np.zeros(sync_t.size, dtype=np.int64), clk_det.astype(np.int64) + 1]
+        for k in range(len(ROLES)):
+            if self._trigger_v[k] < tg.noise_level_v and tg.noise_rate_hz > 0:
+                n_noise = int(self._rng.poisson(tg.noise_rate_hz * (t1_ps - t0_ps) * 1e-12))
+                ts.append((t0_ps + self._rng.random(n_noise) * (t1_ps - t0_ps)).astype(np.int64))
+                idx.append(np.full(n_noise, k, dtype=np.int64))
+        t = np.concatenate(ts)
+        k_idx = np.concatenate(idx)
+        visible = self._tag_enabled & (self._trigger_v < tg.pulse_amplitude_v)
+        sel = visible[k_idx]
+        t = t[sel] + self._tag_delay_ps[k_idx[sel]]
+        k_idx = k_idx[sel]
+        t = (t // tg.resolution_ps) * tg.resolution_ps
+        order = np.argsort(t, kind="stable")
+        t, k_idx = t[order], k_idx[order]
+        keep, missed = tagger_filter(
+            t, k_idx, self._tag_dead_ps, self._max_rate, self._buffer_tags, self._tag_state
+        )
+        return TagBlock(
+            t_ps=t[keep], channel=self._ch_number[k_idx[keep]], start_ps=t0_ps, stop_ps=t1_ps,
+            overflow=missed > 0, missed_events=missed,
+            meta={"first_slot": slot0, "n_slots": slot_end - slot0, "period_ps": period_ps},
+        )
