@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
+from qkdctl.core.constants import N_DETECTORS
 from qkdctl.core.errors import QkdInputError
+
+ROLE_NAMES = ("H", "V", "D", "A")
+# Codes of the channel -> role table and of `_gate_one` besides roles 0..3.
+ROLE_IGNORED = -1
+ROLE_UNKNOWN = -2
+OUT_OF_GATE = -3
 
 
 @dataclass(frozen=True)
@@ -47,3 +56,309 @@ class TagBlock:
 
     def __len__(self) -> int:
         return int(self.t_ps.size)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Pulse clock recovered from the sync channel.
+
+    Pulse slot n is centred (before the gate offset) at phase_ps + n * period_ps.
+    Slot 0 is the pulse marked by the first sync tag of the block.
+    period_ps: pulse period (ps, may be fractional); sync_period_ps = period_ps * sync_divider.
+    n_sync: sync tags used; n_missing_sync: sync tags absent between first and last;
+    residual_rms_ps: rms of the sync times around the fitted clock (ps).
+    """
+
+    period_ps: float
+    phase_ps: float
+    sync_divider: int = 1
+    n_sync: int = 0
+    n_missing_sync: int = 0
+    residual_rms_ps: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.period_ps) and self.period_ps > 0):
+            raise QkdInputError(f"Clock: period_ps must be > 0, got {self.period_ps}")
+        if not np.isfinite(self.phase_ps):
+            raise QkdInputError(f"Clock: phase_ps must be finite, got {self.phase_ps}")
+        if self.sync_divider < 1:
+            raise QkdInputError(f"Clock: sync_divider must be >= 1, got {self.sync_divider}")
+
+    @property
+    def sync_period_ps(self) -> float:
+        """Time between two sync tags (ps)."""
+        return self.period_ps * self.sync_divider
+
+
+def recover_clock(
+    block: TagBlock,
+    sync_channel: int,
+    sync_divider: int = 1,
+    nominal_sync_period_ps: float | None = None,
+) -> Clock:
+    """Recover pulse period and phase (ps) from the sync tags of a block.
+
+    Sync intervals are rounded to whole sync periods using a coarse period (the
+    median interval, or `nominal_sync_period_ps` when more than half of the sync
+    tags may be missing), which numbers every sync tag with its integer sync index
+    even across gaps; a least-squares line of sync time against index then gives
+    the sync period to a fraction of a ps.  `sync_divider` is the number of pulses
+    per sync tag.  Raises QkdInputError when there are fewer than 3 sync tags,
+    when two sync tags are closer than half a sync period, or when the sync times
+    do not fit a constant period within a quarter period.
+    """
+    if len(block) == 0:
+        raise QkdInputError("recover_clock: empty tag block")
+    if int(sync_divider) != sync_divider or sync_divider < 1:
+        raise QkdInputError(f"recover_clock: sync_divider must be an integer >= 1, got {sync_divider}")
+    ts = block.t_ps[block.channel == sync_channel]
+    if ts.size < 3:
+        raise QkdInputError(
+            f"recover_clock: {ts.size} tags on sync channel {sync_channel}; need at least 3"
+        )
+    y = (ts - ts[0]).astype(np.float64)
+    d = np.diff(y)
+    if nominal_sync_period_ps is None:
+        coarse = float(np.median(d))
+    else:
+        coarse = float(nominal_sync_period_ps)
+    if not coarse > 0:
+        raise QkdInputError(
+            f"recover_clock: coarse sync period {coarse} ps is not positive "
+            "(repeated sync timestamps?)"
+        )
+    k = np.rint(d / coarse)
+    if np.any(k < 1):
+        i = int(np.argmax(k < 1))
+        raise QkdInputError(
+            f"recover_clock: sync tags {i} and {i + 1} are {d[i]:.0f} ps apart, less than "
+            f"half the sync period {coarse:.1f} ps (spurious sync tags?)"
+        )
+    n = np.concatenate(([0.0], np.cumsum(k)))
+    n_mean, y_mean = n.mean(), y.mean()
+    dn = n - n_mean
+    sync_period = float(np.dot(dn, y - y_mean) / np.dot(dn, dn))
+    intercept = y_mean - sync_period * n_mean
+    residual = y - (intercept + sync_period * n)
+    worst = float(np.max(np.abs(residual)))
+    if worst > sync_period / 4:
+        raise QkdInputError(
+            f"recover_clock: sync times deviate up to {worst:.0f} ps from a constant "
+            f"period of {sync_period:.1f} ps (clock unstable or wrong sync channel)"
+        )
+    return Clock(
+        period_ps=sync_period / sync_divider,
+        phase_ps=float(ts[0] + intercept),
+        sync_divider=int(sync_divider),
+        n_sync=int(ts.size),
+        n_missing_sync=int(n[-1]) + 1 - int(ts.size),
+        residual_rms_ps=float(np.sqrt(np.mean(residual**2))),
+    )
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Detection gate and channel map.
+
+    roles: tagger channel -> detector role (0..3 = H, V, D, A).
+    offset_ps: gate centre relative to the slot's clock time (ps).
+    width_ps: gate width (ps); a tag is kept when its time from the gate centre
+    lies in [-width_ps/2, +width_ps/2].
+    ignore_channels: channels whose tags are skipped and counted (sync, monitors).
+    Tags on any other channel make gating raise QkdInputError.
+    """
+
+    roles: Mapping[int, int]
+    offset_ps: float
+    width_ps: float
+    ignore_channels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.roles:
+            raise QkdInputError("GateConfig: no detector channels in the role map")
+        for channel, role in self.roles.items():
+            if int(role) != role or not 0 <= role < N_DETECTORS:
+                raise QkdInputError(
+                    f"GateConfig: channel {channel} has role {role!r}; allowed 0..3 (H, V, D, A)"
+                )
+        both = sorted(set(self.roles) & set(self.ignore_channels))
+        if both:
+            raise QkdInputError(f"GateConfig: channels {both} are both detectors and ignored")
+        if not np.isfinite(self.offset_ps):
+            raise QkdInputError(f"GateConfig: offset_ps must be finite, got {self.offset_ps}")
+        if not (np.isfinite(self.width_ps) and self.width_ps > 0):
+            raise QkdInputError(f"GateConfig: width_ps must be > 0, got {self.width_ps}")
+        object.__setattr__(self, "roles", {int(c): int(r) for c, r in self.roles.items()})
+        object.__setattr__(self, "ignore_channels", tuple(int(c) for c in self.ignore_channels))
+
+    @classmethod
+    def from_channels(
+        cls, channels: Mapping[str, int], offset_ps: float, width_ps: float
+    ) -> "GateConfig":
+        """Build from a lab-config style map {"sync": 0, "H": 1, "V": 2, "D": 3, "A": 4}.
+
+        Names H/V/D/A become detector roles; every other named channel is ignored.
+        """
+        missing = [n for n in ROLE_NAMES if n not in channels]
+        if missing:
+            raise QkdInputError(f"GateConfig: channel map lacks detectors {missing}")
+        roles = {int(channels[n]): i for i, n in enumerate(ROLE_NAMES)}
+        if len(roles) != len(ROLE_NAMES):
+            raise QkdInputError(f"GateConfig: two detectors share a channel in {dict(channels)}")
+        ignored = tuple(int(c) for n, c in channels.items() if n not in ROLE_NAMES)
+        return cls(roles=roles, offset_ps=offset_ps, width_ps=width_ps, ignore_channels=ignored)
+
+    def role_table(self) -> tuple[int, np.ndarray]:
+        """(lowest channel, int8 table): table[c - lowest] is the role of channel c,
+        ROLE_IGNORED for ignored channels, ROLE_UNKNOWN for channels not in the map."""
+        known = list(self.roles) + list(self.ignore_channels)
+        lo, hi = min(known), max(known)
+        table = np.full(hi - lo + 1, ROLE_UNKNOWN, dtype=np.int8)
+        for c in self.ignore_channels:
+            table[c - lo] = ROLE_IGNORED
+        for c, r in self.roles.items():
+            table[c - lo] = r
+        return lo, table
+
+
+@dataclass(frozen=True)
+class GateStats:
+    """Counts of one gating pass.
+
+    n_detector_tags: tags on detector channels; n_kept: inside the gate;
+    n_rejected: outside it; n_ignored: tags on ignored channels (sync included);
+    kept_per_role: int64[4] kept tags per detector H, V, D, A.
+    """
+
+    n_detector_tags: int
+    n_kept: int
+    n_rejected: int
+    n_ignored: int
+    kept_per_role: np.ndarray
+
+    @property
+    def fraction_rejected(self) -> float:
+        """Rejected / detector tags (0.0 when the block held no detector tag)."""
+        return self.n_rejected / self.n_detector_tags if self.n_detector_tags else 0.0
+
+
+@dataclass(frozen=True)
+class Gated:
+    """Detector tags kept by the gate, in time order.
+
+    slot: int64 pulse-slot index (non-decreasing); role: uint8 detector 0..3 (H, V,
+    D, A); dt_ps: float32 time from the gate centre (ps), in [-width/2, width/2].
+    """
+
+    slot: np.ndarray
+    role: np.ndarray
+    dt_ps: np.ndarray
+    stats: GateStats
+
+    def __len__(self) -> int:
+        return int(self.slot.size)
+
+
+@njit(cache=True, inline="always")
+def _gate_one(t, c, lo, table, ref_ps, period_ps, inv_period, half_width_ps):
+    """(code, slot, dt_ps) of one tag: code is its role 0..3, ROLE_IGNORED,
+    ROLE_UNKNOWN or OUT_OF_GATE."""
+    k = c - lo
+    if k < 0 or k >= table.size:
+        return ROLE_UNKNOWN, 0, 0.0
+    r = table[k]
+    if r < 0:
+        return r, 0, 0.0
+    y = t - ref_ps
+    s = np.floor(y * inv_period + 0.5)
+    d = y - s * period_ps
+    if d < -half_width_ps or d > half_width_ps:
+        return OUT_OF_GATE, 0, 0.0
+    return r, np.int64(s), d
+
+
+@njit(cache=True, inline="always")
+def _count_gate_code(code, c, gstats):
+    """Account a tag that was not kept: gstats = [kept, rejected, ignored, unknown,
+    first unknown channel, kept H, kept V, kept D, kept A]."""
+    if code == OUT_OF_GATE:
+        gstats[1] += 1
+    elif code == ROLE_IGNORED:
+        gstats[2] += 1
+    else:
+        if gstats[3] == 0:
+            gstats[4] = c
+        gstats[3] += 1
+
+
+@njit(cache=True)
+def _gate_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
+                 out_slot, out_role, out_dt, gstats):
+    k = 0
+    for i in range(t.size):
+        code, s, d = _gate_one(t[i], ch[i], lo, table, ref_ps, period_ps, inv_period,
+                               half_width_ps)
+        if code < 0:
+            _count_gate_code(code, ch[i], gstats)
+            continue
+        out_slot[k] = s
+        out_role[k] = code
+        out_dt[k] = d
+        gstats[5 + code] += 1
+        k += 1
+    gstats[0] = k
+
+
+def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
+    """Validate a gating request; return the kernel arguments after (t, ch):
+    (lo, table, ref_ps, period_ps, inv_period, half_width_ps)."""
+    if len(block) == 0:
+        raise QkdInputError("gating: empty tag block")
+    if config.width_ps > clock.period_ps:
+        raise QkdInputError(
+            f"gating: gate width {config.width_ps} ps exceeds the pulse period "
+            f"{clock.period_ps:.3f} ps"
+        )
+    lo, table = config.role_table()
+    return (
+        np.int64(lo), table, float(clock.phase_ps + config.offset_ps), float(clock.period_ps),
+        1.0 / float(clock.period_ps), float(config.width_ps) / 2.0,
+    )
+
+
+def gate_stats(gstats: np.ndarray, config: GateConfig) -> GateStats:
+    """Turn the kernel's counter array into GateStats; raise on unknown channels."""
+    if gstats[3]:
+        known = sorted(list(config.roles) + list(config.ignore_channels))
+        raise QkdInputError(
+            f"gating: {int(gstats[3])} tags on unknown channel(s), first {int(gstats[4])}; "
+            f"known channels {known} (list extra channels in ignore_channels)"
+        )
+    n_kept, n_rejected = int(gstats[0]), int(gstats[1])
+    return GateStats(
+        n_detector_tags=n_kept + n_rejected,
+        n_kept=n_kept,
+        n_rejected=n_rejected,
+        n_ignored=int(gstats[2]),
+        kept_per_role=gstats[5:9].copy(),
+    )
+
+
+def gate(block: TagBlock, clock: Clock, config: GateConfig) -> Gated:
+    """Assign detector tags to pulse slots and keep those inside the gate.
+
+    slot = floor((t - phase - offset) / period + 1/2); the tag is kept when
+    t - (phase + offset + slot * period) lies within +-width/2 (all in ps).
+    Raises QkdInputError for an empty block, a gate wider than the period, or
+    tags on channels neither in the role map nor in ignore_channels.
+    """
+    args = gate_params(block, clock, config)
+    n = len(block)
+    out_slot = np.empty(n, dtype=np.int64)
+    out_role = np.empty(n, dtype=np.uint8)
+    out_dt = np.empty(n, dtype=np.float32)
+    gstats = np.zeros(9, dtype=np.int64)
+    _gate_kernel(block.t_ps, block.channel, *args, out_slot, out_role, out_dt, gstats)
+    stats = gate_stats(gstats, config)
+    k = stats.n_kept
+    return Gated(slot=out_slot[:k], role=out_role[:k], dt_ps=out_dt[:k], stats=stats)

@@ -1,0 +1,356 @@
+"""Basis sifting of gated detections against Alice's record, with double-click squashing.
+
+Bob's basis choice is passive: H/V clicks measure Z (bit 0/1), D/A clicks measure
+X (bit 0/1).  All clicks of one slot form a 4-bit mask (H=1, V=2, D=4, A=8):
+- one click: its basis and bit;
+- two clicks in one basis (H+V or D+A): that basis, random bit;
+- clicks in both bases (any 2, 3 or 4 clicks spanning Z and X): random basis
+  and random bit (squashing, so that the decoy analysis sees a qubit measurement).
+Slots whose bases agree with Alice's are sifted.
+
+The random choices of a slot come from SplitMix64 (Steele, Lea, Flood, OOPSLA
+2014) at stream position `slot`, keyed by one 64-bit draw from the caller's
+Generator: reproducible for a given Generator, and independent of how the tag
+stream is split into passes.  Basis choice = top bit, bit value = next bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from qkdctl.core.constants import BASIS_X, BASIS_Z, N_INTENSITIES
+from qkdctl.core.errors import QkdInputError
+from qkdctl.core.records import AliceRecord
+from qkdctl.core.tags import (
+    Clock,
+    GateConfig,
+    Gated,
+    GateStats,
+    TagBlock,
+    _count_gate_code,
+    _gate_one,
+    gate_params,
+    gate_stats,
+)
+
+# Indices of the case counters filled by the kernels.
+CASE_SINGLE = 0
+CASE_DOUBLE_SAME = 1
+CASE_DOUBLE_CROSS = 2
+CASE_MULTI = 3
+CASE_MISMATCH = 4
+CASE_OUTSIDE = 5
+_N_SIFTED_Z = 6
+_N_SIFTED_X = 7
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@dataclass(frozen=True)
+class SiftedKey:
+    """Sifted bits of one basis, in slot order.
+
+    slot: int64 pulse slot; alice_bit, bob_bit: uint8; intensity: uint8 class of
+    Alice's pulse (0 signal, 1 decoy, 2 vacuum).
+    """
+
+    slot: np.ndarray
+    alice_bit: np.ndarray
+    bob_bit: np.ndarray
+    intensity: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.slot.size)
+
+
+@dataclass(frozen=True)
+class SiftCounts:
+    """Clicked slots inside Alice's record by case, plus the ones outside it.
+
+    single / double_same / double_cross / multi (3 or 4 clicks) partition the
+    clicked slots inside the record; basis_mismatch of them were dropped after
+    squashing; outside_record: clicked slots with no entry in Alice's record.
+    """
+
+    single: int
+    double_same: int
+    double_cross: int
+    multi: int
+    basis_mismatch: int
+    outside_record: int
+
+    @property
+    def clicked(self) -> int:
+        """Clicked slots inside Alice's record."""
+        return self.single + self.double_same + self.double_cross + self.multi
+
+
+@dataclass(frozen=True)
+class SiftResult:
+    """Output of sifting.
+
+    z, x: sifted bits per basis.  counts: case counts.
+    detections: int64[2, 3] clicked slots by Alice's basis and intensity (sifted
+    or not).  pulses_sent: int64[2, 3] slots in Alice's record by basis and intensity.
+    """
+
+    z: SiftedKey
+    x: SiftedKey
+    counts: SiftCounts
+    detections: np.ndarray
+    pulses_sent: np.ndarray
+
+    def basis(self, b: int) -> SiftedKey:
+        """Sifted bits of basis b (0 = Z, 1 = X)."""
+        if b == BASIS_Z:
+            return self.z
+        if b == BASIS_X:
+            return self.x
+        raise QkdInputError(f"basis must be 0 (Z) or 1 (X), got {b}")
+
+    @property
+    def sifted(self) -> np.ndarray:
+        """int64[2, 3] sifted bits by basis and intensity."""
+        return np.stack(
+            [np.bincount(k.intensity, minlength=N_INTENSITIES) for k in (self.z, self.x)]
+        ).astype(np.int64)
+
+
+@njit(cache=True, inline="always")
+def _splitmix64(key, slot):
+    """SplitMix64 output number `slot` of the stream seeded with `key` (uint64)."""
+    z = key + (np.uint64(slot) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def _mask_rules() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per click mask 0..15: (case, Bob's basis, Bob's bit); _RANDOM marks a random choice."""
+    case = np.zeros(16, dtype=np.int64)
+    basis = np.zeros(16, dtype=np.int64)
+    bit = np.zeros(16, dtype=np.int64)
+    for mask in range(1, 16):
+        zm, xm = mask & 3, mask >> 2
+        if zm and xm:
+            case[mask] = CASE_MULTI if 3 in (zm, xm) else CASE_DOUBLE_CROSS
+            basis[mask], bit[mask] = _RANDOM, _RANDOM
+        else:
+            basis[mask] = BASIS_Z if xm == 0 else BASIS_X
+            m = zm | xm
+            case[mask] = CASE_DOUBLE_SAME if m == 3 else CASE_SINGLE
+            bit[mask] = _RANDOM if m == 3 else m >> 1
+    return case, basis, bit
+
+
+_RANDOM = 2
+_MASK_CASE, _MASK_BASIS, _MASK_BIT = _mask_rules()
+
+
+@njit(cache=True, inline="always")
+def _finalize_slot(slot, mask, key, a_basis, a_bit, a_int, first_slot,
+                   out_slot, out_val, counts, detections):
+    """Squash the click mask of one slot, look up Alice, and append it if sifted.
+
+    out_slot[b, k]: slot of the k-th sifted bit of basis b; out_val[b, 0/1/2, k]:
+    Alice's bit, Bob's bit, intensity.  Branch-free except for rare cases: the
+    entry is always written and the write position advances only on a basis match.
+    """
+    idx = slot - first_slot
+    if idx < 0 or idx >= a_basis.size:
+        counts[CASE_OUTSIDE] += 1
+        return
+    counts[_MASK_CASE[mask]] += 1
+    b_basis = _MASK_BASIS[mask]
+    b_bit = _MASK_BIT[mask]
+    if b_bit == _RANDOM:
+        r = _splitmix64(key, slot)
+        if b_basis == _RANDOM:
+            b_basis = np.int64(r >> np.uint64(63))
+        b_bit = np.int64((r >> np.uint64(62)) & np.uint64(1))
+    ab = np.int64(a_basis[idx])
+    ai = a_int[idx]
+    detections[ab, ai] += 1
+    k = counts[_N_SIFTED_Z + ab]
+    out_slot[ab, k] = slot
+    out_val[ab, 0, k] = a_bit[idx]
+    out_val[ab, 1, k] = b_bit
+    out_val[ab, 2, k] = ai
+    match = np.int64(ab == b_basis)
+    counts[_N_SIFTED_Z + ab] = k + match
+    counts[CASE_MISMATCH] += 1 - match
+
+
+@njit(cache=True)
+def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
+                 out_slot, out_val, counts, detections):
+    n = slot.size
+    if n == 0:
+        return
+    cur = slot[0]
+    mask = 0
+    for i in range(n):
+        s = slot[i]
+        if s != cur:
+            _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
+                           out_slot, out_val, counts, detections)
+            cur = s
+            mask = 0
+        mask |= 1 << role[i]
+    _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
+                   out_slot, out_val, counts, detections)
+
+
+@njit(cache=True)
+def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
+                      key, a_basis, a_bit, a_int, first_slot,
+                      out_slot, out_val, counts, detections, gstats):
+    have = False
+    cur = np.int64(0)
+    mask = 0
+    kept = 0
+    for i in range(t.size):
+        code, s, d = _gate_one(t[i], ch[i], lo, table, ref_ps, period_ps, inv_period,
+                               half_width_ps)
+        if code < 0:
+            _count_gate_code(code, ch[i], gstats)
+            continue
+        kept += 1
+        gstats[5 + code] += 1
+        if not have:
+            cur = s
+            have = True
+        elif s != cur:
+            _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
+                           out_slot, out_val, counts, detections)
+            cur = s
+            mask = 0
+        mask |= 1 << code
+    if have:
+        _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
+                       out_slot, out_val, counts, detections)
+    gstats[0] = kept
+
+
+@njit(cache=True)
+def _pulses_kernel(basis, intensity, out):
+    """out[b, k] = number of slots with basis b and intensity k."""
+    n = basis.size
+    tot_x = 0
+    tot_1 = 0
+    tot_2 = 0
+    x_1 = 0
+    x_2 = 0
+    for i in range(n):
+        b = np.int64(basis[i])
+        c = intensity[i]
+        i1 = np.int64(c == 1)
+        i2 = np.int64(c == 2)
+        tot_x += b
+        tot_1 += i1
+        tot_2 += i2
+        x_1 += b & i1
+        x_2 += b & i2
+    x_0 = tot_x - x_1 - x_2
+    out[1, 0] = x_0
+    out[1, 1] = x_1
+    out[1, 2] = x_2
+    out[0, 1] = tot_1 - x_1
+    out[0, 2] = tot_2 - x_2
+    out[0, 0] = n - tot_x - out[0, 1] - out[0, 2]
+
+
+def pulses_sent(alice: AliceRecord) -> np.ndarray:
+    """int64[2, 3]: Alice's pulses by basis (0 Z, 1 X) and intensity class."""
+    out = np.zeros((2, N_INTENSITIES), dtype=np.int64)
+    _pulses_kernel(alice.basis, alice.intensity, out)
+    return out
+
+
+def _draw_key(rng: np.random.Generator) -> np.uint64:
+    if not isinstance(rng, np.random.Generator):
+        raise QkdInputError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
+
+
+def _buffers(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # np.empty maps pages lazily: only the part the kernel writes takes memory.
+    return (
+        np.empty((2, capacity), dtype=np.int64),
+        np.empty((2, 3, capacity), dtype=np.uint8),
+        np.zeros(8, dtype=np.int64),
+        np.zeros((2, N_INTENSITIES), dtype=np.int64),
+    )
+
+
+def _wrap(out_slot, out_val, counts, detections, alice) -> SiftResult:
+    keys = []
+    for b in (BASIS_Z, BASIS_X):
+        k = int(counts[_N_SIFTED_Z + b])
+        keys.append(SiftedKey(out_slot[b, :k], out_val[b, 0, :k], out_val[b, 1, :k],
+                              out_val[b, 2, :k]))
+    return SiftResult(
+        z=keys[0],
+        x=keys[1],
+        counts=SiftCounts(
+            single=int(counts[CASE_SINGLE]),
+            double_same=int(counts[CASE_DOUBLE_SAME]),
+            double_cross=int(counts[CASE_DOUBLE_CROSS]),
+            multi=int(counts[CASE_MULTI]),
+            basis_mismatch=int(counts[CASE_MISMATCH]),
+            outside_record=int(counts[CASE_OUTSIDE]),
+        ),
+        detections=detections,
+        pulses_sent=pulses_sent(alice),
+    )
+
+
+def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResult:
+    """Sift gated detections (slot order) against Alice's record.
+
+    Slot s is Alice's entry s - alice.first_slot; clicked slots outside her record
+    are counted (outside_record) and dropped.  Multi-click choices are drawn as
+    described in the module docstring (one 64-bit draw from rng).
+    """
+    slot = np.ascontiguousarray(gated.slot, dtype=np.int64)
+    role = np.ascontiguousarray(gated.role, dtype=np.uint8)
+    if slot.shape != role.shape or slot.ndim != 1:
+        raise QkdInputError(
+            f"sift: gated slot and role arrays differ in shape: {slot.shape} vs {role.shape}"
+        )
+    if slot.size and role.max() > 3:
+        raise QkdInputError(f"sift: detector role {int(role.max())} out of range 0..3")
+    if slot.size > 1 and np.any(slot[1:] < slot[:-1]):
+        raise QkdInputError("sift: gated slots are not in non-decreasing order")
+    key = _draw_key(rng)
+    bufs = _buffers(slot.size)
+    _sift_kernel(slot, role, key, alice.basis, alice.bit, alice.intensity,
+                 np.int64(alice.first_slot), *bufs)
+    return _wrap(*bufs, alice)
+
+
+def gate_and_sift(
+    block: TagBlock,
+    clock: Clock,
+    config: GateConfig,
+    alice: AliceRecord,
+    rng: np.random.Generator,
+) -> tuple[GateStats, SiftResult]:
+    """Gate and sift in one pass over the tags (no per-tag arrays).
+
+    Same result as `sift(gate(block, clock, config), alice, rng)` for the same
+    generator state; use `gate` + `sift` when per-tag gate times are needed.
+    """
+    args = gate_params(block, clock, config)
+    key = _draw_key(rng)
+    bufs = _buffers(len(block))
+    gstats = np.zeros(9, dtype=np.int64)
+    _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
+                      alice.intensity, np.int64(alice.first_slot), *bufs, gstats)
+    stats = gate_stats(gstats, config)
+    return stats, _wrap(*bufs, alice)
