@@ -226,14 +226,18 @@ def open_link(resource: str, *, baudrate: int = 9600, rtscts: bool = False, back
 
     VISA resource names (TCPIP0::host::port::SOCKET, ASRL/dev/ttyS0::INSTR, USB...)
     go through pyvisa; device paths and pyserial URLs (socket://host:port,
-    loop://, rfc2217://) through pyserial.
+    loop://, rfc2217://) through pyserial. A resource that cannot be opened raises
+    `InstrumentError`; one that is not recognised, `QkdInputError`.
     """
     if not isinstance(resource, str) or not resource.strip():
         raise QkdInputError(f"instrument resource must be a non-empty string, got {resource!r}")
-    if resource.upper().startswith(_VISA_PREFIXES):
-        return VisaLink(resource, backend=backend, baudrate=baudrate)
-    if "://" in resource or resource.startswith("/") or resource.upper().startswith("COM"):
-        return SerialLink(resource, baudrate=baudrate, rtscts=rtscts)
+    try:
+        if resource.upper().startswith(_VISA_PREFIXES):
+            return VisaLink(resource, backend=backend, baudrate=baudrate)
+        if "://" in resource or resource.startswith("/") or resource.upper().startswith("COM"):
+            return SerialLink(resource, baudrate=baudrate, rtscts=rtscts)
+    except LinkError as exc:
+        raise InstrumentError(str(exc)) from exc
     raise QkdInputError(
         f"unrecognised instrument resource {resource!r}: expected a VISA name "
         "(TCPIP0::host::port::SOCKET, ASRL...::INSTR), a device path or a socket:// URL"
@@ -364,19 +368,28 @@ class Transport:
     def query_lines(
         self,
         command: str,
+        parse: Callable[[list[str]], Any] = list,
         *,
         done: str = "Done",
         error_prefix: str = "Error",
         max_lines: int = 16,
         idempotent: bool = False,
-    ) -> list[str]:
-        """Send `command` and collect reply lines up to a line equal to `done`.
+    ) -> Any:
+        """Send `command`, collect reply lines up to a line equal to `done`, return `parse(lines)`.
 
         For instruments that acknowledge every command with a final line (OZ Optics:
         content lines then "Done"); a line starting with `error_prefix` raises
-        `InstrumentError`. The whole exchange is bounded by the timeout.
+        `DeviceError`. Each attempt is bounded by the timeout; a timeout or a reply
+        `parse` rejects is retried only if `idempotent`.
         """
-        return self._retrying(lambda: self._collect_lines(command, done, error_prefix, max_lines), idempotent)
+        def once() -> Any:
+            lines = self._collect_lines(command, done, error_prefix, max_lines)
+            try:
+                return parse(lines)
+            except (ValueError, IndexError, KeyError) as exc:
+                raise self._fail(command, f"garbled reply ({exc})", "\n".join(lines)) from exc
+
+        return self._retrying(once, idempotent)
 
     def _retrying(self, once: Callable[[], T], idempotent: bool) -> T:
         """Run one exchange; if idempotent, retry a failed one (not a device-reported error)."""
@@ -419,7 +432,7 @@ class Transport:
                     break
                 found.append(f"{code},{message}")
             else:
-                raise self._fail(after or error_query, f"error queue not empty after {_MAX_ERROR_DRAIN} reads")
+                raise self._fail(after or error_query, f"error queue not empty after {_MAX_ERROR_DRAIN} reads", cls=DeviceError)
         if found:
             raise self._fail(after or error_query, "instrument errors: " + "; ".join(found), cls=DeviceError)
 
