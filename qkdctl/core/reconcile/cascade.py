@@ -1,0 +1,498 @@
+"""Cascade kernels on bit-packed keys: shuffles, block parities, lockstep binary searches.
+
+The keys of each pass are stored permuted and packed into uint64 words (bit i of a pass
+at word i >> 6, bit i & 63).  A range parity is the folded XOR of its masked words.
+
+`CascadeBobState` holds Bob's side of one frame: per pass ("slot") the permutation, its
+inverse, the packed permuted key, and a binary tree per block of the *error parities*
+(Alice's parity XOR Bob's) of every node whose parity Alice disclosed (only the block root
+unless the variant reuses sub-blocks).  All binary searches advance in lockstep: each
+round Bob asks Alice the parity of the left half of every active search; `bob_round`
+applies her answers, flips the bits found, toggles the error parity of every known node
+containing a flipped bit in every pass, and starts new searches at the deepest odd known
+node (the cascade effect).  Alice's side only needs `permutation`, `pack_permuted` and
+`range_parities`.  The message exchange lives in `qkdctl.protocol.cascade_roles`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from qkdctl.core.errors import QkdInputError
+
+_ONE = np.uint64(1)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+# cnt[] slots of CascadeBobState
+_NS, _NFLIP, _ND, _STATUS, _STARTED, _QHEAD, _QTAIL = range(7)
+STATUS_OK, STATUS_OVERFLOW = 0, 1
+
+
+def pass_seed(frame_seed: int, index: int) -> int:
+    """64-bit shuffle seed of pass `index` of a frame (both parties derive the same)."""
+    z = (frame_seed + (index + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+@njit(cache=True)
+def _permutation_kernel(seed, perm):
+    n = perm.shape[0]
+    for i in range(n):
+        perm[i] = i
+    state = np.uint64(seed)
+    for i in range(n - 1, 0, -1):
+        state += _GOLDEN
+        z = state
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+
+
+@njit(cache=True)
+def _inverse_kernel(perm, pos):
+    for i in range(perm.shape[0]):
+        pos[perm[i]] = i
+
+
+@njit(cache=True)
+def _pack_permuted_kernel(bits, perm, words):
+    n = perm.shape[0]
+    for w in range(words.shape[0]):
+        base = w * 64
+        top = min(64, n - base)
+        acc = np.uint64(0)
+        for t in range(top):
+            acc |= np.uint64(bits[perm[base + t]]) << np.uint64(t)
+        words[w] = acc
+
+
+@njit(cache=True)
+def _range_parity(words, s, e):
+    """Parity of bits [s, e) (s < e) of a packed row."""
+    ws = s >> 6
+    we = (e - 1) >> 6
+    x = words[ws] >> np.uint64(s & 63)
+    if ws == we:
+        m = e - s
+        if m < 64:
+            x &= (_ONE << np.uint64(m)) - _ONE
+    else:
+        for w in range(ws + 1, we):
+            x ^= words[w]
+        r = ((e - 1) & 63) + 1
+        last = words[we]
+        if r < 64:
+            last &= (_ONE << np.uint64(r)) - _ONE
+        x ^= last
+    x ^= x >> np.uint64(32)
+    x ^= x >> np.uint64(16)
+    x ^= x >> np.uint64(8)
+    x ^= x >> np.uint64(4)
+    x ^= x >> np.uint64(2)
+    x ^= x >> np.uint64(1)
+    return np.int64(x & _ONE)
+
+
+@njit(cache=True)
+def _block_parities_kernel(words, n, k, out):
+    for b in range(out.shape[0]):
+        s = b * k
+        out[b] = _range_parity(words, s, min(n, s + k))
+
+
+@njit(cache=True)
+def _range_parities_kernel(words, slot, starts, ends, out):
+    for i in range(out.shape[0]):
+        out[i] = _range_parity(words[slot[i]], np.int64(starts[i]), np.int64(ends[i]))
+
+
+@njit(cache=True)
+def _push_flip(b, fq, cnt):
+    if cnt[6] >= fq.shape[0]:
+        cnt[3] = 1
+        return
+    fq[cnt[6]] = b
+    cnt[6] += 1
+
+
+@njit(cache=True)
+def _start_search(p, bl, h, s, e, perm, tree, tree_off, tsize, sob, blk_off, srch, live, fq, cnt):
+    """Search for an error in odd node h = [s, e) of block bl of pass p (descend known nodes)."""
+    ts = tsize[p]
+    tbase = tree_off[p] + bl * ts
+    while e - s > 1:
+        left = 2 * h
+        if left >= ts or tree[tbase + left] < 0:
+            break
+        m = s + (e - s + 1) // 2
+        if tree[tbase + left] == 1:
+            h = left
+            e = m
+        else:
+            h = left + 1
+            s = m
+    if e - s == 1:
+        _push_flip(np.int64(perm[p, s]), fq, cnt)
+        return
+    i = cnt[0]
+    if i >= srch.shape[0]:
+        cnt[3] = 1
+        return
+    srch[i, 0] = p
+    srch[i, 1] = bl
+    srch[i, 2] = h
+    srch[i, 3] = s
+    srch[i, 4] = e
+    live[i] = 1
+    sob[blk_off[p] + bl] = i
+    cnt[0] = i + 1
+
+
+@njit(cache=True)
+def _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+           defer, cnt):
+    """Apply queued flips to every started pass and start the searches they make odd."""
+    while cnt[5] < cnt[6] and cnt[3] == 0:
+        b = fq[cnt[5]]
+        cnt[5] += 1
+        cnt[1] += 1
+        for p in range(cnt[4]):
+            q = np.int64(pos[p, b])
+            words[p, q >> 6] ^= _ONE << np.uint64(q & 63)
+            k = ksize[p]
+            bl = q // k
+            s = bl * k
+            e = min(n, s + k)
+            h = 1
+            ts = tsize[p]
+            tbase = tree_off[p] + bl * ts
+            best_h = -1
+            best_s = 0
+            best_e = 0
+            while h < ts:
+                v = tree[tbase + h]
+                if v < 0:
+                    break
+                v = 1 - v
+                tree[tbase + h] = v
+                if v == 1:
+                    best_h = h
+                    best_s = s
+                    best_e = e
+                if e - s == 1:
+                    break
+                m = s + (e - s + 1) // 2
+                if q < m:
+                    h = 2 * h
+                    e = m
+                else:
+                    h = 2 * h + 1
+                    s = m
+            j = sob[blk_off[p] + bl]
+            if j >= 0:
+                if srch[j, 3] <= q and q < srch[j, 4]:
+                    live[j] = 0
+                    sob[blk_off[p] + bl] = -1
+                else:
+                    d = cnt[2]
+                    if d >= defer.shape[0]:
+                        cnt[3] = 1
+                        return
+                    defer[d, 0] = p
+                    defer[d, 1] = q
+                    cnt[2] = d + 1
+                    continue
+            if best_h >= 0:
+                _start_search(p, bl, best_h, best_s, best_e, perm, tree, tree_off, tsize, sob,
+                              blk_off, srch, live, fq, cnt)
+
+
+@njit(cache=True)
+def _settle(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+            defer, cnt):
+    """Drain flips, then revisit deferred flips whose block search has ended, to a fixpoint."""
+    _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+           defer, cnt)
+    progressed = True
+    while progressed and cnt[3] == 0:
+        progressed = False
+        kept = 0
+        nd = cnt[2]
+        for d in range(nd):
+            p = defer[d, 0]
+            q = defer[d, 1]
+            k = ksize[p]
+            bl = q // k
+            if sob[blk_off[p] + bl] >= 0:
+                defer[kept, 0] = p
+                defer[kept, 1] = q
+                kept += 1
+                continue
+            s = bl * k
+            e = min(n, s + k)
+            h = 1
+            ts = tsize[p]
+            tbase = tree_off[p] + bl * ts
+            best_h = -1
+            best_s = 0
+            best_e = 0
+            while h < ts:
+                v = tree[tbase + h]
+                if v < 0:
+                    break
+                if v == 1:
+                    best_h = h
+                    best_s = s
+                    best_e = e
+                if e - s == 1:
+                    break
+                m = s + (e - s + 1) // 2
+                if q < m:
+                    h = 2 * h
+                    e = m
+                else:
+                    h = 2 * h + 1
+                    s = m
+            if best_h >= 0:
+                _start_search(p, bl, best_h, best_s, best_e, perm, tree, tree_off, tsize, sob,
+                              blk_off, srch, live, fq, cnt)
+                progressed = True
+        # entries appended by _start_search -> _drain below land after `kept`
+        for d in range(nd, cnt[2]):
+            defer[kept, 0] = defer[d, 0]
+            defer[kept, 1] = defer[d, 1]
+            kept += 1
+        cnt[2] = kept
+        if cnt[5] < cnt[6]:
+            _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live,
+                   fq, defer, cnt)
+            progressed = True
+
+
+@njit(cache=True)
+def _compact(blk_off, sob, srch, live, cnt):
+    kept = 0
+    for i in range(cnt[0]):
+        if live[i]:
+            if i != kept:
+                for c in range(5):
+                    srch[kept, c] = srch[i, c]
+                live[kept] = 1
+            sob[blk_off[srch[kept, 0]] + srch[kept, 1]] = kept
+            kept += 1
+    for i in range(kept, cnt[0]):
+        live[i] = 0
+    cnt[0] = kept
+
+
+@njit(cache=True)
+def _start_pass_kernel(p, alice_par, n, words, perm, pos, ksize, tree, tree_off, tsize, sob,
+                       blk_off, srch, live, fq, defer, cnt):
+    k = ksize[p]
+    ts = tsize[p]
+    odd = 0
+    for bl in range(alice_par.shape[0]):
+        s = bl * k
+        err = np.int8(alice_par[bl] ^ _range_parity(words[p], s, min(n, s + k)))
+        tree[tree_off[p] + bl * ts + 1] = err
+        odd += err
+    for bl in range(alice_par.shape[0]):
+        if tree[tree_off[p] + bl * ts + 1] == 1:
+            s = bl * k
+            _start_search(p, bl, 1, s, min(n, s + k), perm, tree, tree_off, tsize, sob, blk_off,
+                          srch, live, fq, cnt)
+    _settle(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+            defer, cnt)
+    _compact(blk_off, sob, srch, live, cnt)
+    return odd
+
+
+@njit(cache=True)
+def _bob_round_kernel(reply, n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off,
+                      srch, live, fq, defer, cnt):
+    nreq = reply.shape[0]
+    for i in range(nreq):
+        if live[i] == 0 or cnt[3] != 0:
+            continue
+        p = srch[i, 0]
+        bl = srch[i, 1]
+        h = srch[i, 2]
+        s = srch[i, 3]
+        e = srch[i, 4]
+        m = s + (e - s + 1) // 2
+        err_left = np.int8(reply[i] ^ _range_parity(words[p], s, m))
+        ts = tsize[p]
+        left = 2 * h
+        if left < ts:
+            tbase = tree_off[p] + bl * ts
+            tree[tbase + left] = err_left
+            tree[tbase + left + 1] = 1 - err_left
+        if err_left == 1:
+            h = left
+            e = m
+        else:
+            h = left + 1
+            s = m
+        live[i] = 0
+        sob[blk_off[p] + bl] = -1
+        _start_search(p, bl, h, s, e, perm, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+                      cnt)
+        _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+               defer, cnt)
+    _settle(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
+            defer, cnt)
+    _compact(blk_off, sob, srch, live, cnt)
+
+
+def words_for(n: int) -> int:
+    """Number of uint64 words holding n bits."""
+    return (n + 63) // 64
+
+
+def check_bits(bits: np.ndarray) -> np.ndarray:
+    """Validate a 1-D 0/1 key; return it as contiguous uint8."""
+    arr = np.asarray(bits)
+    if arr.ndim != 1 or arr.size < 2:
+        raise QkdInputError(f"key must be a 1-D array of >= 2 bits, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if arr.max() > 1:
+        raise QkdInputError("key must hold only 0/1 values")
+    return arr
+
+
+def permutation(seed: int, n: int) -> np.ndarray:
+    """The shuffle (int32, permuted position -> key index) of n bits for a 64-bit seed."""
+    if n < 1 or n >= 2**31:
+        raise QkdInputError(f"shuffle length must be in [1, 2^31), got {n}")
+    perm = np.empty(n, dtype=np.int32)
+    _permutation_kernel(np.uint64(seed & 0xFFFFFFFFFFFFFFFF), perm)
+    return perm
+
+
+def pack_permuted(bits: np.ndarray, perm: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Pack bits[perm] into uint64 words (bit i at word i >> 6, position i & 63)."""
+    if perm.shape != bits.shape:
+        raise QkdInputError(f"permutation length {perm.shape} != key length {bits.shape}")
+    if out is None:
+        out = np.empty(words_for(bits.size), dtype=np.uint64)
+    _pack_permuted_kernel(bits, perm, out)
+    return out
+
+
+def block_parities(words: np.ndarray, n: int, k: int, blocks: int) -> np.ndarray:
+    """Parities (uint8) of the first `blocks` blocks of size k of a packed n-bit row."""
+    if not 1 <= k <= n or not 1 <= blocks <= -(-n // k):
+        raise QkdInputError(f"bad block request: k={k}, blocks={blocks}, n={n}")
+    out = np.empty(blocks, dtype=np.uint8)
+    _block_parities_kernel(words, n, k, out)
+    return out
+
+
+def range_parities(words: np.ndarray, slot: np.ndarray, starts: np.ndarray,
+                   ends: np.ndarray) -> np.ndarray:
+    """Parities (uint8) of bits [starts[i], ends[i]) of packed row words[slot[i]] (unchecked)."""
+    out = np.empty(starts.shape[0], dtype=np.uint8)
+    _range_parities_kernel(words, slot, starts, ends, out)
+    return out
+
+
+class CascadeBobState:
+    """Bob's Cascade state for one frame of n bits with `slots` pass slots (see module doc)."""
+
+    def __init__(self, bits: np.ndarray, block_sizes: list[int], block_reuse: bool) -> None:
+        self.bits = check_bits(bits)
+        self.n = n = self.bits.size
+        slots = len(block_sizes)
+        if not 1 <= slots <= 255:
+            raise QkdInputError(f"Cascade needs 1..255 pass slots, got {slots}")
+        self.ksize = np.array(block_sizes, dtype=np.int64)
+        if self.ksize.min() < 1 or self.ksize.max() > n:
+            raise QkdInputError(f"block sizes must lie in [1, {n}], got {block_sizes}")
+        nblocks = -(-n // self.ksize)
+        depth = np.ceil(np.log2(self.ksize)).astype(np.int64) + 1
+        self.tsize = (2 ** depth) if block_reuse else np.full(slots, 2, dtype=np.int64)
+        self.tsize = self.tsize.astype(np.int64)
+        self.tree_off = np.concatenate(([0], np.cumsum(nblocks * self.tsize)[:-1])).astype(np.int64)
+        self.tree = np.full(int((nblocks * self.tsize).sum()), -1, dtype=np.int8)
+        self.blk_off = np.concatenate(([0], np.cumsum(nblocks)[:-1])).astype(np.int64)
+        self.nblocks = nblocks
+        self.sob = np.full(int(nblocks.sum()), -1, dtype=np.int32)
+        cap = 2 * int(nblocks.sum()) + 16
+        self.srch = np.zeros((cap, 5), dtype=np.int64)
+        self.live = np.zeros(cap, dtype=np.uint8)
+        self.fq = np.zeros(n + 1, dtype=np.int64)
+        self.defer = np.zeros((2 * n + 1024, 2), dtype=np.int64)
+        self.cnt = np.zeros(8, dtype=np.int64)
+        self.perm = np.empty((slots, n), dtype=np.int32)
+        self.pos = np.empty((slots, n), dtype=np.int32)
+        self.words = np.empty((slots, words_for(n)), dtype=np.uint64)
+
+    def _args(self) -> tuple:
+        return (self.n, self.words, self.perm, self.pos, self.ksize, self.tree, self.tree_off,
+                self.tsize, self.sob, self.blk_off, self.srch, self.live, self.fq, self.defer,
+                self.cnt)
+
+    def begin_pass(self, slot: int, seed: int) -> None:
+        """Shuffle and pack Bob's current key into `slot` (clearing what it held)."""
+        if self.cnt[_NS] != 0:
+            raise QkdInputError("a pass cannot begin while binary searches are active")
+        _permutation_kernel(np.uint64(seed), self.perm[slot])
+        _inverse_kernel(self.perm[slot], self.pos[slot])
+        current = self.corrected_bits()
+        _pack_permuted_kernel(current, self.perm[slot], self.words[slot])
+        lo = self.tree_off[slot]
+        self.tree[lo:lo + self.nblocks[slot] * self.tsize[slot]] = -1
+        self.cnt[_STARTED] = max(self.cnt[_STARTED], slot + 1)
+
+    def start_pass(self, slot: int, alice_parities: np.ndarray) -> int:
+        """Apply Alice's block parities of `slot`; start searches; return the odd block count."""
+        par = np.ascontiguousarray(alice_parities, dtype=np.uint8)
+        if par.size > self.nblocks[slot]:
+            raise QkdInputError(f"{par.size} block parities for {self.nblocks[slot]} blocks")
+        return int(_start_pass_kernel(slot, par, *self._args()))
+
+    def requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot u1, start i4, end i4) of the left half of every active search."""
+        ns = int(self.cnt[_NS])
+        s = self.srch[:ns]
+        starts = s[:, 3]
+        mids = starts + (s[:, 4] - starts + 1) // 2
+        return s[:, 0].astype(np.uint8), starts.astype(np.int32), mids.astype(np.int32)
+
+    def apply_replies(self, alice_parities: np.ndarray) -> None:
+        """Advance every active search with Alice's left-half parities (in request order)."""
+        par = np.ascontiguousarray(alice_parities, dtype=np.uint8)
+        if par.size != self.cnt[_NS]:
+            raise QkdInputError(f"{par.size} replies for {self.cnt[_NS]} active searches")
+        _bob_round_kernel(par, *self._args())
+
+    @property
+    def active_searches(self) -> int:
+        """Binary searches waiting for a parity."""
+        return int(self.cnt[_NS])
+
+    @property
+    def flips(self) -> int:
+        """Bits Bob has flipped so far."""
+        return int(self.cnt[_NFLIP])
+
+    @property
+    def overflowed(self) -> bool:
+        """True when a work list overflowed (only with inconsistent parities): frame fails."""
+        return bool(self.cnt[_STATUS] != STATUS_OK)
+
+    def corrected_bits(self) -> np.ndarray:
+        """Bob's key with all flips so far applied (uint8, original order)."""
+        out = self.bits.copy()
+        flipped = self.fq[: self.cnt[_QTAIL]]
+        np.bitwise_xor.at(out, flipped, 1)
+        return out

@@ -1,0 +1,161 @@
+"""Cascade as two roles over a Channel: Bob drives, Alice answers parity questions.
+
+Messages (all fields checked on receipt; anything else raises ProtocolError):
+  Bob -> Alice  "cascade/start"  n, seed (shuffle seed of the frame), slots (pass slots)
+  Bob -> Alice  "cascade/pass"   index (pass counter), slot, k (block size), blocks (how many
+                                 leading blocks of the shuffled key Alice discloses)
+  Bob -> Alice  "cascade/ask"    slot u1[], start i4[], end i4[]: parity of each range of the
+                                 shuffled key of that slot (the left halves of all binary
+                                 searches in lockstep: one message per bisection level)
+  Alice -> Bob  "cascade/parities" count, bits (packed u1): one parity per block / range
+  Bob -> Alice  "cascade/done"
+Both derive the shuffle of pass `index` from (seed, index); pass slots are reused only by
+BICONF rounds.  Leakage = every parity Alice sends.  Alice refuses (ProtocolError) to
+disclose more than n parities in a frame; Bob gives up (success=False after confirmation)
+before asking that many.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from qkdctl.core.errors import ProtocolError
+from qkdctl.core.reconcile.cascade import (
+    CascadeBobState, block_parities, check_bits, pack_permuted, pass_seed, permutation,
+    range_parities, words_for,
+)
+from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
+from qkdctl.protocol.channel import Channel
+from qkdctl.protocol.messages import Message
+from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
+
+MAX_BICONF_ROUNDS = 200
+
+
+def _parities_message(par: np.ndarray) -> Message:
+    return Message("cascade/parities", {"count": int(par.size), "bits": np.packbits(par)})
+
+
+def _read_parities(channel: Channel, expected: int) -> np.ndarray:
+    msg = channel.recv().expect("cascade/parities")
+    count = msg.int("count")
+    if count != expected:
+        raise ProtocolError(f"{count} parities received, {expected} asked")
+    packed = msg.array("bits", np.uint8, length=(expected + 7) // 8)
+    return np.unpackbits(packed, count=expected)
+
+
+def alice_role(alice_bits: np.ndarray, qber_estimate: float, channel: Channel,
+               rng: np.random.Generator) -> None:
+    """Answer Bob's Cascade parity questions until "cascade/done" (qber/rng unused)."""
+    bits = check_bits(alice_bits)
+    n = bits.size
+    start = channel.recv().expect("cascade/start")
+    if start.int("n") != n:
+        raise ProtocolError(f"peer's frame has {start.int('n')} bits, ours {n}")
+    seed = start.int("seed", 0)
+    slots = start.int("slots", 1, 255)
+    words = np.zeros((slots, words_for(n)), dtype=np.uint64)
+    begun = np.zeros(slots, dtype=bool)
+    index = 0
+    disclosed = 0
+    while True:
+        msg = channel.recv().expect("cascade/pass", "cascade/ask", "cascade/done")
+        if msg.kind == "cascade/done":
+            return
+        if msg.kind == "cascade/pass":
+            msg.int("index", index, index)
+            slot = msg.int("slot", 0, slots - 1)
+            k = msg.int("k", 1, n)
+            blocks = msg.int("blocks", 1, -(-n // k))
+            pack_permuted(bits, permutation(pass_seed(seed, index), n), out=words[slot])
+            begun[slot] = True
+            index += 1
+            par = block_parities(words[slot], n, k, blocks)
+        else:
+            slot_ids = msg.array("slot", np.uint8)
+            starts = msg.array("start", np.int32, length=slot_ids.size)
+            ends = msg.array("end", np.int32, length=slot_ids.size)
+            if slot_ids.size == 0:
+                raise ProtocolError("empty parity request")
+            if slot_ids.max() >= slots or not begun[slot_ids].all():
+                raise ProtocolError("parity request names a pass that has not begun")
+            if starts.min() < 0 or ends.max() > n or (ends <= starts).any():
+                raise ProtocolError(f"parity request range outside [0, {n}) or empty")
+            par = range_parities(words, slot_ids, starts, ends)
+        disclosed += par.size
+        if disclosed > n:
+            raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")
+        channel.send(_parities_message(par))
+
+
+def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float,
+             channel: Channel, rng: np.random.Generator) -> MethodOutcome:
+    """Drive Cascade `variant` from Bob's side; return his corrected key and the accounting."""
+    bits = check_bits(bob_bits)
+    n = bits.size
+    sizes = variant.block_sizes(qber_estimate, n)
+    biconf_slot = len(sizes)
+    slot_sizes = sizes + ([max(1, n // 2)] if variant.biconf_streak else [])
+    state = CascadeBobState(bits, slot_sizes, variant.block_reuse)
+    seed = int(rng.integers(0, 2**63))
+    channel.send(Message("cascade/start", {"n": n, "seed": seed, "slots": len(slot_sizes)}))
+    acct = {"leaked": 0, "index": 0, "parity_rounds": 0}
+
+    def run_pass(slot: int, blocks: int) -> int | None:
+        """One pass (or BICONF round); None when the leak budget would be exceeded."""
+        if acct["leaked"] + blocks > n:
+            return None
+        state.begin_pass(slot, pass_seed(seed, acct["index"]))
+        channel.send(Message("cascade/pass", {"index": acct["index"], "slot": slot,
+                                              "k": int(slot_sizes[slot]), "blocks": blocks}))
+        acct["index"] += 1
+        par = _read_parities(channel, blocks)
+        acct["leaked"] += blocks
+        acct["parity_rounds"] += 1
+        odd = state.start_pass(slot, par)
+        while state.active_searches and not state.overflowed:
+            slot_ids, starts, ends = state.requests()
+            if acct["leaked"] + starts.size > n:
+                return None
+            channel.send(Message("cascade/ask", {"slot": slot_ids, "start": starts, "end": ends}))
+            par = _read_parities(channel, starts.size)
+            acct["leaked"] += starts.size
+            acct["parity_rounds"] += 1
+            state.apply_replies(par)
+        return None if state.overflowed else odd
+
+    completed = True
+    for slot, k in enumerate(sizes):
+        if run_pass(slot, -(-n // k)) is None:
+            completed = False
+            break
+    biconf_rounds = 0
+    streak = 0
+    while completed and streak < variant.biconf_streak:
+        odd = run_pass(biconf_slot, 1)
+        biconf_rounds += 1
+        if odd is None or biconf_rounds > MAX_BICONF_ROUNDS:
+            completed = False
+            break
+        streak = streak + 1 if odd == 0 else 0
+    channel.send(Message("cascade/done", {}))
+    return MethodOutcome(
+        bob_bits=state.corrected_bits(),
+        leaked_bits=acct["leaked"],
+        extra={"variant": variant.name, "completed": completed, "passes": acct["index"],
+               "biconf_rounds": biconf_rounds, "parity_rounds": acct["parity_rounds"],
+               "bits_flipped": state.flips, "block_sizes": sizes},
+    )
+
+
+def cascade_method(variant: CascadeVariant) -> ReconcileMethod:
+    """The ReconcileMethod running Cascade `variant` (named "cascade-<variant>")."""
+    return ReconcileMethod(f"cascade-{variant.name}", alice_role, partial(bob_role, variant))
+
+
+METHODS: dict[str, ReconcileMethod] = {
+    f"cascade-{name}": cascade_method(v) for name, v in VARIANTS.items()
+}
