@@ -89,6 +89,9 @@ class FakeBench:
     def trigger_level_v(self, ch: int) -> float:
         return self.trig[ch]
 
+    def tagger_channels(self) -> dict[str, int]:
+        return dict(zip(("sync", "H", "V", "D", "A"), self.channels))
+
     def count_rates_hz(self) -> dict[int, float]:
         return {ch: 1000.0 * (ch + 1) for ch in self.channels}
 
