@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from qkdctl.core.errors import InstrumentError, QkdInputError, SecurityAbort
 
@@ -37,7 +38,9 @@ def fail(exc: BaseException) -> None:
         code = 3
     elif isinstance(exc, SecurityAbort):
         code = 4
-    err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
