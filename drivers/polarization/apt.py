@@ -36,6 +36,8 @@ class AptId(IntEnum):
 
     HW_REQ_INFO = 0x0005
     HW_GET_INFO = 0x0006
+    HW_RESPONSE = 0x0080
+    HW_RICHRESPONSE = 0x0081
     MOD_SET_CHANENABLESTATE = 0x0210
     MOD_IDENTIFY = 0x0223
     MOT_MOVE_HOME = 0x0443
@@ -96,6 +98,16 @@ class AptMessage:
         except ValueError:
             name = f"0x{self.msg_id:04X}"
         return f"APT {name}"
+
+
+def describe_error(message: AptMessage) -> str:
+    """Text of a HW_RESPONSE / HW_RICHRESPONSE ("<HH64s": offending message id, code, note)."""
+    data = message.data or b""
+    if message.msg_id == AptId.HW_RICHRESPONSE and len(data) >= 4:
+        offending, code = struct.unpack_from("<HH", data)
+        note = data[4:].split(b"\0")[0].decode("ascii", "replace")
+        return f"HW_RICHRESPONSE for 0x{offending:04X}: code {code} {note!r}"
+    return f"{message.label()} param1={message.param1} param2={message.param2} data={data!r}"
 
 
 def short_message(msg_id: int, param1: int = 0, param2: int = 0) -> AptMessage:

@@ -13,7 +13,8 @@ Exchanges used (host 0x01 -> device 0x50):
                                                            motor current, status bits)
 
 Replies that complete a move may be short (param1 = ident) or long (data starts with
-the ident); both are accepted. Unrelated messages that arrive while waiting are skipped.
+the ident); both are accepted. Unrelated messages that arrive while waiting are skipped;
+an error report (HW_RESPONSE 0x0080, HW_RICHRESPONSE 0x0081 "<HH64s") raises `DeviceError`.
 A move or home that does not complete within `move_timeout_s` raises `InstrumentError`.
 """
 
@@ -26,9 +27,11 @@ from typing import Callable, Sequence
 
 from drivers.instrument import Channel
 from drivers.parameters import Parameter, Range
-from drivers.polarization.apt import AptId, AptMessage, MotorStatus, long_message, read_message, short_message
+from drivers.polarization.apt import (
+    AptId, AptMessage, MotorStatus, describe_error, long_message, read_message, short_message,
+)
 from drivers.polarization.base import PolarizationController
-from drivers.transport import Transport
+from drivers.transport import DeviceError, Transport
 from qkdctl.core.errors import InstrumentError, QkdInputError
 
 STEPS_FULL_RANGE = 1370
@@ -141,13 +144,18 @@ class Mpc320(PolarizationController):
         self.transport.write_raw(message.to_bytes(), label=message.label())
 
     def _await(self, label: str, matches: Callable[[AptMessage], bool], timeout_s: float) -> AptMessage:
-        """Read messages until one `matches`; skip others; `InstrumentError` after `timeout_s`."""
+        """Read messages until one `matches`; skip others; `InstrumentError` after `timeout_s`.
+
+        A HW_RESPONSE / HW_RICHRESPONSE (the controller reporting an error) raises `DeviceError`.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise InstrumentError(f"{self.name}: {label!r}: no reply within {timeout_s} s")
             message = read_message(self.transport, timeout_s=remaining, label=label)
+            if message.msg_id in (AptId.HW_RESPONSE, AptId.HW_RICHRESPONSE):
+                raise DeviceError(f"{self.name}: {label!r}: instrument error: {describe_error(message)}")
             if matches(message):
                 return message
 

@@ -6,6 +6,7 @@ import pytest
 
 from drivers.polarization.apt import AptId, AptMessage, MotorStatus, read_message
 from drivers.polarization.mpc320 import Mpc320, deg_to_steps, parse_hardware_info, steps_to_deg
+from drivers.transport import DeviceError
 from qkdctl.core.errors import InstrumentError, QkdInputError
 from tests.drivers.fake_link import expected_protocol, fake_transport
 
@@ -129,3 +130,10 @@ def test_bad_paddle_and_angle():
             mpc.paddles[0].angle_deg = 171.0
         with pytest.raises(QkdInputError, match=r"setting 2 = -1.0 deg out of range"):
             mpc.set_settings([0, 0, -1])
+
+
+def test_rich_response_raises_device_error():
+    rich = H("81 00 44 00 81 50") + H("53 04 02 00") + b"paddle disabled".ljust(64, b"\0")
+    with expected_protocol(Mpc320, [(H("53 04 06 00 d0 01 01 00 00 00 00 00"), rich)]) as mpc:
+        with pytest.raises(DeviceError, match=r"HW_RICHRESPONSE for 0x0453: code 2 'paddle disabled'"):
+            mpc.move_to_deg(1, 0.0)
