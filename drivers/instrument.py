@@ -13,6 +13,9 @@ from typing import Any, Callable, ClassVar
 
 from drivers.transport import Transport, open_link
 
+_LINK_KEYS = ("baudrate", "rtscts")
+_TRANSPORT_KEYS = ("timeout_s", "retries", "write_termination", "read_termination", "encoding")
+
 
 class Instrument:
     """One instrument on one `Transport` (the transport's lock makes it thread-safe)."""
@@ -27,16 +30,22 @@ class Instrument:
         self.name = name or transport.name
 
     @classmethod
-    def open(cls, resource: str, *, name: str | None = None, backend: str = "@py", **transport_kw: Any):
-        """Open `resource` (VISA name, device path or socket:// URL) with the driver's defaults."""
-        link_kw = dict(cls.default_link)
-        for key in ("baudrate", "rtscts"):
-            if key in transport_kw:
-                link_kw[key] = transport_kw.pop(key)
+    def open(cls, resource: str, *, name: str | None = None, backend: str = "@py", **kwargs: Any):
+        """Open `resource` (VISA name, device path or socket:// URL) with the driver's defaults.
+
+        Link keywords (baudrate, rtscts) and transport keywords (timeout_s, retries,
+        write_termination, read_termination, encoding) override the driver's defaults;
+        the rest go to the driver's constructor.
+        """
+        link_kw = {**cls.default_link, **{k: kwargs.pop(k) for k in _LINK_KEYS if k in kwargs}}
+        transport_kw = {**cls.default_transport, **{k: kwargs.pop(k) for k in _TRANSPORT_KEYS if k in kwargs}}
         link = open_link(resource, backend=backend, **link_kw)
-        settings = {**cls.default_transport, **transport_kw}
-        transport = Transport(link, name=name or f"{cls.__name__}@{resource}", **settings)
-        return cls(transport, name=name)
+        transport = Transport(link, name=name or f"{cls.__name__}@{resource}", **transport_kw)
+        try:
+            return cls(transport, name=name, **kwargs)
+        except BaseException:
+            transport.close()
+            raise
 
     @property
     def lock(self):
