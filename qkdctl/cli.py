@@ -128,5 +128,47 @@ def keyrate(
         console.print(f"flag: {flag}", highlight=False)
 
 
+sim_app = typer.Typer(no_args_is_help=True, help="The simulated bench's emulated instruments.")
+app.add_typer(sim_app, name="sim")
+
+
+def _sim_config(path: str):
+    """SimConfig of a lab config's [sim] table (SimConfig defaults when it has none) and a note."""
+    from firmware_sim.config import SimConfig
+    from qkdctl.config import load_config
+    from qkdctl.core.errors import ConfigError
+
+    table = (load_config(path).model_extra or {}).get("sim")
+    if table is None:
+        return SimConfig(), f"{path} has no [sim] table: simulator defaults (SimConfig())"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [sim] must be a table")
+    return SimConfig.build(**table), f"{path} [sim]"
+
+
+@sim_app.command("serve")
+def sim_serve(
+    config: str = typer.Argument(..., help="Lab config TOML; its [sim] table sets the simulator."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulated bench."),
+    as_json: bool = typer.Option(False, "--json", help="Print the resources as one JSON object."),
+) -> None:
+    """Start the emulated instruments, print their resource strings, serve until Ctrl-C/SIGTERM."""
+    from firmware_sim.serve import SimServer, run_until_signal
+
+    def announce(resources) -> None:
+        if as_json:
+            print(json.dumps(resources.as_dict()), flush=True)
+        else:
+            for name, where in resources.as_dict().items():
+                print(f"{name:8s} {where}", flush=True)
+
+    def serve() -> None:
+        sim_config, note = _sim_config(config)
+        err_console.print(f"sim: {note}; seed {seed}; Ctrl-C stops", highlight=False, markup=False, soft_wrap=True)
+        run_until_signal(SimServer.from_config(sim_config, seed), announce)
+
+    guarded(serve)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
