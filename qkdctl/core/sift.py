@@ -30,8 +30,9 @@ from qkdctl.core.tags import (
     Gated,
     GateStats,
     TagBlock,
-    _count_gate_code,
-    _gate_one,
+    ROLE_IGNORED,
+    ROLE_UNKNOWN,
+    _gate_time,
     gate_params,
     gate_stats,
 )
@@ -153,19 +154,9 @@ _MASK_CASE, _MASK_BASIS, _MASK_BIT = _mask_rules()
 
 
 @njit(cache=True, inline="always")
-def _finalize_slot(slot, mask, key, a_basis, a_bit, a_int, first_slot,
-                   out_slot, out_val, counts, detections):
-    """Squash the click mask of one slot, look up Alice, and append it if sifted.
-
-    out_slot[b, k]: slot of the k-th sifted bit of basis b; out_val[b, 0/1/2, k]:
-    Alice's bit, Bob's bit, intensity.  Branch-free except for rare cases: the
-    entry is always written and the write position advances only on a basis match.
-    """
-    idx = slot - first_slot
-    if idx < 0 or idx >= a_basis.size:
-        counts[CASE_OUTSIDE] += 1
-        return
-    counts[_MASK_CASE[mask]] += 1
+def _squash(mask, key, slot):
+    """(case, Bob's basis, Bob's bit) of a slot's click mask; random choices from
+    SplitMix64 at position `slot`."""
     b_basis = _MASK_BASIS[mask]
     b_bit = _MASK_BIT[mask]
     if b_bit == _RANDOM:
@@ -173,68 +164,114 @@ def _finalize_slot(slot, mask, key, a_basis, a_bit, a_int, first_slot,
         if b_basis == _RANDOM:
             b_basis = np.int64(r >> np.uint64(63))
         b_bit = np.int64((r >> np.uint64(62)) & np.uint64(1))
-    ab = np.int64(a_basis[idx])
-    ai = a_int[idx]
-    detections[ab, ai] += 1
-    k = counts[_N_SIFTED_Z + ab]
-    out_slot[ab, k] = slot
-    out_val[ab, 0, k] = a_bit[idx]
-    out_val[ab, 1, k] = b_bit
-    out_val[ab, 2, k] = ai
-    match = np.int64(ab == b_basis)
-    counts[_N_SIFTED_Z + ab] = k + match
-    counts[CASE_MISMATCH] += 1 - match
+    return _MASK_CASE[mask], b_basis, b_bit
+
+
+# The two kernels below share the per-slot step ("finalize"): squash the click
+# mask, look up Alice, count, and append when the bases agree.  It is written out
+# in each kernel, because an inlined helper taking arrays costs a reference-count
+# call per slot.  The entry is always written; the write position only advances
+# on a basis match (no unpredictable branch).  counts = [single, double same,
+# double cross, multi, mismatch, outside record, sifted Z, sifted X].
 
 
 @njit(cache=True)
 def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
                  out_slot, out_val, counts, detections):
     n = slot.size
-    if n == 0:
-        return
-    cur = slot[0]
+    n_alice = np.uint64(a_basis.size)
+    cur = np.int64(0)
     mask = 0
-    for i in range(n):
-        s = slot[i]
-        if s != cur:
-            _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
-                           out_slot, out_val, counts, detections)
+    for i in range(n + 1):
+        if i < n:
+            s = slot[i]
+            if s == cur:
+                mask |= 1 << role[i]
+                continue
+        if mask:
+            idx = cur - first_slot
+            if np.uint64(idx) < n_alice:
+                case, b_basis, b_bit = _squash(mask, key, cur)
+                counts[case] += 1
+                ab = np.int64(a_basis[idx])
+                ai = a_int[idx]
+                detections[ab, ai] += 1
+                k = counts[_N_SIFTED_Z + ab]
+                out_slot[ab, k] = cur
+                out_val[ab, 0, k] = a_bit[idx]
+                out_val[ab, 1, k] = b_bit
+                out_val[ab, 2, k] = ai
+                match = np.int64(ab == b_basis)
+                counts[_N_SIFTED_Z + ab] = k + match
+                counts[CASE_MISMATCH] += 1 - match
+            else:
+                counts[CASE_OUTSIDE] += 1
+        if i < n:
             cur = s
-            mask = 0
-        mask |= 1 << role[i]
-    _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
-                   out_slot, out_val, counts, detections)
+            mask = 1 << role[i]
 
 
 @njit(cache=True)
 def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                       key, a_basis, a_bit, a_int, first_slot,
                       out_slot, out_val, counts, detections, gstats):
-    have = False
+    n = t.size
+    n_table = np.uint64(table.size)
+    n_alice = np.uint64(a_basis.size)
+    kept = 0
+    rejected = 0
+    ignored = 0
+    unknown = 0
     cur = np.int64(0)
     mask = 0
-    kept = 0
-    for i in range(t.size):
-        code, s, d = _gate_one(t[i], ch[i], lo, table, ref_ps, period_ps, inv_period,
-                               half_width_ps)
-        if code < 0:
-            _count_gate_code(code, ch[i], gstats)
-            continue
-        kept += 1
-        gstats[5 + code] += 1
-        if not have:
+    s = np.int64(0)
+    r = 0
+    for i in range(n + 1):
+        if i < n:
+            k = ch[i] - lo
+            r = table[k] if np.uint64(k) < n_table else ROLE_UNKNOWN
+            if r < 0:
+                if r == ROLE_IGNORED:
+                    ignored += 1
+                else:
+                    if unknown == 0:
+                        gstats[4] = ch[i]
+                    unknown += 1
+                continue
+            inside, s, d = _gate_time(t[i], ref_ps, period_ps, inv_period, half_width_ps)
+            if not inside:
+                rejected += 1
+                continue
+            kept += 1
+            gstats[5 + r] += 1
+            if s == cur:
+                mask |= 1 << r
+                continue
+        if mask:
+            idx = cur - first_slot
+            if np.uint64(idx) < n_alice:
+                case, b_basis, b_bit = _squash(mask, key, cur)
+                counts[case] += 1
+                ab = np.int64(a_basis[idx])
+                ai = a_int[idx]
+                detections[ab, ai] += 1
+                k = counts[_N_SIFTED_Z + ab]
+                out_slot[ab, k] = cur
+                out_val[ab, 0, k] = a_bit[idx]
+                out_val[ab, 1, k] = b_bit
+                out_val[ab, 2, k] = ai
+                match = np.int64(ab == b_basis)
+                counts[_N_SIFTED_Z + ab] = k + match
+                counts[CASE_MISMATCH] += 1 - match
+            else:
+                counts[CASE_OUTSIDE] += 1
+        if i < n:
             cur = s
-            have = True
-        elif s != cur:
-            _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
-                           out_slot, out_val, counts, detections)
-            cur = s
-            mask = 0
-        mask |= 1 << code
-    if have:
-        _finalize_slot(cur, mask, key, a_basis, a_bit, a_int, first_slot,
-                       out_slot, out_val, counts, detections)
+            mask = 1 << r
     gstats[0] = kept
+    gstats[1] = rejected
+    gstats[2] = ignored
+    gstats[3] = unknown
 
 
 @njit(cache=True)

@@ -12,10 +12,9 @@ from qkdctl.core.constants import N_DETECTORS
 from qkdctl.core.errors import QkdInputError
 
 ROLE_NAMES = ("H", "V", "D", "A")
-# Codes of the channel -> role table and of `_gate_one` besides roles 0..3.
+# Codes of the channel -> role table besides roles 0..3.
 ROLE_IGNORED = -1
 ROLE_UNKNOWN = -2
-OUT_OF_GATE = -3
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def recover_clock(
     the sync period to a fraction of a ps.  `sync_divider` is the number of pulses
     per sync tag.  Raises QkdInputError when there are fewer than 3 sync tags,
     when two sync tags are closer than half a sync period, or when the sync times
-    do not fit a constant period within a quarter period.
+    do not fit a constant period within an eighth of a period.
     """
     if len(block) == 0:
         raise QkdInputError("recover_clock: empty tag block")
@@ -141,7 +140,7 @@ def recover_clock(
     intercept = y_mean - sync_period * n_mean
     residual = y - (intercept + sync_period * n)
     worst = float(np.max(np.abs(residual)))
-    if worst > sync_period / 4:
+    if worst > sync_period / 8:
         raise QkdInputError(
             f"recover_clock: sync times deviate up to {worst:.0f} ps from a constant "
             f"period of {sync_period:.1f} ps (clock unstable or wrong sync channel)"
@@ -260,53 +259,49 @@ class Gated:
 
 
 @njit(cache=True, inline="always")
-def _gate_one(t, c, lo, table, ref_ps, period_ps, inv_period, half_width_ps):
-    """(code, slot, dt_ps) of one tag: code is its role 0..3, ROLE_IGNORED,
-    ROLE_UNKNOWN or OUT_OF_GATE."""
-    k = c - lo
-    if k < 0 or k >= table.size:
-        return ROLE_UNKNOWN, 0, 0.0
-    r = table[k]
-    if r < 0:
-        return r, 0, 0.0
+def _gate_time(t, ref_ps, period_ps, inv_period, half_width_ps):
+    """(inside, slot, dt_ps) of a detector tag at t (ps): nearest slot, time from the
+    gate centre, and whether that time lies within +-half_width_ps."""
     y = t - ref_ps
     s = np.floor(y * inv_period + 0.5)
     d = y - s * period_ps
-    if d < -half_width_ps or d > half_width_ps:
-        return OUT_OF_GATE, 0, 0.0
-    return r, np.int64(s), d
-
-
-@njit(cache=True, inline="always")
-def _count_gate_code(code, c, gstats):
-    """Account a tag that was not kept: gstats = [kept, rejected, ignored, unknown,
-    first unknown channel, kept H, kept V, kept D, kept A]."""
-    if code == OUT_OF_GATE:
-        gstats[1] += 1
-    elif code == ROLE_IGNORED:
-        gstats[2] += 1
-    else:
-        if gstats[3] == 0:
-            gstats[4] = c
-        gstats[3] += 1
+    return (d >= -half_width_ps) & (d <= half_width_ps), np.int64(s), d
 
 
 @njit(cache=True)
 def _gate_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                  out_slot, out_role, out_dt, gstats):
-    k = 0
+    """Gate all tags; gstats = [kept, rejected, ignored, unknown, first unknown
+    channel, kept H, kept V, kept D, kept A]."""
+    n_table = np.uint64(table.size)
+    kept = 0
+    rejected = 0
+    ignored = 0
+    unknown = 0
     for i in range(t.size):
-        code, s, d = _gate_one(t[i], ch[i], lo, table, ref_ps, period_ps, inv_period,
-                               half_width_ps)
-        if code < 0:
-            _count_gate_code(code, ch[i], gstats)
+        k = ch[i] - lo
+        r = table[k] if np.uint64(k) < n_table else ROLE_UNKNOWN
+        if r < 0:
+            if r == ROLE_IGNORED:
+                ignored += 1
+            else:
+                if unknown == 0:
+                    gstats[4] = ch[i]
+                unknown += 1
             continue
-        out_slot[k] = s
-        out_role[k] = code
-        out_dt[k] = d
-        gstats[5 + code] += 1
-        k += 1
-    gstats[0] = k
+        inside, s, d = _gate_time(t[i], ref_ps, period_ps, inv_period, half_width_ps)
+        if not inside:
+            rejected += 1
+            continue
+        out_slot[kept] = s
+        out_role[kept] = r
+        out_dt[kept] = d
+        gstats[5 + r] += 1
+        kept += 1
+    gstats[0] = kept
+    gstats[1] = rejected
+    gstats[2] = ignored
+    gstats[3] = unknown
 
 
 def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
