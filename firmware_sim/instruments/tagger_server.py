@@ -158,6 +158,8 @@ class TaggerFirmware:
             block = self.bench.acquire(duration_s)
         except QkdInputError as exc:
             raise TaggerError(ERR_ACQUISITION, str(exc)) from None
+        except Exception as exc:  # the firmware answers ERR 5 instead of dying with the session
+            raise TaggerError(ERR_ACQUISITION, f"{type(exc).__name__}: {exc}") from None
         self.store.put(block)
         return encode_frame(block.block_id, block.tags, self.faults.snapshot().tagger_overflow)
 

@@ -144,3 +144,14 @@ def test_physics_overflow_marks_whole_block():
         (2, 0, 0, -1, 0), (0, 0, 0, 1, 10), (0, 0, 0, 2, 20), (0, 0, 0, 3, 30),
         (4, 0, 65535, -1, 100), (4, 0, 70000 - 65535, -1, 100), (3, 0, 0, -1, 100),
     ]
+
+
+def test_bench_failure_answers_err_5_and_session_survives(tagger, bench, monkeypatch):
+    client, _ = tagger
+
+    def broken(duration_s: float):
+        raise RuntimeError("physics exploded")
+
+    monkeypatch.setattr(bench, "acquire", broken)
+    assert ask(client, b"BLOCK 0.001") == b"ERR 5 RuntimeError: physics exploded\n"
+    assert ask(client, b"*IDN?").startswith(b"QKDCTL")
