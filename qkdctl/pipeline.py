@@ -1,0 +1,186 @@
+"""Post-processing of one key block, from tags to secret key.
+
+acquire -> recover clock -> gate -> sift -> estimate (X fully disclosed, Lim et
+al.) -> reconcile Z (Cascade/LDPC over the authenticated channel) -> verify ->
+finite-key length from the block's own statistics -> Toeplitz privacy
+amplification.  Every figure goes into a BlockReport; a failed security check
+returns the report with status 'aborted' and no key.
+
+What a prediction may change: the QBER fed to reconciliation (block sizes,
+code rate) comes from the previous block's corrected error rate when there is
+one, else from the fully disclosed X basis.  The key length never uses a
+prediction: it uses this block's X-basis errors and the Z errors counted after
+reconciliation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from qkdctl.blockreport import BlockReport
+from qkdctl.core.amplify import toeplitz_hash
+from qkdctl.core.constants import BASIS_X, BASIS_Z
+from qkdctl.core.errors import ReconciliationError, SecurityAbort
+from qkdctl.core.estimate import estimate
+from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
+from qkdctl.core.polstats import click_matrix
+from qkdctl.core.records import AliceRecord
+from qkdctl.core.sift import sift
+from qkdctl.core.tags import GateConfig, TagBlock, gate, recover_clock
+from qkdctl.protocol.reconcile import efficiency, reconcile
+
+QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
+
+
+@dataclass(frozen=True)
+class BlockSettings:
+    """Everything the pipeline needs besides the data (from the lab config).
+
+    sync_channel, sync_divider: clock recovery; nominal_sync_period_ps: coarse sync
+    period (ps) or None; gate: detection gate; mu, p_mu: intensities in force and
+    their probabilities; eps_sec/eps_cor: security parameters; qber_abort: abort
+    threshold on either basis; method: reconciliation method name.
+    """
+
+    sync_channel: int
+    sync_divider: int
+    nominal_sync_period_ps: float | None
+    gate: GateConfig
+    mu: tuple[float, float, float]
+    p_mu: tuple[float, float, float]
+    eps_sec: float
+    eps_cor: float
+    qber_abort: float
+    method: str
+
+
+@dataclass
+class BlockOutcome:
+    """Report plus, when the block made key, Alice's and Bob's final keys (equal)."""
+
+    report: BlockReport
+    alice_key: np.ndarray | None = None
+    bob_key: np.ndarray | None = None
+
+
+def _abort(report: BlockReport, reason: str) -> BlockOutcome:
+    report.status = "aborted"
+    report.abort_reason = reason
+    return BlockOutcome(report)
+
+
+def process_block(
+    block_id: int,
+    tags: TagBlock,
+    alice: AliceRecord,
+    settings: BlockSettings,
+    rng: np.random.Generator,
+    qber_prior: float | None = None,
+    auth_key: bytes | None = None,
+) -> BlockOutcome:
+    """Run the whole post-processing of one block; never raises on a security failure.
+
+    qber_prior: QBER expected in Z (e.g. the last block's corrected rate), used only
+    to parametrize reconciliation.  auth_key: pre-shared key of the authenticated
+    channel (simulation draws one from rng when None).  Bad input (malformed tags,
+    impossible settings) raises QkdInputError.
+    """
+    rep = BlockReport(block_id=block_id, n_tags=len(tags))
+    stage: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        stage[name] = now - t0
+        t0 = now
+
+    rep.stage_seconds = stage
+    clock = recover_clock(tags, settings.sync_channel, settings.sync_divider,
+                          settings.nominal_sync_period_ps)
+    gated = gate(tags, clock, settings.gate)
+    rep.gate_rejected_fraction = gated.stats.fraction_rejected
+    lap("gate")
+    sifted = sift(gated, alice, rng)
+    rep.detections = int(sifted.counts.clicked)
+    rep.sifted_bits_z = len(sifted.z)
+    rep.sifted_bits_x = len(sifted.x)
+    rep.counts = {
+        "single": sifted.counts.single,
+        "double_same": sifted.counts.double_same,
+        "double_cross": sifted.counts.double_cross,
+        "multi": sifted.counts.multi,
+        "basis_mismatch": sifted.counts.basis_mismatch,
+        "kept_per_detector": gated.stats.kept_per_role.tolist(),
+        "click_matrix": click_matrix(gated, alice).tolist(),
+        "overflow": bool(tags.overflow),
+        "missed_events": int(tags.missed_events),
+        "clock_period_ps": clock.period_ps,
+        "missing_sync": clock.n_missing_sync,
+    }
+    lap("sift")
+    est = estimate(sifted, rng, disclose_x=True)
+    rep.qber_x = float(est.qber_basis[BASIS_X])
+    rep.qber_by_intensity = {"x": est.qber[BASIS_X].tolist()}
+    rep.gains_by_intensity = {"z": est.gain[BASIS_Z].tolist(), "x": est.gain[BASIS_X].tolist()}
+    lap("estimate")
+    if rep.sifted_bits_z == 0 or rep.sifted_bits_x == 0:
+        return _abort(rep, "no sifted detections in one basis")
+    if not rep.qber_x <= settings.qber_abort:
+        return _abort(rep, f"QBER_X {rep.qber_x:.4f} above threshold {settings.qber_abort}")
+
+    z = sifted.z
+    q_ec = qber_prior if qber_prior is not None else rep.qber_x
+    q_ec = min(max(q_ec, QBER_FLOOR), 0.25)
+    try:
+        rec = reconcile(settings.method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
+    except ReconciliationError as exc:
+        return _abort(rep, f"reconciliation failed: {exc}")
+    lap("reconcile")
+    wrong = z.alice_bit != z.bob_bit
+    rep.qber_z = float(wrong.mean())
+    rep.qber_by_intensity["z"] = [
+        float(wrong[z.intensity == k].mean()) if np.any(z.intensity == k) else float("nan")
+        for k in range(3)
+    ]
+    rep.method = rec.method
+    rep.leaked_bits = int(rec.leaked_bits + rec.confirm_bits)
+    rep.round_trips = int(rec.round_trips)
+    rep.ec_efficiency = efficiency(rec.leaked_bits, z.alice_bit.size, rep.qber_z)
+    rep.verified = bool(rec.success)
+    if not rec.success:
+        return _abort(rep, "verification failed: keys differ after reconciliation")
+    if rep.qber_z > settings.qber_abort:
+        return _abort(rep, f"QBER_Z {rep.qber_z:.4f} above threshold {settings.qber_abort}")
+
+    n_key = np.bincount(z.intensity, minlength=3)
+    m_key = np.bincount(z.intensity[wrong], minlength=3)
+    stats = DecoyStats(
+        n_key=tuple(n_key), m_key=tuple(m_key),
+        n_test=tuple(est.sampled[BASIS_X]), m_test=tuple(est.errors[BASIS_X]),
+        leak_ec_bits=rep.leaked_bits,
+    )
+    kl = key_length(stats, DecoySettings(settings.mu, settings.p_mu,
+                                         settings.eps_sec, settings.eps_cor))
+    rep.keyrate_terms = kl.as_dict()
+    lap("keyrate")
+    inconsistent = [f for f in kl.flags if "inconsistent" in f]
+    if inconsistent:
+        return _abort(rep, "decoy statistics inconsistent with the bounds: " + "; ".join(inconsistent))
+    if not kl.has_key:
+        why = "; ".join(kl.flags)
+        return _abort(rep, f"finite-key length {kl.length_bits:.0f} <= 0" + (f" ({why})" if why else ""))
+
+    n = z.alice_bit.size
+    seed = rng.integers(0, 2, n + kl.key_length_bits - 1, dtype=np.uint8)
+    alice_key = toeplitz_hash(z.alice_bit, seed, kl.key_length_bits)
+    bob_key = toeplitz_hash(rec.bob_bits, seed, kl.key_length_bits)
+    lap("amplify")
+    rep.key_bits = int(kl.key_length_bits)
+    if not np.array_equal(alice_key, bob_key):  # cannot happen after verification
+        raise SecurityAbort("amplified keys differ although verification passed")
+    return BlockOutcome(rep, alice_key, bob_key)
+

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from qkdctl.config import load_config
+from qkdctl.core.constants import DEFAULT_CHANNELS
+from qkdctl.core.linkmodel import generate_block
+from qkdctl.core.tags import GateConfig
+from qkdctl.pipeline import BlockSettings, process_block
+
+
+def _settings(model, method="cascade-biconf", qber_abort=0.11):
+    return BlockSettings(
+        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
+        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
+        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
+        qber_abort=qber_abort, method=method,
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    cfg = load_config("lab_configs/sim_bench.toml")
+    return cfg.link_model(distance_km=5.0)
+
+
+def test_block_makes_identical_keys(model, rng):
+    alice, tags = generate_block(model, 10_000_000, rng, sync_divider=100)
+    out = process_block(0, tags, alice, _settings(model), rng)
+    rep = out.report
+    assert rep.status == "ok", rep.abort_reason
+    assert rep.verified and rep.key_bits > 0
+    np.testing.assert_array_equal(out.alice_key, out.bob_key)
+    assert out.alice_key.size == rep.key_bits
+    assert 0 < rep.qber_z < 0.05 and 0 < rep.qber_x < 0.05
+    assert rep.leaked_bits > 0 and rep.ec_efficiency > 1.0
+    assert set(rep.stage_seconds) >= {"gate", "sift", "estimate", "reconcile", "keyrate", "amplify"}
+    assert np.sum(rep.counts["click_matrix"]) >= rep.detections
+
+
+def test_small_block_aborts_on_key_length(model, rng):
+    alice, tags = generate_block(model, 100_000, rng, sync_divider=100)
+    rep = process_block(0, tags, alice, _settings(model), rng).report
+    assert rep.status == "aborted"
+    assert "<= 0" in rep.abort_reason or "inconsistent" in rep.abort_reason
+
+
+def test_qber_threshold_aborts_before_reconciliation(model, rng):
+    noisy = model.__class__(**{**model.__dict__, "misalignment": 0.2})
+    alice, tags = generate_block(noisy, 1_000_000, rng, sync_divider=100)
+    out = process_block(0, tags, alice, _settings(noisy), rng)
+    assert out.report.status == "aborted" and "QBER_X" in out.report.abort_reason
+    assert out.alice_key is None and out.report.leaked_bits == 0
