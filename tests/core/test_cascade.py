@@ -1,0 +1,139 @@
+"""Cascade kernels against the naive references; Bob's state against the true errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from qkdctl.core.errors import QkdInputError
+from qkdctl.core.reconcile.cascade import (
+    CascadeBobState, block_parities, pack_permuted, pass_seed, permutation, range_parities,
+    words_for,
+)
+from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
+from tests.naive import cascade as naive
+
+
+def test_permutation_tiny_case_matches_reference():
+    assert permutation(12345, 6).tolist() == naive.permutation(12345, 6)
+    assert sorted(permutation(12345, 6).tolist()) == list(range(6))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), n=st.integers(1, 300))
+def test_permutation_matches_reference(seed, n):
+    assert permutation(seed, n).tolist() == naive.permutation(seed, n)
+
+
+def test_pass_seeds_differ_per_pass():
+    assert len({pass_seed(7, i) for i in range(50)}) == 50
+
+
+def test_pack_and_parities_tiny_case():
+    bits = np.array([1, 0, 1, 1, 0], dtype=np.uint8)
+    perm = np.array([4, 3, 2, 1, 0], dtype=np.int32)
+    words = pack_permuted(bits, perm)
+    assert words.tolist() == [0b10110]  # shuffled order 0, 1, 1, 0, 1
+    assert block_parities(words, 5, 2, 3).tolist() == [1, 1, 1]
+    out = range_parities(words[None, :], np.zeros(2, np.uint8), np.array([0, 1], np.int32),
+                         np.array([5, 3], np.int32))
+    assert out.tolist() == [1, 0]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(2, 400), k=st.integers(1, 400))
+def test_pack_block_and_range_parities_match_reference(seed, n, k):
+    rng = np.random.default_rng(seed)
+    k = min(k, n)
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    perm = permutation(seed, n)
+    ordered = [int(bits[i]) for i in perm]
+    words = pack_permuted(bits, perm)
+    assert [int(w) for w in words] == naive.pack(ordered)
+    nb = -(-n // k)
+    ref = [naive.range_parity(ordered, b * k, min(n, b * k + k)) for b in range(nb)]
+    assert block_parities(words, n, k, nb).tolist() == ref
+    starts = rng.integers(0, n, 30).astype(np.int32)
+    ends = (starts + rng.integers(1, n + 1, 30)).clip(max=n).astype(np.int32)
+    got = range_parities(words[None, :], np.zeros(30, np.uint8), starts, ends)
+    assert got.tolist() == [naive.range_parity(ordered, s, e) for s, e in zip(starts, ends)]
+
+
+def test_block_parities_rejects_bad_request():
+    with pytest.raises(QkdInputError, match="bad block request"):
+        block_parities(np.zeros(1, np.uint64), 10, 20, 1)
+
+
+def _run_frame(alice, bob, variant, qber, seed, check_each_round):
+    """Drive Bob's state with Alice's true parities (no channel); check invariants."""
+    n = alice.size
+    sizes = variant.block_sizes(qber, n)
+    state = CascadeBobState(bob, sizes, variant.block_reuse)
+    errors = set(naive.errors(alice, bob).tolist())
+    alice_words = np.zeros((len(sizes), words_for(n)), np.uint64)
+    perms = []
+    for slot, k in enumerate(sizes):
+        perm = permutation(pass_seed(seed, slot), n)
+        perms.append(perm)
+        pack_permuted(alice, perm, alice_words[slot])
+        state.begin_pass(slot, pass_seed(seed, slot))
+        state.start_pass(slot, block_parities(alice_words[slot], n, k, -(-n // k)))
+        while state.active_searches:
+            slots, starts, ends = state.requests()
+            state.apply_replies(range_parities(alice_words, slots, starts, ends))
+            if check_each_round:
+                current = state.corrected_bits()
+                assert set(naive.errors(current, bob).tolist()) <= errors, "flipped a correct bit"
+                for p in range(slot + 1):
+                    lo = state.tree_off[p]
+                    naive.check_error_tree(alice, current, perms[p], int(sizes[p]),
+                                           state.tree[lo:lo + state.nblocks[p] * state.tsize[p]],
+                                           int(state.tsize[p]))
+                for p in range(slot + 1):
+                    ref = naive.pack([int(current[i]) for i in perms[p]])
+                    assert [int(w) for w in state.words[p]] == ref
+    assert not state.overflowed
+    return state
+
+
+def test_bob_state_tiny_case_corrects_single_error():
+    alice = np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype=np.uint8)
+    bob = alice.copy()
+    bob[5] ^= 1
+    variant = CascadeVariant("tiny", passes=2, k1_factor=0.5)
+    state = _run_frame(alice, bob, variant, 0.125, seed=3, check_each_round=True)
+    assert state.corrected_bits().tolist() == alice.tolist()
+    assert state.flips == 1
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(50, 700), qber=st.sampled_from([0.01, 0.03, 0.08]))
+def test_bob_state_invariants_against_reference(name, seed, n, qber):
+    rng = np.random.default_rng(seed)
+    alice = rng.integers(0, 2, n, dtype=np.uint8)
+    bob = alice ^ (rng.random(n) < qber).astype(np.uint8)
+    variant = VARIANTS[name]
+    if variant.biconf_streak:
+        variant = CascadeVariant(name, variant.passes, variant.k1_factor, k2_factor=variant.k2_factor)
+    _run_frame(alice, bob, variant, qber, seed, check_each_round=True)
+
+
+def test_block_sizes_of_published_schedules():
+    assert VARIANTS["original"].block_sizes(0.02, 10**5) == [37, 74, 148, 296]
+    assert VARIANTS["biconf"].block_sizes(0.02, 10**5) == [46, 138]
+    assert VARIANTS["yanetal"].block_sizes(0.02, 10**4) == [40, 200] + [5000] * 8
+    assert VARIANTS["option7"].block_sizes(0.02, 10**4) == [64, 256] + [5000] * 12
+    assert VARIANTS["option3"].block_sizes(0.05, 1000) == [20, 40] + [500] * 14
+
+
+@pytest.mark.parametrize("qber", [0.0, 0.5, -0.1])
+def test_block_sizes_reject_bad_qber(qber):
+    with pytest.raises(QkdInputError, match="qber_estimate"):
+        VARIANTS["original"].block_sizes(qber, 1000)
+
+
+def test_state_rejects_bad_input():
+    with pytest.raises(QkdInputError, match="0/1"):
+        CascadeBobState(np.array([0, 2, 1]), [2], False)
+    with pytest.raises(QkdInputError, match="block sizes"):
+        CascadeBobState(np.zeros(10, np.uint8), [11], False)

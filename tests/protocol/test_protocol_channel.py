@@ -1,0 +1,173 @@
+"""Messages, MAC, sequencing and transports of the protocol channel."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from qkdctl.core.errors import ProtocolError, QkdInputError
+from qkdctl.protocol import tcp
+from qkdctl.protocol.auth import HMAC_SESSION_KEY_BYTES, KeyPool
+from qkdctl.protocol.channel import in_process_pair
+from qkdctl.protocol.messages import Message, decode, encode
+
+
+def _pair(key=b"k" * 64):
+    return in_process_pair(KeyPool(key), KeyPool(key))
+
+
+def test_encode_decode_roundtrip_all_field_types():
+    arr = np.array([1, -2, 3], dtype=np.int32)
+    msg = Message("x/y", {"i": -5, "f": 0.25, "b": b"\x00\x01", "a": arr,
+                          "u": np.array([7], dtype=np.uint64)})
+    back = decode(encode(msg))
+    assert back.kind == "x/y"
+    assert back.int("i") == -5 and back.float("f") == 0.25 and back.bytes("b") == b"\x00\x01"
+    assert back.array("a", np.int32, length=3).tolist() == [1, -2, 3]
+    assert back.array("u", np.uint64).tolist() == [7]
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12])
+def test_decode_rejects_truncated(cut):
+    data = encode(Message("k", {"a": np.arange(4, dtype=np.int32)}))
+    with pytest.raises(ProtocolError):
+        decode(data[:-cut])
+
+
+def test_decode_rejects_trailing_bytes_and_unknown_tag():
+    data = encode(Message("k", {"i": 1}))
+    with pytest.raises(ProtocolError, match="trailing"):
+        decode(data + b"\x00")
+    with pytest.raises(ProtocolError, match="unknown type tag"):
+        decode(data.replace(b"i\x01", b"z\x01"))
+
+
+def test_accessors_check_kind_fields_dtypes_and_bounds():
+    msg = Message("k", {"i": 3, "a": np.zeros(2, np.uint8)})
+    with pytest.raises(ProtocolError, match="unexpected message kind"):
+        msg.expect("other")
+    with pytest.raises(ProtocolError, match="lacks field"):
+        msg.int("missing")
+    with pytest.raises(ProtocolError, match="dtype"):
+        msg.array("a", np.int32)
+    with pytest.raises(ProtocolError, match="length"):
+        msg.array("a", np.uint8, length=3)
+    with pytest.raises(ProtocolError, match="outside"):
+        msg.int("i", 0, 2)
+
+
+def test_key_pool_accounts_and_exhausts():
+    pool = KeyPool(bytes(range(40)))
+    assert pool.take(8) == bytes(range(8))
+    assert pool.consumed_bytes == 8 and pool.remaining_bytes == 32
+    with pytest.raises(ProtocolError, match="exhausted"):
+        pool.take(33)
+    with pytest.raises(QkdInputError):
+        pool.take(0)
+
+
+def test_in_process_pair_delivers_in_order_and_counts():
+    alice, bob = _pair()
+    bob.send(Message("q", {"i": 1}))
+    assert alice.recv().int("i") == 1
+    alice.send(Message("r", {"i": 2}))
+    alice.send(Message("r", {"i": 3}))
+    assert [bob.recv().int("i"), bob.recv().int("i")] == [2, 3]
+    assert bob.stats.messages_sent == 1 and bob.stats.messages_received == 2
+    assert bob.stats.round_trips == 1 and alice.stats.round_trips == 0
+    assert bob.stats.bytes_sent == alice.stats.bytes_received > 0
+    assert bob.auth_key_bytes == HMAC_SESSION_KEY_BYTES
+
+
+def _raw_frames(receiver, count):
+    """Take the next `count` frames off the receiver's wire; return them and a re-injector."""
+    frames = [receiver._inbox.get_nowait() for _ in range(count)]
+    return frames, receiver._inbox.put
+
+
+def test_forged_frame_is_rejected_and_channel_aborts():
+    alice, bob = _pair()
+    bob.send(Message("q", {"i": 1}))
+    frames, put = _raw_frames(alice, 1)
+    tampered = bytearray(frames[0])
+    tampered[12] ^= 0x01
+    put(bytes(tampered))
+    with pytest.raises(ProtocolError, match="bad MAC"):
+        alice.recv()
+    put(frames[0])
+    with pytest.raises(ProtocolError, match="aborted"):
+        alice.recv()
+    with pytest.raises(ProtocolError, match="aborted"):
+        alice.send(Message("r", {}))
+
+
+def test_wrong_key_is_rejected():
+    alice = in_process_pair(KeyPool(b"a" * 64), KeyPool(b"b" * 64))
+    a, b = alice
+    b.send(Message("q", {}))
+    with pytest.raises(ProtocolError, match="bad MAC"):
+        a.recv()
+
+
+def test_replay_reorder_truncation_and_reflection_are_rejected():
+    for attack in ("replay", "reorder", "truncate", "reflect"):
+        alice, bob = _pair()
+        bob.send(Message("q", {"i": 1}))
+        bob.send(Message("q", {"i": 2}))
+        frames, put = _raw_frames(alice, 2)
+        if attack == "replay":
+            put(frames[0])
+            alice.recv()
+            put(frames[0])
+            match = "replayed"
+        elif attack == "reorder":
+            put(frames[1])
+            match = "reordered"
+        elif attack == "truncate":
+            put(frames[0][:20])
+            match = "truncated|bad MAC"
+        else:  # Bob's own frame sent back to Bob
+            bob._inbox.put(frames[0])
+            with pytest.raises(ProtocolError, match="bad MAC"):
+                bob.recv()
+            continue
+        with pytest.raises(ProtocolError, match=match):
+            alice.recv()
+
+
+def test_closed_peer_and_timeout_raise():
+    alice, bob = _pair()
+    with pytest.raises(ProtocolError, match="within"):
+        alice.recv(timeout_s=0.01)
+    alice2, bob2 = _pair()
+    bob2.close()
+    with pytest.raises(ProtocolError, match="closed"):
+        alice2.recv()
+
+
+def test_tcp_channel_loopback_two_threads():
+    server = tcp.listen()
+    port = server.getsockname()[1]
+    key = b"t" * 64
+    got = {}
+
+    def alice_side():
+        ch = tcp.accept(server, KeyPool(key))
+        msg = ch.recv()
+        ch.send(Message("pong", {"a": msg.array("a", np.int64) * 2}))
+        got["alice_stats"] = ch.stats
+        ch.close()
+
+    thread = threading.Thread(target=alice_side)
+    thread.start()
+    bob = tcp.connect("127.0.0.1", port, KeyPool(key))
+    bob.send(Message("ping", {"a": np.arange(100000, dtype=np.int64)}))
+    reply = bob.recv().expect("pong")
+    thread.join()
+    server.close()
+    assert reply.array("a", np.int64)[-1] == 2 * 99999
+    assert bob.stats.round_trips == 1
+    assert got["alice_stats"].bytes_received == bob.stats.bytes_sent
+    with pytest.raises(ProtocolError, match="closed"):
+        bob.recv(timeout_s=2)
+    bob.close()
