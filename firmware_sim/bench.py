@@ -22,7 +22,7 @@ import numpy as np
 from firmware_sim.config import SimConfig
 from firmware_sim.physics import eve as eve_physics
 from firmware_sim.physics.clicks import simulate_slots
-from firmware_sim.physics.detectors import DetectorState, apply_dead_time, dark_counts
+from firmware_sim.physics.detectors import DetectorState, apply_dead_time, dark_counts, sort_nearly_sorted
 from firmware_sim.physics.fiber import FiberState, nominal_delay_ps, transmission
 from firmware_sim.physics.polarization import (
     EPC_MAX_MV,
@@ -33,7 +33,7 @@ from firmware_sim.physics.polarization import (
     mpc320_unitary,
 )
 from firmware_sim.physics.source import intensity_mu
-from firmware_sim.physics.tagger import TaggerState, tagger_filter
+from firmware_sim.physics.tagger import TaggerState, tag_stream
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import TagBlock
@@ -94,7 +94,7 @@ class SimBench:
         self._max_rate = float(tg.max_rate_tags_per_s)
         self._buffer_tags = int(tg.buffer_tags)
         self._det_state = DetectorState()
-        self._tag_state = TaggerState(n_ch)
+        self._tag_state = TaggerState()
         self._next_slot = 0
         self._block_id = 0
         self._rates_hz = {int(c): 0.0 for c in self._ch_number}
@@ -319,8 +319,9 @@ class SimBench:
         t_bob = 10.0 ** (-cfg.bob_loss_db / 10.0)
         t_link = transmission(cfg.fiber) * t_bob
         u_ctrl = self.controller_unitary()
+        jitter = np.array([d.jitter_ps for d in det_cfg])
         step_slots = max(1, int(cfg.physics_step_s * rate))
-        parts_alice, parts_slot, parts_det, parts_shift, parts_delay = [], [], [], [], []
+        parts_alice, parts_t, parts_det = [], [], []
         eve_stats: dict[str, float] = {}
         e_z_acc = e_x_acc = 0.0
         s = slot0
@@ -332,22 +333,19 @@ class SimBench:
             e_x_acc += e_x * n
             p_det = detector_probabilities(u_total, cfg.p_bob_z)
             if cfg.eve.active:
-                out = eve_physics.simulate_slots_with_eve(
+                basis, bit, inten, c_t, c_det = eve_physics.simulate_slots_with_eve(
                     self._rng, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
-                    t_bob=t_bob, p_bob_z=cfg.p_bob_z,
+                    period_ps, self._fiber.delay_ps, jitter, t_bob=t_bob, p_bob_z=cfg.p_bob_z,
                 )
-                basis, bit, inten, c_slot, c_det, c_shift = out
             else:
                 lam = mu[:, None, None] * t_link * p_det[None, :, :] * (eff * _window_factor(0.0, center, width))
-                basis, bit, inten, c_slot, c_det = simulate_slots(
-                    self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam
+                basis, bit, inten, c_t, c_det = simulate_slots(
+                    self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam,
+                    period_ps, self._fiber.delay_ps, jitter,
                 )
-                c_shift = None
             parts_alice.append((basis, bit, inten))
-            parts_slot.append(c_slot)
+            parts_t.append(c_t)
             parts_det.append(c_det)
-            parts_shift.append(c_shift if c_shift is not None else np.zeros(c_slot.size))
-            parts_delay.append(np.full(c_slot.size, self._fiber.delay_ps))
             self._fiber.step(n / rate)
             s += n
         alice = AliceRecord(
@@ -356,34 +354,26 @@ class SimBench:
             intensity=np.concatenate([a[2] for a in parts_alice]),
             first_slot=slot0,
         )
-        c_slot = np.concatenate(parts_slot)
+        t_click = np.concatenate(parts_t)
         c_det = np.concatenate(parts_det)
-        jitter = np.array([d.jitter_ps for d in det_cfg])
-        t_click = (
-            c_slot * period_ps + np.concatenate(parts_delay) + np.concatenate(parts_shift)
-            + self._rng.standard_normal(c_slot.size) * jitter[c_det]
-        )
-        t_click = np.rint(t_click).astype(np.int64)
         t0_ps = int(round(slot0 * period_ps + self._sync_delay_ps))
         t1_ps = int(round(slot_end * period_ps + self._sync_delay_ps))
         blinded = cfg.eve.blinding_fraction > 0
         dark_hz = np.array([0.0 if blinded else d.dark_count_hz for d in det_cfg])
         d_t, d_det = dark_counts(self._rng, dark_hz, t0_ps, t1_ps)
-        cand_t = np.concatenate((t_click, d_t))
-        cand_det = np.concatenate((c_det, d_det))
-        order = np.argsort(cand_t, kind="stable")
+        sort_nearly_sorted(t_click, c_det)
         ap_prob = np.array([0.0 if blinded else d.afterpulse_prob for d in det_cfg])
         clk_t, clk_det, clk_ap, ap_lost = apply_dead_time(
-            self._rng, cand_t[order], cand_det[order],
+            self._rng, (t_click, c_det), (d_t, d_det),
             np.array([d.dead_time_ps for d in det_cfg]), ap_prob,
             np.array([d.afterpulse_delay_ps for d in det_cfg]), self._det_state, t1_ps,
         )
         tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
         self._next_slot = slot_end
         self._block_id += 1
-        counts = np.bincount(np.searchsorted(np.sort(self._ch_number), tags.channel), minlength=len(ROLES))
-        for num, cnt in zip(np.sort(self._ch_number), counts):
-            self._rates_hz[int(num)] = float(cnt) / duration_s
+        counts = np.bincount(tags.channel - self._ch_number.min(), minlength=int(np.ptp(self._ch_number)) + 1)
+        for num in self._ch_number:
+            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / duration_s
         truth = {
             "mu": mu,
             "transmission": t_link,
@@ -410,27 +400,19 @@ class SimBench:
         first_sync = -(-slot0 // div) * div
         sync_slots = np.arange(first_sync, slot_end, div, dtype=np.int64)
         sync_t = np.rint(sync_slots * period_ps + self._sync_delay_ps).astype(np.int64)
-        ts = [sync_t, clk_t]
-        idx = [np.zeros(sync_t.size, dtype=np.int64), clk_det.astype(np.int64) + 1]
+        extra = [sync_t] + [np.empty(0, dtype=np.int64)] * 4
         for k in range(len(ROLES)):
             if self._trigger_v[k] < tg.noise_level_v and tg.noise_rate_hz > 0:
                 n_noise = int(self._rng.poisson(tg.noise_rate_hz * (t1_ps - t0_ps) * 1e-12))
-                ts.append((t0_ps + self._rng.random(n_noise) * (t1_ps - t0_ps)).astype(np.int64))
-                idx.append(np.full(n_noise, k, dtype=np.int64))
-        t = np.concatenate(ts)
-        k_idx = np.concatenate(idx)
+                noise = (t0_ps + self._rng.random(n_noise) * (t1_ps - t0_ps)).astype(np.int64)
+                extra[k] = np.sort(np.concatenate((extra[k], noise)))
         visible = self._tag_enabled & (self._trigger_v < tg.pulse_amplitude_v)
-        sel = visible[k_idx]
-        t = t[sel] + self._tag_delay_ps[k_idx[sel]]
-        k_idx = k_idx[sel]
-        t = (t // tg.resolution_ps) * tg.resolution_ps
-        order = np.argsort(t, kind="stable")
-        t, k_idx = t[order], k_idx[order]
-        keep, missed = tagger_filter(
-            t, k_idx, self._tag_dead_ps, self._max_rate, self._buffer_tags, self._tag_state
+        t, ch, missed = tag_stream(
+            clk_t, clk_det, extra, self._tag_delay_ps, visible, self._tag_dead_ps,
+            tg.resolution_ps, self._ch_number, self._max_rate, self._buffer_tags, self._tag_state,
         )
         return TagBlock(
-            t_ps=t[keep], channel=self._ch_number[k_idx[keep]], start_ps=t0_ps, stop_ps=t1_ps,
+            t_ps=t, channel=ch, start_ps=t0_ps, stop_ps=t1_ps,
             overflow=missed > 0, missed_events=missed,
             meta={"first_slot": slot0, "n_slots": slot_end - slot0, "period_ps": period_ps},
         )

@@ -1,11 +1,13 @@
 """Alice's choices per slot and Bob's photon clicks, without Eve (the fast path).
 
-One uniform draw per slot decides intensity class, basis and bit and, with what
-is left of its precision after rescaling, whether any detector clicks: for a
+One uniform per slot (drawn in bulk from the Generator) decides intensity class, basis and bit and, with what
+is left of its precision after rescaling (>= 40 bits), whether any detector clicks: for a
 coherent state the photon numbers reaching the four detectors are independent
 Poisson variables with means lam[class, state, det], so a slot clicks with
-p_any = 1 - exp(-sum lam).  Which detectors clicked is drawn only for clicking
-slots, from the conditional probabilities given at least one click.
+p_any = 1 - exp(-sum lam).  Which detectors clicked (one of 15 patterns) is drawn
+only for clicking slots, from the pattern distribution given at least one click,
+using the same uniform rescaled once more (u / p_any, branch-free comparison with
+the pattern CDF); only the Gaussian jitter of each click takes a fresh draw.
 """
 
 from __future__ import annotations
@@ -15,90 +17,83 @@ from numba import njit
 
 from qkdctl.core.errors import QkdInputError
 
-
-@njit(cache=True)
-def _grow_i64(a):
-    out = np.empty(max(16, 2 * a.size), dtype=np.int64)
-    out[: a.size] = a
-    return out
+SUBBLOCK_SLOTS = 1 << 16
+"""Slots per kernel call: the per-slot uniforms are drawn in bulk (numpy) this many at a time."""
 
 
 @njit(cache=True)
-def _grow_u8(a):
-    out = np.empty(max(16, 2 * a.size), dtype=np.uint8)
-    out[: a.size] = a
-    return out
+def _draw_choices(u, cut, lo, inv):
+    """Split one uniform into (class, basis, bit, leftover uniform) by conditional rescaling.
 
-
-@njit(cache=True)
-def _draw_choices(u, p_int0, p_int01, p_z, p_one):
-    """Split one uniform into (class, basis, bit, leftover uniform) by conditional rescaling."""
-    if u < p_int0:
-        c = 0
-        u = u / p_int0
-    elif u < p_int01:
-        c = 1
-        u = (u - p_int0) / (p_int01 - p_int0)
-    else:
-        c = 2
-        u = (u - p_int01) / (1.0 - p_int01)
-    if u < p_z:
-        b = 0
-        u = u / p_z
-    else:
-        b = 1
-        u = (u - p_z) / (1.0 - p_z)
-    if u < p_one:
-        x = 1
-        u = u / p_one
-    else:
-        x = 0
-        u = (u - p_one) / (1.0 - p_one)
+    cut = (p0, p0 + p1, p_z, p_bit_one); lo / inv: per outcome the lower edge of its
+    interval and the inverse width, indexed [class 0..2, basis 3..4, bit 5..6].
+    Branch-free: outcome = number of thresholds passed.
+    """
+    c = np.int64(u >= cut[0]) + np.int64(u >= cut[1])
+    u = (u - lo[c]) * inv[c]
+    b = np.int64(u >= cut[2])
+    u = (u - lo[3 + b]) * inv[3 + b]
+    x = np.int64(u < cut[3])
+    u = (u - lo[6 - x]) * inv[6 - x]
     return c, b, x, u
+
+
+def choice_tables(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float):
+    """(cut, lo, inv) for _draw_choices; zero-width outcomes get inv = 0 (never drawn)."""
+    p0, p1, _ = (float(p) for p in p_intensity)
+    cut = np.array([p0, p0 + p1, p_z, p_bit_one], dtype=np.float64)
+    edges = [(0.0, p0), (p0, p0 + p1), (p0 + p1, 1.0), (0.0, p_z), (p_z, 1.0),
+             (0.0, p_bit_one), (p_bit_one, 1.0)]
+    lo = np.array([a for a, _ in edges], dtype=np.float64)
+    inv = np.array([1.0 / (b - a) if b > a else 0.0 for a, b in edges], dtype=np.float64)
+    return cut, lo, inv
 
 
 @njit(cache=True)
 def _slots_kernel(
-    rng, slot0, n, p_int0, p_int01, p_z, p_one, p_any, p_first, p_next, basis, bit, intensity
+    rng, uniforms, slot0, cut, lo, inv, p_any, pattern_cdf, period_ps, delay_ps, jitter_ps,
+    basis, bit, intensity, click_t, click_det,
 ):
-    cap = 1024 + n // 8
-    click_slot = np.empty(cap, dtype=np.int64)
-    click_det = np.empty(cap, dtype=np.uint8)
+    # click_t / click_det have room for 4 clicks per slot
+    n = uniforms.size
     nc = 0
     for i in range(n):
-        c, b, x, u = _draw_choices(rng.random(), p_int0, p_int01, p_z, p_one)
+        c, b, x, u = _draw_choices(uniforms[i], cut, lo, inv)
         basis[i] = b
         bit[i] = x
         intensity[i] = c
         s = 2 * b + x
-        if u < p_any[c, s]:
-            if nc + 4 > click_slot.size:
-                click_slot = _grow_i64(click_slot)
-                click_det = _grow_u8(click_det)
-            first = True
+        pa = p_any[c, s]
+        if u < pa:
+            v = u / pa
+            pattern = 1
+            for k in range(14):
+                pattern += v >= pattern_cdf[c, s, k]
+            t_slot = (slot0 + i) * period_ps + delay_ps
             for j in range(4):
-                p = p_first[c, s, j] if first else p_next[c, s, j]
-                if p > 0.0 and rng.random() < p:
-                    click_slot[nc] = slot0 + i
+                if (pattern >> j) & 1:
+                    click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[j] * rng.standard_normal()))
                     click_det[nc] = j
                     nc += 1
-                    first = False
-    return click_slot[:nc], click_det[:nc]
+    return nc
 
 
-def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """From lam[class, state, det] (mean detected photons): p_any, p_first, p_next.
+def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From lam[class, state, det] (mean detected photons): p_any and pattern_cdf.
 
-    p_any[c, s]: probability of at least one click.  p_first[c, s, j]: probability
-    that det j clicks given none of 0..j-1 clicked and at least one of j..3 did.
-    p_next[c, s, j] = 1 - exp(-lam): unconditional click probability of det j.
+    p_any[c, s] = 1 - exp(-sum_j lam): probability of at least one click.  A click
+    pattern is a bit mask over the 4 detectors (bit j = det j clicked); pattern_cdf[c, s, k]
+    is P(pattern <= k + 1 | at least one click) for k = 0..13 (pattern 15 takes the rest).
     """
-    p_next = -np.expm1(-lam)
-    tail = np.cumsum(lam[..., ::-1], axis=-1)[..., ::-1]  # sum_{i>=j} lam_i
-    p_tail = -np.expm1(-tail)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_first = np.where(p_tail > 0, p_next / np.where(p_tail > 0, p_tail, 1.0), 0.0)
-    return np.ascontiguousarray(p_tail[..., 0]), np.ascontiguousarray(p_first), np.ascontiguousarray(p_next)
+    p_click = -np.expm1(-lam)
+    p_any = -np.expm1(-lam.sum(axis=-1))
+    patterns = np.arange(1, 16)
+    bits = ((patterns[:, None] >> np.arange(4)) & 1).astype(bool)  # (15, 4)
+    prob = np.prod(np.where(bits, p_click[:, :, None, :], 1.0 - p_click[:, :, None, :]), axis=-1)
+    safe = np.where(p_any > 0, p_any, 1.0)[..., None]
+    cond = np.where(p_any[..., None] > 0, prob / safe, 0.0)
+    cdf = np.cumsum(cond, axis=-1)[..., :14]
+    return np.ascontiguousarray(p_any), np.ascontiguousarray(cdf)
 
 
 def simulate_slots(
@@ -109,27 +104,49 @@ def simulate_slots(
     p_z: float,
     p_bit_one: float,
     lam: np.ndarray,
+    period_ps: float,
+    delay_ps: float,
+    jitter_ps: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Alice's (basis, bit, intensity) for n_slots slots and the clicks they cause.
 
     lam[class, state, det]: mean number of photons detected by det (after all
     losses and efficiencies) for a pulse of that class prepared in state 2*basis+bit.
-    Returns basis, bit, intensity (uint8, n_slots) and click_slot (int64, absolute
-    slot index, non-decreasing), click_det (uint8 detector index 0..3).
+    A click of det j in slot i is at round(i*period_ps + delay_ps + jitter_ps[j]*N(0,1)).
+    Returns basis, bit, intensity (uint8, n_slots), click_t_ps (int64, in slot order,
+    not sorted across jitter), click_det (uint8 detector index 0..3).
     """
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     if lam.shape != (3, 4, 4) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise QkdInputError(f"lam must be a finite non-negative (3, 4, 4) array, got shape {lam.shape}")
     if n_slots < 0:
         raise QkdInputError(f"n_slots must be >= 0, got {n_slots}")
-    p_any, p_first, p_next = click_tables(lam)
+    if not period_ps > 0:
+        raise QkdInputError(f"period_ps must be > 0, got {period_ps}")
+    jitter_ps = np.ascontiguousarray(jitter_ps, dtype=np.float64)
+    if jitter_ps.shape != (4,) or np.any(jitter_ps < 0):
+        raise QkdInputError("jitter_ps must be 4 values >= 0")
+    p_any, pattern_cdf = click_tables(lam)
+    cut, lo, inv = choice_tables(p_intensity, p_z, p_bit_one)
     basis = np.empty(n_slots, dtype=np.uint8)
     bit = np.empty(n_slots, dtype=np.uint8)
     intensity = np.empty(n_slots, dtype=np.uint8)
-    p0 = float(p_intensity[0])
-    p01 = float(p_intensity[0] + p_intensity[1])
-    click_slot, click_det = _slots_kernel(
-        rng, int(slot0), int(n_slots), p0, p01, float(p_z), float(p_bit_one),
-        p_any, p_first, p_next, basis, bit, intensity,
-    )
-    return basis, bit, intensity, click_slot, click_det
+    m = min(n_slots, SUBBLOCK_SLOTS)
+    buf = np.empty(m, dtype=np.float64)
+    room_t = np.empty(4 * m, dtype=np.int64)
+    room_det = np.empty(4 * m, dtype=np.uint8)
+    parts_t, parts_det = [], []
+    for a in range(0, n_slots, SUBBLOCK_SLOTS):
+        b = min(n_slots, a + SUBBLOCK_SLOTS)
+        u = buf[: b - a]
+        rng.random(out=u)
+        nc = _slots_kernel(
+            rng, u, int(slot0) + a, cut, lo, inv, p_any, pattern_cdf,
+            float(period_ps), float(delay_ps), jitter_ps, basis[a:b], bit[a:b], intensity[a:b],
+            room_t, room_det,
+        )
+        parts_t.append(room_t[:nc].copy())
+        parts_det.append(room_det[:nc].copy())
+    if not parts_t:
+        return basis, bit, intensity, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    return basis, bit, intensity, np.concatenate(parts_t), np.concatenate(parts_det)

@@ -5,7 +5,9 @@ lost).  Each click leaves, with probability afterpulse_prob, an afterpulse at
 t + dead_time_ps + Exp(afterpulse_delay_ps): trapped carriers released after the
 hold-off, so the afterpulse probability per counted click is exactly
 afterpulse_prob (an afterpulse can itself afterpulse).  Afterpulses not yet due at
-the end of a block stay pending into the next block.
+the end of a block stay pending into the next block.  Output room is
+2 x input + 64 events; afterpulses beyond it (only when afterpulse_prob is close to 1)
+are dropped and counted as lost.
 """
 
 from __future__ import annotations
@@ -20,67 +22,80 @@ PENDING_CAPACITY = 256
 
 
 @njit(cache=True)
-def _fire(rng, j, t, is_ap, dead_ps, ap_prob, ap_mean_ps, last_click, pend, n_pend, out_t, out_det, out_ap, no):
-    """Count a candidate click of det j at t if not dead; maybe schedule an afterpulse.
-
-    Returns (no, lost_afterpulses) where no is the new output length.
-    """
-    if t - last_click[j] < dead_ps[j]:
-        return no, 0
-    out_t[no] = t
-    out_det[no] = j
-    out_ap[no] = is_ap
-    no += 1
-    last_click[j] = t
-    if ap_prob[j] > 0.0 and rng.random() < ap_prob[j]:
-        ta = t + dead_ps[j] + np.int64(rng.exponential() * ap_mean_ps[j])
-        k = n_pend[j]
-        if k >= pend.shape[1]:
-            return no, 1
-        # pend[j, :k] sorted descending: the next due afterpulse is at the end
-        while k > 0 and pend[j, k - 1] < ta:
-            pend[j, k] = pend[j, k - 1]
+def sort_nearly_sorted(t, det):
+    """Insertion sort of (t, det) by t in place: O(n) when items are only locally out of order."""
+    for i in range(1, t.size):
+        ti = t[i]
+        if ti >= t[i - 1]:
+            continue
+        di = det[i]
+        k = i
+        while k > 0 and t[k - 1] > ti:
+            t[k] = t[k - 1]
+            det[k] = det[k - 1]
             k -= 1
-        pend[j, k] = ta
-        n_pend[j] += 1
-    return no, 0
+        t[k] = ti
+        det[k] = di
 
 
 @njit(cache=True)
-def _dead_time_kernel(rng, t, det, dead_ps, ap_prob, ap_mean_ps, last_click, pend, n_pend, t_end):
-    cap = 2 * t.size + 64
+def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_click, pend, n_pend, t_end):
+    """Merge two sorted candidate streams with the pending afterpulses, in global time order."""
+    cap = 2 * (t1.size + t2.size) + 64
     out_t = np.empty(cap, dtype=np.int64)
     out_det = np.empty(cap, dtype=np.uint8)
     out_ap = np.empty(cap, dtype=np.bool_)
+    big = np.iinfo(np.int64).max
     no = 0
     lost = 0
-    for e in range(t.size + 1):
-        last = e == t.size
-        te = t_end - 1 if last else t[e]
-        for j in range(4):
-            if not last and j != det[e]:
+    i1 = 0
+    i2 = 0
+    while True:
+        # earliest of: next of stream 1, next of stream 2, earliest due afterpulse
+        te = t1[i1] if i1 < t1.size else big
+        j = d1[i1] if i1 < t1.size else -1
+        src = 1
+        if i2 < t2.size and t2[i2] < te:
+            te = t2[i2]
+            j = d2[i2]
+            src = 2
+        for k in range(4):
+            if n_pend[k] > 0 and pend[k, n_pend[k] - 1] < te:
+                te = pend[k, n_pend[k] - 1]
+                j = k
+                src = 0
+        if src == 0:
+            if te >= t_end:
+                break
+            n_pend[j] -= 1
+        elif src == 1:
+            if i1 >= t1.size:
+                break
+            i1 += 1
+        else:
+            i2 += 1
+        if te - last_click[j] < dead_ps[j]:
+            continue
+        if no >= cap:
+            lost += 1
+            continue
+        out_t[no] = te
+        out_det[no] = j
+        out_ap[no] = src == 0
+        no += 1
+        last_click[j] = te
+        if ap_prob[j] > 0.0 and rng.random() < ap_prob[j]:
+            ta = te + dead_ps[j] + np.int64(rng.exponential() * ap_mean_ps[j])
+            k = n_pend[j]
+            if k >= pend.shape[1] or no + n_pend[j] >= cap:
+                lost += 1
                 continue
-            while n_pend[j] > 0 and pend[j, n_pend[j] - 1] <= te:
-                if no + 1 >= out_t.size:
-                    grow = out_t.size * 2
-                    out_t = np.concatenate((out_t, np.empty(grow, dtype=np.int64)))
-                    out_det = np.concatenate((out_det, np.empty(grow, dtype=np.uint8)))
-                    out_ap = np.concatenate((out_ap, np.empty(grow, dtype=np.bool_)))
-                n_pend[j] -= 1
-                ta = pend[j, n_pend[j]]
-                no, lo = _fire(rng, j, ta, True, dead_ps, ap_prob, ap_mean_ps, last_click,
-                               pend, n_pend, out_t, out_det, out_ap, no)
-                lost += lo
-        if last:
-            break
-        if no + 1 >= out_t.size:
-            grow = out_t.size * 2
-            out_t = np.concatenate((out_t, np.empty(grow, dtype=np.int64)))
-            out_det = np.concatenate((out_det, np.empty(grow, dtype=np.uint8)))
-            out_ap = np.concatenate((out_ap, np.empty(grow, dtype=np.bool_)))
-        no, lo = _fire(rng, det[e], te, False, dead_ps, ap_prob, ap_mean_ps, last_click,
-                       pend, n_pend, out_t, out_det, out_ap, no)
-        lost += lo
+            # pend[j, :k] sorted descending: the next due afterpulse is at the end
+            while k > 0 and pend[j, k - 1] < ta:
+                pend[j, k] = pend[j, k - 1]
+                k -= 1
+            pend[j, k] = ta
+            n_pend[j] += 1
     return out_t[:no], out_det[:no], out_ap[:no], lost
 
 
@@ -96,40 +111,46 @@ class DetectorState:
 def dark_counts(
     rng: np.random.Generator, dark_count_hz: np.ndarray, t0_ps: int, t1_ps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Poissonian dark counts of each detector, uniform in [t0_ps, t1_ps): (t_ps, det)."""
+    """Poissonian dark counts of each detector, uniform in [t0_ps, t1_ps): (t_ps, det) sorted."""
     span = max(0, int(t1_ps) - int(t0_ps))
     counts = rng.poisson(np.asarray(dark_count_hz, dtype=np.float64) * span * 1e-12)
     t = (t0_ps + rng.random(int(counts.sum())) * span).astype(np.int64)
     det = np.repeat(np.arange(4, dtype=np.uint8), counts)
-    return t, det
+    order = np.argsort(t, kind="stable")
+    return t[order], det[order]
+
+
+def _check_stream(t_ps: np.ndarray, det: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    t_ps = np.ascontiguousarray(t_ps, dtype=np.int64)
+    det = np.ascontiguousarray(det, dtype=np.uint8)
+    if t_ps.shape != det.shape or t_ps.ndim != 1:
+        raise QkdInputError(f"{what}: t_ps ({t_ps.size}) and det ({det.size}) must be 1-D of equal length")
+    if t_ps.size > 1 and np.any(t_ps[1:] < t_ps[:-1]):
+        raise QkdInputError(f"{what} must be sorted by t_ps")
+    if det.size and det.max() > 3:
+        raise QkdInputError(f"{what}: detector index {int(det.max())} out of range 0..3")
+    return t_ps, det
 
 
 def apply_dead_time(
     rng: np.random.Generator,
-    t_ps: np.ndarray,
-    det: np.ndarray,
+    clicks: tuple[np.ndarray, np.ndarray],
+    darks: tuple[np.ndarray, np.ndarray],
     dead_time_ps: np.ndarray,
     afterpulse_prob: np.ndarray,
     afterpulse_delay_ps: np.ndarray,
     state: DetectorState,
     t_end_ps: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Turn candidate clicks (sorted by t_ps) into counted clicks plus afterpulses.
+    """Turn candidate clicks and dark counts (each (t_ps, det), sorted) into counted clicks.
 
-    Returns (t_ps, det, is_afterpulse, n_afterpulses_lost); the output is NOT sorted
-    (afterpulses are appended when due).  Afterpulses due at or after t_end_ps stay
-    pending in `state`.
+    Returns (t_ps sorted, det, is_afterpulse, n_afterpulses_lost).  Afterpulses due at
+    or after t_end_ps stay pending in `state`.
     """
-    t_ps = np.ascontiguousarray(t_ps, dtype=np.int64)
-    det = np.ascontiguousarray(det, dtype=np.uint8)
-    if t_ps.shape != det.shape:
-        raise QkdInputError(f"t_ps ({t_ps.size}) and det ({det.size}) differ in length")
-    if t_ps.size > 1 and np.any(np.diff(t_ps) < 0):
-        raise QkdInputError("candidate clicks must be sorted by t_ps")
-    if det.size and det.max() > 3:
-        raise QkdInputError(f"detector index {int(det.max())} out of range 0..3")
+    t1, d1 = _check_stream(*clicks, "clicks")
+    t2, d2 = _check_stream(*darks, "dark counts")
     return _dead_time_kernel(
-        rng, t_ps, det,
+        rng, t1, d1, t2, d2,
         np.ascontiguousarray(dead_time_ps, dtype=np.int64),
         np.ascontiguousarray(afterpulse_prob, dtype=np.float64),
         np.ascontiguousarray(afterpulse_delay_ps, dtype=np.float64),

@@ -27,11 +27,25 @@ from numba import njit
 from scipy.optimize import brentq
 
 from firmware_sim.config import EveConfig, SourceConfig
-from firmware_sim.physics.clicks import _draw_choices, _grow_i64, _grow_u8
+from firmware_sim.physics.clicks import _draw_choices, choice_tables
 from qkdctl.core.errors import QkdInputError
 
 N_STATS = 8
 """Stats vector: intercepted, pns_kept, pns_blocked, blind_clicks, ts[+,0], ts[+,1], ts[-,0], ts[-,1]."""
+
+
+@njit(cache=True)
+def _grow_i64(a):
+    out = np.empty(max(16, 2 * a.size), dtype=np.int64)
+    out[: a.size] = a
+    return out
+
+
+@njit(cache=True)
+def _grow_u8(a):
+    out = np.empty(max(16, 2 * a.size), dtype=np.uint8)
+    out[: a.size] = a
+    return out
 
 
 @njit(cache=True)
@@ -49,19 +63,18 @@ def _route_photons(rng, n_ph, q, out_det_flags):
 
 @njit(cache=True)
 def _eve_kernel(
-    rng, slot0, n, p_int0, p_int01, p_z, p_one, mu, t_link, t_bob, p_det, eff, center, width,
+    rng, slot0, n, cut, lo, inv, period_ps, delay_ps, jitter_ps, mu, t_link, t_bob, p_det, eff, center, width,
     f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block, pns_forward, p_bob_z,
     basis, bit, intensity, stats,
 ):
     cap = 1024 + n // 8
-    click_slot = np.empty(cap, dtype=np.int64)
+    click_t = np.empty(cap, dtype=np.int64)
     click_det = np.empty(cap, dtype=np.uint8)
-    click_shift = np.empty(cap, dtype=np.float64)
     nc = 0
     hit = np.zeros(4, dtype=np.bool_)
     q = np.zeros(4)
     for i in range(n):
-        c, b, x, u = _draw_choices(rng.random(), p_int0, p_int01, p_z, p_one)
+        c, b, x, u = _draw_choices(rng.random(), cut, lo, inv)
         basis[i] = b
         bit[i] = x
         intensity[i] = c
@@ -113,17 +126,14 @@ def _eve_kernel(
                         stats[4 + (0 if sh > 0 else 2) + (j % 2)] += 1
         for j in range(4):
             if hit[j]:
-                if nc + 1 > click_slot.size:
-                    click_slot = _grow_i64(click_slot)
+                if nc + 1 > click_t.size:
+                    click_t = _grow_i64(click_t)
                     click_det = _grow_u8(click_det)
-                    grown = np.empty(click_slot.size, dtype=np.float64)
-                    grown[: click_shift.size] = click_shift
-                    click_shift = grown
-                click_slot[nc] = slot0 + i
+                t_arr = (slot0 + i) * period_ps + delay_ps + sh + jitter_ps[j] * rng.standard_normal()
+                click_t[nc] = np.int64(np.rint(t_arr))
                 click_det[nc] = j
-                click_shift[nc] = sh
                 nc += 1
-    return click_slot[:nc], click_det[:nc], click_shift[:nc]
+    return click_t[:nc], click_det[:nc]
 
 
 def pns_settings(mu_signal: float, t_link: float, t_bob: float, eta_det: float) -> tuple[float, float]:
@@ -168,10 +178,13 @@ def simulate_slots_with_eve(
     center_ps: np.ndarray,
     width_ps: np.ndarray,
     stats: dict,
+    period_ps: float,
+    delay_ps: float,
+    jitter_ps: np.ndarray,
     t_bob: float = 1.0,
     p_bob_z: float = 0.5,
 ) -> tuple[np.ndarray, ...]:
-    """Like clicks.simulate_slots but with Eve; also returns the per-click arrival shift (ps).
+    """Like clicks.simulate_slots but with Eve (time-shifted clicks arrive shifted).
 
     stats (dict) is updated in place with Eve's counts for the block.
     """
@@ -188,10 +201,10 @@ def simulate_slots_with_eve(
     bit = np.empty(n_slots, dtype=np.uint8)
     intensity = np.empty(n_slots, dtype=np.uint8)
     counts = np.zeros(N_STATS, dtype=np.int64)
-    p0 = float(src.p_intensity[0])
-    p01 = float(src.p_intensity[0] + src.p_intensity[1])
-    c_slot, c_det, c_shift = _eve_kernel(
-        rng, int(slot0), int(n_slots), p0, p01, float(src.p_z), float(src.p_bit_one), mu,
+    cut, lo, inv = choice_tables(src.p_intensity, src.p_z, src.p_bit_one)
+    c_t, c_det = _eve_kernel(
+        rng, int(slot0), int(n_slots), cut, lo, inv, float(period_ps), float(delay_ps),
+        np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,
         float(t_link), float(t_bob), p_det, eff,
         np.ascontiguousarray(center_ps, dtype=np.float64), np.ascontiguousarray(width_ps, dtype=np.float64),
         eve.intercept_resend_fraction, eve.pns_fraction, eve.blinding_fraction,
@@ -204,4 +217,4 @@ def simulate_slots_with_eve(
     ts += counts[4:].reshape(2, 2)
     stats["pns_block"] = block
     stats["pns_forward"] = forward
-    return basis, bit, intensity, c_slot, c_det, c_shift
+    return basis, bit, intensity, c_t, c_det
