@@ -66,6 +66,18 @@ class BlockOutcome:
     bob_key: np.ndarray | None = None
 
 
+def align_record(alice: AliceRecord, tags: TagBlock, clock) -> AliceRecord:
+    """Alice's record renumbered so that slot 0 is the block's first sync tag.
+
+    Gating numbers slots from the first sync tag seen; the block starts
+    (`tags.start_ps`) at the sync of Alice's slot `alice.first_slot`, so the first
+    sync seen lies round((phase - start_ps) / period) slots later.  Valid while the
+    sync path delay stays within half a pulse period of the block start convention.
+    """
+    shift = int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
+    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-shift)
+
+
 def _abort(report: BlockReport, reason: str) -> BlockOutcome:
     report.status = "aborted"
     report.abort_reason = reason
@@ -101,6 +113,7 @@ def process_block(
     rep.stage_seconds = stage
     clock = recover_clock(tags, settings.sync_channel, settings.sync_divider,
                           settings.nominal_sync_period_ps)
+    alice = align_record(alice, tags, clock)
     gated = gate(tags, clock, settings.gate)
     rep.gate_rejected_fraction = gated.stats.fraction_rejected
     lap("gate")

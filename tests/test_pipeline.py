@@ -50,3 +50,14 @@ def test_qber_threshold_aborts_before_reconciliation(model, rng):
     out = process_block(0, tags, alice, _settings(noisy), rng)
     assert out.report.status == "aborted" and "QBER_X" in out.report.abort_reason
     assert out.alice_key is None and out.report.leaked_bits == 0
+
+
+def test_later_blocks_align_with_alice(model, rng):
+    from qkdctl.hardware import ModelHardware
+
+    hw = ModelHardware(model, rng, sync_divider=100)
+    hw.acquire(0.0005)  # block 0 is skipped: block 1 starts at a non-zero slot
+    acq = hw.acquire(0.01)
+    assert acq.alice.first_slot > 0
+    rep = process_block(1, acq.tags, acq.alice, _settings(model), rng).report
+    assert rep.qber_x < 0.05, rep.abort_reason

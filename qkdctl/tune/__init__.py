@@ -1,0 +1,1 @@
+"""Tuners: retune the bench between key blocks (classical and QML, one interface)."""

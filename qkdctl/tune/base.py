@@ -1,0 +1,58 @@
+"""The one interface every tuner implements, classical or quantum.
+
+Operating parameters are a flat mapping of names to floats, the same names the
+engine applies through the drivers and records per block:
+
+  pol.1 .. pol.N     polarization controller settings (controller units: deg or mV)
+  voa.1 .. voa.3     attenuation (dB) of the signal, decoy, vacuum intensity channels
+  gate.offset_ps     detection gate centre relative to the recovered clock (ps)
+  gate.width_ps      detection gate width (ps)
+  p.signal, p.decoy, p.vacuum, p.key_basis   choice probabilities (if the bench takes them)
+
+A tuner reads the history of BlockReports (newest last) and the parameters in
+force, may spend probe measurements up to a per-block budget, and returns a
+`Proposal` (new values for some parameters, with a reason) or None to keep
+everything.  The engine applies the proposal before the next acquisition and
+records it.  Tuners never touch drivers or backends directly: what they need
+(the controller's calibration, a quantum backend) is injected by the caller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from qkdctl.blockreport import BlockReport
+
+# probe(params, duration_s) -> BlockReport measured with `params` in force.
+Probe = Callable[[Mapping[str, float], float], BlockReport]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """New values for some operating parameters, why, and what it cost.
+
+    probes_used: probe measurements spent; circuits/shots: quantum work submitted.
+    """
+
+    params: Mapping[str, float]
+    reason: str
+    probes_used: int = 0
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class Tuner(ABC):
+    """Propose operating parameters for the next block from the block history."""
+
+    name: str = "tuner"
+    probe_budget: int = 0
+
+    @abstractmethod
+    def propose(
+        self,
+        history: Sequence[BlockReport],
+        params: Mapping[str, float],
+        probe: Probe | None = None,
+    ) -> Proposal | None:
+        """Return new parameters (or None to keep the ones in force)."""
