@@ -12,8 +12,10 @@ Exchanges used (host 0x01 -> device 0x50):
                                                           ("<HlHhI": ident, position, velocity,
                                                            motor current, status bits)
 
-Replies that complete a move may be short (param1 = ident) or long (data starts with
-the ident); both are accepted. Unrelated messages that arrive while waiting are skipped;
+Stale input is dropped before each request. Replies that complete a move may be short
+(param1 = ident) or long (data starts with the ident, then the position); both are
+accepted, but a long completion far from the target (a late one of an earlier,
+timed-out move) is skipped. Unrelated messages that arrive while waiting are skipped;
 an error report (HW_RESPONSE 0x0080, HW_RICHRESPONSE 0x0081 "<HH64s") raises `DeviceError`.
 A move or home that does not complete within `move_timeout_s` raises `InstrumentError`.
 """
@@ -37,6 +39,7 @@ from qkdctl.core.errors import InstrumentError, QkdInputError
 STEPS_FULL_RANGE = 1370
 DEG_FULL_RANGE = 170.0
 PADDLE_IDENTS = (1, 2, 4)
+COMPLETION_TOLERANCE_STEPS = 2
 _STATUS = struct.Struct("<HlHhI")
 
 
@@ -159,7 +162,14 @@ class Mpc320(PolarizationController):
             if matches(message):
                 return message
 
-    def _exchange(self, request: AptMessage, reply_id: int, ident: int | None, timeout_s: float) -> AptMessage:
+    def _exchange(
+        self, request: AptMessage, reply_id: int, ident: int | None, timeout_s: float, target_steps: int | None = None
+    ) -> AptMessage:
+        """Send `request` (after dropping stale input) and await `reply_id` for `ident`.
+
+        With `target_steps`, a long completion whose position is more than
+        `COMPLETION_TOLERANCE_STEPS` from the target is a stale one (an earlier move) and is skipped.
+        """
         label = request.label()
 
         def matches(msg: AptMessage) -> bool:
@@ -169,9 +179,15 @@ class Mpc320(PolarizationController):
                 return True
             if msg.data is None:
                 return msg.param1 == ident
-            return len(msg.data) >= 2 and struct.unpack_from("<H", msg.data)[0] == ident
+            if len(msg.data) < 2 or struct.unpack_from("<H", msg.data)[0] != ident:
+                return False
+            if target_steps is not None and len(msg.data) >= 6:
+                position = struct.unpack_from("<l", msg.data, 2)[0]
+                return abs(position - target_steps) <= COMPLETION_TOLERANCE_STEPS
+            return True
 
         with self.lock:
+            self.transport.discard_input()
             self._send(request)
             return self._await(label, matches, timeout_s)
 
@@ -204,8 +220,9 @@ class Mpc320(PolarizationController):
         """Move a paddle to `angle_deg` (0..170 deg) and wait for MOVE_COMPLETED (at most `move_timeout_s`)."""
         ident = self._paddle(paddle).ident
         angle_deg = Range(0.0, DEG_FULL_RANGE)(angle_deg, self)
-        request = long_message(AptId.MOT_MOVE_ABSOLUTE, struct.pack("<Hl", ident, deg_to_steps(angle_deg)))
-        self._exchange(request, AptId.MOT_MOVE_COMPLETED, ident, self.move_timeout_s)
+        steps = deg_to_steps(angle_deg)
+        request = long_message(AptId.MOT_MOVE_ABSOLUTE, struct.pack("<Hl", ident, steps))
+        self._exchange(request, AptId.MOT_MOVE_COMPLETED, ident, self.move_timeout_s, target_steps=steps)
 
     def status(self, paddle: int) -> PaddleStatus:
         """Get a paddle's position and status flags (REQ_USTATUSUPDATE -> GET_USTATUSUPDATE)."""

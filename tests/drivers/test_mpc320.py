@@ -137,3 +137,10 @@ def test_rich_response_raises_device_error():
     with expected_protocol(Mpc320, [(H("53 04 06 00 d0 01 01 00 00 00 00 00"), rich)]) as mpc:
         with pytest.raises(DeviceError, match=r"HW_RICHRESPONSE for 0x0453: code 2 'paddle disabled'"):
             mpc.move_to_deg(1, 0.0)
+
+
+def test_stale_completion_of_an_earlier_move_is_skipped():
+    stale = H("64 04 0e 00 81 50") + struct.pack("<HlHhI", 1, 483, 0, 0, 0)
+    fresh = H("64 04 0e 00 81 50") + struct.pack("<HlHhI", 1, 492, 0, 0, 0)
+    with expected_protocol(Mpc320, [(H("53 04 06 00 d0 01 01 00 ec 01 00 00"), stale + fresh)]) as mpc:
+        mpc.move_to_deg(1, 61.0)
