@@ -6,7 +6,7 @@ terminated; n = channel 1..n_channels, default 1; optional `:CHANnel1` node):
     *IDN? *RST *CLS *OPC? *WAI
     :INPut<n>:ATTenuation <dB>[DB]|MIN|MAX|DEF    :INPut<n>:ATTenuation? [MIN|MAX|DEF]
     :INPut<n>:WAVelength <m>[M|NM|UM|PM]|MIN|MAX|DEF    :INPut<n>:WAVelength? [MIN|MAX|DEF]
-    :OUTPut<n>:STATe 0|1|ON|OFF                    :OUTPut<n>:STATe?
+    :OUTPut<n>[:STATe] 0|1|ON|OFF                  :OUTPut<n>[:STATe]?
     :SYSTem:ERRor[:NEXT]?
 
 Numbers are answered in NR3 ("+2.50000000E+000"), states as "0"/"1".  The
@@ -61,8 +61,8 @@ class VoaFirmware:
         dev.add(":INPut#[:CHANnel#]:ATTenuation", True, self._get_att)
         dev.add(":INPut#[:CHANnel#]:WAVelength", False, self._set_wav)
         dev.add(":INPut#[:CHANnel#]:WAVelength", True, self._get_wav)
-        dev.add(":OUTPut#[:CHANnel#]:STATe", False, self._set_state)
-        dev.add(":OUTPut#[:CHANnel#]:STATe", True, self._get_state)
+        dev.add(":OUTPut#[:CHANnel#][:STATe]", False, self._set_state)
+        dev.add(":OUTPut#[:CHANnel#][:STATe]", True, self._get_state)
         dev.add(":SYSTem:ERRor[:NEXT]", True, lambda s, a: self._no_arg(a) or dev.pop_error())
         self.device = dev
 

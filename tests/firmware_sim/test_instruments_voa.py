@@ -162,3 +162,11 @@ def test_pyvisa_socket_resource_talks_to_the_firmware(voa, bench):
     finally:
         rm.close()
     assert bench.att[1] == 6.25
+
+
+def test_output_state_node_is_optional_as_in_the_manual(client, bench):
+    send(client, b":OUTP3 ON")
+    assert ask(client, b":OUTP3?;:OUTPut3:CHANnel1:STATe?") == b"1;1\n"
+    send(client, b"outp3 0")
+    assert ask(client, b":OUTP3?") == b"0\n"
+    assert bench.out[3] is False
