@@ -33,6 +33,21 @@ class Acquisition:
     params: Mapping[str, float]
 
 
+def intensities(params: Mapping[str, float], mu_at_0db: float) -> tuple[float, float, float]:
+    """Mean photon numbers of the three intensity classes from the VOA parameters.
+
+    mu_k = mu_at_0db * 10^(-voa.k / 10), or 0 when the channel's output is off
+    (voa.on.k == 0).
+    """
+    missing = [f"voa.{k}" for k in (1, 2, 3) if f"voa.{k}" not in params]
+    if missing:
+        raise QkdInputError(f"operating parameters lack {missing}")
+    return tuple(
+        mu_at_0db * 10 ** (-params[f"voa.{k}"] / 10) if params.get(f"voa.on.{k}", 1.0) else 0.0
+        for k in (1, 2, 3)
+    )
+
+
 class Hardware(ABC):
     """A bench seen by the engine."""
 
@@ -51,13 +66,12 @@ class Hardware(ABC):
     def params(self) -> dict[str, float]:
         """The operating parameters in force."""
 
+    #: mean photon number per pulse with the VOA at 0 dB (source calibration).
+    mu_at_0db: float = 1.0
+
     def mu(self) -> tuple[float, float, float]:
         """Mean photon numbers (signal, decoy, vacuum) in force."""
-        p = self.params()
-        return tuple(self.mu_at_0db * 10 ** (-p[f"voa.{k}"] / 10) if p.get(f"voa.on.{k}", 1.0) else 0.0
-                     for k in (1, 2, 3))
-
-    mu_at_0db: float = 1.0
+        return intensities(self.params(), self.mu_at_0db)
 
     def close(self) -> None:
         """Release instruments (idempotent)."""

@@ -95,14 +95,21 @@ class KeyStore:
     def _end_of_indexed_data(self) -> int:
         return max((e.offset + (e.n_bits + 7) // 8 for e in self._entries.values()), default=0)
 
-    def add(self, bits: np.ndarray) -> str:
-        """Append a key (uint8 array of 0/1, fsynced) and return its new id."""
+    def add(self, bits: np.ndarray, key_id: str | None = None) -> str:
+        """Append a key (uint8 array of 0/1, fsynced) and return its id.
+
+        key_id: the id to file it under (e.g. the peer's id for the same key);
+        a new UUID when None.
+        """
         bits = np.ascontiguousarray(bits, dtype=np.uint8)
         if bits.ndim != 1 or bits.size == 0:
             raise KeyStoreError("a key must be a non-empty 1-D bit array")
         if bits.max() > 1:
             raise KeyStoreError("a key must hold only bits 0/1")
-        key_id = str(uuid.uuid4())
+        if key_id is None:
+            key_id = str(uuid.uuid4())
+        elif not key_id or any(c.isspace() for c in key_id) or key_id in self._entries:
+            raise KeyStoreError(f"key id {key_id!r} is empty, has blanks or exists already")
         offset = self._end_of_indexed_data()
         path = self.dir / _KEYS
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

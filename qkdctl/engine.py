@@ -1,0 +1,239 @@
+"""The block loop: acquire -> process -> detect -> retune -> store.
+
+Acquisition of block k+1 runs in a thread while block k is processed; the
+queue between them is bounded (`queue_depth`), so acquisition waits when
+processing falls behind (back-pressure).  Tuner proposals made after block k
+take effect at the next acquisition that starts after them (with overlap,
+block k+2); each block records the parameters that were in force for it.
+
+Per block, keys are fsynced in Alice's and Bob's key stores before the block
+row is committed to the run database; a crash in between leaves keys that
+`reconcile_stores` drops at the next start.  A block that fails a security
+check stores no key.  The run is aborted (status 'aborted', exit code 4) when
+`max_consecutive_aborts` blocks in a row fail their security checks.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from qkdctl.blockreport import Alarm, BlockReport
+from qkdctl.core.errors import QkdError
+from qkdctl.hardware import Acquisition, Hardware, intensities
+from qkdctl.pipeline import BlockSettings, process_block
+from qkdctl.store.consistency import reconcile_stores
+from qkdctl.store.keystore import KeyStore
+from qkdctl.store.rundb import RunDB
+from qkdctl.tune.base import Tuner
+
+# detector(report, history) -> alarms; an 'abort' alarm discards the block's key.
+Detector = Callable[[BlockReport, Sequence[BlockReport]], list[Alarm]]
+
+
+@dataclass
+class EngineOptions:
+    """Loop settings. block_seconds: acquisition time per block (s)."""
+
+    block_seconds: float = 0.05
+    queue_depth: int = 2
+    max_consecutive_aborts: int = 5
+    history_length: int = 200
+
+
+@dataclass
+class RunSummary:
+    """What a run did; `as_dict()` is the `qkdctl run --json` object."""
+
+    run_id: str
+    out_dir: str
+    seed: int
+    status: str = "running"
+    blocks: int = 0
+    blocks_aborted: int = 0
+    secret_bits: int = 0
+    sifted_bits: int = 0
+    acquired_s: float = 0.0
+    qbers: list = field(default_factory=list)
+    alarms: int = 0
+    abort_reason: str = ""
+
+    def as_dict(self) -> dict:
+        qb = [q for q in self.qbers if np.isfinite(q)]
+        return {
+            "run_id": self.run_id,
+            "out_dir": self.out_dir,
+            "seed": self.seed,
+            "status": self.status,
+            "blocks": self.blocks,
+            "blocks_aborted": self.blocks_aborted,
+            "secret_bits": self.secret_bits,
+            "sifted_bits": self.sifted_bits,
+            "mean_qber": float(np.mean(qb)) if qb else None,
+            "secret_rate_bps": self.secret_bits / self.acquired_s if self.acquired_s else 0.0,
+            "alarms": self.alarms,
+            "abort_reason": self.abort_reason,
+        }
+
+
+class Engine:
+    """Runs key blocks on one bench and stores keys and reports in `out_dir`."""
+
+    def __init__(
+        self,
+        hardware: Hardware,
+        settings: BlockSettings,
+        out_dir: str | os.PathLike,
+        *,
+        options: EngineOptions | None = None,
+        tuners: Sequence[Tuner] = (),
+        detectors: Sequence[Detector] = (),
+        seed: int | None = None,
+        config_text: str = "",
+        auth_key: bytes | None = None,
+        on_block: Callable[[BlockReport], None] | None = None,
+    ) -> None:
+        self.hw = hardware
+        self.settings = settings
+        self.out_dir = Path(out_dir)
+        self.options = options or EngineOptions()
+        self.tuners = list(tuners)
+        self.detectors = list(detectors)
+        self.seed = seed if seed is not None else secrets.randbits(63)
+        self.rng = np.random.default_rng(self.seed)
+        self.config_text = config_text
+        # Pre-shared authentication key of the classical channel (HMAC: not consumed).
+        self.auth_key = auth_key if auth_key is not None else secrets.token_bytes(64)
+        self.on_block = on_block
+        self._stop = threading.Event()
+        self.history: list[BlockReport] = []
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the block in flight (signal-safe)."""
+        self._stop.set()
+
+    def _acquire_loop(self, q: queue.Queue, n_blocks: int | None, deadline: float | None) -> None:
+        made = 0
+        try:
+            while not self._stop.is_set() and (n_blocks is None or made < n_blocks):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                t0 = time.perf_counter()
+                acq = self.hw.acquire(self.options.block_seconds)
+                item = (acq, time.perf_counter() - t0)
+                while not self._stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                made += 1
+        except BaseException as exc:  # handed to the processing thread
+            q.put(exc)
+            return
+        q.put(None)
+
+    def run(self, blocks: int | None = None, seconds: float | None = None) -> RunSummary:
+        """Run until `blocks` blocks or `seconds` of wall time (or stop()); return the summary."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        db = RunDB(self.out_dir)
+        stores = [KeyStore(self.out_dir / "keys" / "alice"), KeyStore(self.out_dir / "keys" / "bob")]
+        reconcile_stores(db, stores)
+        run_id = uuid.uuid4().hex[:12]
+        summary = RunSummary(run_id=run_id, out_dir=str(self.out_dir), seed=self.seed)
+        db.start_run(run_id, self.config_text, self.seed)
+        q: queue.Queue = queue.Queue(maxsize=max(1, self.options.queue_depth))
+        deadline = time.monotonic() + seconds if seconds is not None else None
+        producer = threading.Thread(target=self._acquire_loop, args=(q, blocks, deadline),
+                                    name="acquire", daemon=True)
+        producer.start()
+        consecutive = 0
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                acq, acquire_s = item
+                report = self._one_block(acq, acquire_s, stores, db, run_id)
+                summary.blocks += 1
+                summary.acquired_s += self.options.block_seconds
+                summary.sifted_bits += report.sifted_bits_z
+                summary.alarms += len(report.alarms)
+                summary.qbers.append(report.qber_z)
+                if report.status == "ok":
+                    summary.secret_bits += report.key_bits
+                    consecutive = 0
+                else:
+                    summary.blocks_aborted += 1
+                    consecutive += 1
+                if self.on_block is not None:
+                    self.on_block(report)
+                if consecutive >= self.options.max_consecutive_aborts:
+                    summary.status = "aborted"
+                    summary.abort_reason = (
+                        f"{consecutive} consecutive blocks failed security checks; "
+                        f"last: {report.abort_reason}"
+                    )
+                    break
+            if summary.status == "running":
+                summary.status = "stopped" if self._stop.is_set() else "ok"
+        finally:
+            self._stop.set()
+            producer.join(timeout=30)
+            db.finish_run(run_id, summary.status, summary.as_dict())
+            db.close()
+        return summary
+
+    def _one_block(self, acq: Acquisition, acquire_s: float, stores: list[KeyStore],
+                   db: RunDB, run_id: str) -> BlockReport:
+        prior = next((r.qber_z for r in reversed(self.history) if r.status == "ok"), None)
+        settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db))
+        out = process_block(acq.block_id, acq.tags, acq.alice, settings, self.rng,
+                            qber_prior=prior, auth_key=self.auth_key)
+        rep = out.report
+        rep.duration_s = self.options.block_seconds
+        rep.params = dict(acq.params)
+        rep.stage_seconds["acquire"] = acquire_s
+        for det in self.detectors:
+            rep.alarms.extend(det(rep, self.history))
+        aborting = [a for a in rep.alarms if a.severity == "abort"]
+        if aborting and rep.status == "ok":
+            rep.status = "aborted"
+            rep.abort_reason = f"alarm: {aborting[0].source}: {aborting[0].message}"
+        self.history.append(rep)
+        del self.history[: -self.options.history_length]
+        self._retune(rep)
+        t0 = time.perf_counter()
+        if rep.status == "ok" and out.alice_key is not None:
+            key_id = stores[0].add(out.alice_key)
+            stores[1].add(out.bob_key, key_id=key_id)
+            rep.key_id = key_id
+        else:
+            rep.key_bits = 0
+        db.add_block(run_id, rep)
+        rep.stage_seconds["store"] = time.perf_counter() - t0
+        return rep
+
+    def _retune(self, rep: BlockReport) -> None:
+        for tuner in self.tuners:
+            try:
+                prop = tuner.propose(self.history, self.hw.params())
+            except QkdError as exc:
+                rep.alarms.append(Alarm(f"tuner:{tuner.name}", "warn", f"tuner failed: {exc}"))
+                continue
+            if prop is None or not prop.params:
+                continue
+            self.hw.apply(prop.params)
+            rep.tuner = {"name": tuner.name, "proposal": dict(prop.params), "reason": prop.reason,
+                         "probes_used": prop.probes_used}

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from qkdctl.blockreport import Alarm
+from qkdctl.config import load_config
+from qkdctl.core.constants import DEFAULT_CHANNELS
+from qkdctl.core.tags import GateConfig
+from qkdctl.engine import Engine, EngineOptions
+from qkdctl.hardware import ModelHardware
+from qkdctl.pipeline import BlockSettings
+from qkdctl.store.keystore import KeyStore
+from qkdctl.store.rundb import RunDB
+
+
+def _setup(tmp_path, distance_km=5.0, misalignment=None, **opts):
+    cfg = load_config("lab_configs/sim_bench.toml")
+    model = cfg.link_model(distance_km=distance_km)
+    if misalignment is not None:
+        model = model.__class__(**{**model.__dict__, "misalignment": misalignment})
+    hw = ModelHardware(model, np.random.default_rng(3), sync_divider=100)
+    settings = BlockSettings(
+        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
+        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
+        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
+        qber_abort=0.11, method="cascade-biconf",
+    )
+    return Engine(hw, settings, tmp_path, seed=11, options=EngineOptions(block_seconds=0.01, **opts))
+
+
+def test_run_stores_identical_keys_and_agrees_with_db(tmp_path):
+    summary = _setup(tmp_path).run(blocks=3)
+    assert summary.status == "ok" and summary.blocks == 3
+    assert summary.secret_bits > 0
+    alice, bob = KeyStore(tmp_path / "keys" / "alice"), KeyStore(tmp_path / "keys" / "bob")
+    assert alice.ids() == bob.ids() and len(alice.ids()) == 3 - summary.blocks_aborted
+    for key_id in alice.ids():
+        np.testing.assert_array_equal(alice.read(key_id), bob.read(key_id))
+    with RunDB(tmp_path) as db:
+        rows = db.blocks()
+        assert [r["block_id"] for r in rows] == [0, 1, 2]
+        assert db.key_ids() == set(alice.ids())
+        assert sum(r["key_bits"] for r in rows) == summary.secret_bits
+        assert db.runs()[0]["status"] == "ok"
+
+
+def test_high_qber_aborts_run_without_keys(tmp_path):
+    summary = _setup(tmp_path, misalignment=0.25, max_consecutive_aborts=2).run(blocks=10)
+    assert summary.status == "aborted" and summary.blocks == 2
+    assert summary.secret_bits == 0
+    assert KeyStore(tmp_path / "keys" / "alice").ids() == []
+
+
+def test_abort_alarm_discards_key(tmp_path):
+    eng = _setup(tmp_path)
+    eng.detectors.append(lambda rep, hist: [Alarm("test", "abort", "forced")])
+    summary = eng.run(blocks=1)
+    assert summary.blocks_aborted == 1 and summary.secret_bits == 0
+    with RunDB(tmp_path) as db:
+        row = db.blocks()[0]
+    assert row["status"] == "aborted" and "forced" in row["abort_reason"] and row["key_id"] is None
