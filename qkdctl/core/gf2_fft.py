@@ -199,9 +199,12 @@ def _dif_stage_kernel(data, span, piece_bits, inverse, n_chunks):
 
 def _transform(data: np.ndarray, piece_bits: int, inverse: bool) -> None:
     """Whole DFT (forward: spans K/3 .. 1) or its inverse (spans 1 .. K/3) in place."""
-    points = data.shape[0]
     n_chunks = 4 * numba.get_num_threads()
-    spans = [3**s for s in range(int(round(np.log(points) / np.log(3))))]
+    spans = []
+    span = 1
+    while 3 * span <= data.shape[0]:
+        spans.append(span)
+        span *= 3
     for span in spans if inverse else spans[::-1]:
         _dif_stage_kernel(data, span, piece_bits, inverse, n_chunks)
 
