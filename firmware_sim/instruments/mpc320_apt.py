@@ -11,6 +11,7 @@ timeout can expire before MOVE_COMPLETED.  Messages handled:
     MOD_REQ_CHANENABLESTATE 0x0211       -> MOD_GET_CHANENABLESTATE 0x0212
     MOT_MOVE_HOME 0x0443                 -> MOT_MOVE_HOMED 0x0444 when at home_position
     MOT_MOVE_ABSOLUTE 0x0453 "<Hl"       -> MOT_MOVE_COMPLETED 0x0464 + status when there
+    MOT_MOVE_JOG 0x046A                  -> MOT_MOVE_COMPLETED 0x0464 + status (param2 1 forward, 2 reverse)
     MOT_MOVE_STOP 0x0465                 -> MOT_MOVE_STOPPED 0x0466 + status
     MOT_REQ_USTATUSUPDATE 0x0490         -> MOT_GET_USTATUSUPDATE 0x0491 + status
     MOT_ACK_USTATUSUPDATE 0x0492            (keep-alive; counted)
@@ -197,6 +198,15 @@ class Mpc320Firmware:
             if not paddle.enabled:
                 return [self._rich(msg.msg_id, RICH_DISABLED, f"paddle ident {ident} disabled")]
             self._start(paddle, self.home_steps, now_s, homing=True)
+            return []
+        if msg.msg_id == apt.MOT_MOVE_JOG:
+            if not paddle.enabled:
+                return [self._rich(msg.msg_id, RICH_DISABLED, f"paddle ident {ident} disabled")]
+            if msg.param2 not in (1, 2):
+                return [self._rich(msg.msg_id, RICH_OUT_OF_RANGE, "jog direction must be 1 or 2")]
+            step = self.jog_steps[paddle.number - 1] * (1 if msg.param2 == 1 else -1)
+            target = min(STEPS_MAX, max(0, self._position(paddle, now_s) + step))
+            self._start(paddle, target, now_s, homing=False)
             return []
         if msg.msg_id == apt.MOT_MOVE_STOP:
             self._settle(paddle, self._position(paddle, now_s))

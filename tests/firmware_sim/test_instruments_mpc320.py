@@ -194,3 +194,18 @@ def test_parser_unit_rejects_wrong_addresses_and_lengths():
     wrong_len = struct.pack("<HHBB", 0x0453, 4, 0xD0, 0x01) + b"\x01\x00\x00\x00"
     assert parser.feed(wrong_source + wrong_len) == []
     assert parser.feed(host_short(0x0005)) == [apt.AptMessage(0x0005, 0, 0, None, 0x50, 0x01)]
+
+
+def test_jog_uses_the_paddle_jog_step_and_clamps(port, bench):
+    link, _ = port
+    link.write(host_long(0x0530, struct.pack("<HHHHHH", 0, 100, 0, 50, 137, 20)))
+    link.write(host_short(0x046A, 2, 1))
+    msg_id, _, _, data = read_frame(link)
+    assert msg_id == 0x0464 and struct.unpack("<HlHhI", data)[:2] == (2, 137)
+    assert bench.paddles[2] == pytest.approx(17.0)
+    link.write(host_short(0x046A, 4, 2))  # reverse from 0: clamped at 0
+    msg_id, _, _, data = read_frame(link)
+    assert msg_id == 0x0464 and struct.unpack("<HlHhI", data)[:2] == (4, 0)
+    link.write(host_short(0x046A, 1, 3))
+    msg_id, _, _, data = read_frame(link)
+    assert msg_id == 0x0081 and struct.unpack_from("<HH", data) == (0x046A, RICH_OUT_OF_RANGE)
