@@ -51,26 +51,30 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
     i1 = 0
     i2 = 0
     while True:
-        # earliest of: next of stream 1, next of stream 2, earliest due afterpulse
-        te = t1[i1] if i1 < t1.size else big
-        j = d1[i1] if i1 < t1.size else -1
-        src = 1
+        # earliest of: next of stream 1, next of stream 2, earliest afterpulse due before t_end
+        te = big
+        j = 0
+        src = -1
+        if i1 < t1.size:
+            te = t1[i1]
+            j = d1[i1]
+            src = 1
         if i2 < t2.size and t2[i2] < te:
             te = t2[i2]
             j = d2[i2]
             src = 2
         for k in range(4):
-            if n_pend[k] > 0 and pend[k, n_pend[k] - 1] < te:
-                te = pend[k, n_pend[k] - 1]
-                j = k
-                src = 0
+            if n_pend[k] > 0:
+                ta = pend[k, n_pend[k] - 1]
+                if ta < te and ta < t_end:
+                    te = ta
+                    j = k
+                    src = 0
+        if src < 0:
+            break
         if src == 0:
-            if te >= t_end:
-                break
             n_pend[j] -= 1
         elif src == 1:
-            if i1 >= t1.size:
-                break
             i1 += 1
         else:
             i2 += 1

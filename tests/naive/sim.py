@@ -1,0 +1,126 @@
+"""Slow, plain references of the simulator's numba kernels (firmware_sim.physics).
+
+Each takes the same inputs (and consumes the same Generator draws in the same order)
+as its kernel, written as simply as possible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+
+def choices(u: float, p_intensity, p_z: float, p_bit_one: float) -> tuple[int, int, int, float]:
+    """(class, basis, bit, leftover uniform) from one uniform by conditional rescaling."""
+    edges = np.cumsum([0.0, *p_intensity])
+    c = 0 if u < edges[1] else (1 if u < edges[2] else 2)
+    u = (u - edges[c]) / (edges[c + 1] - edges[c])
+    if u < p_z:
+        b, u = 0, u / p_z
+    else:
+        b, u = 1, (u - p_z) / (1.0 - p_z)
+    if u < p_bit_one:
+        x, u = 1, u / p_bit_one
+    else:
+        x, u = 0, (u - p_bit_one) / (1.0 - p_bit_one)
+    return c, b, x, u
+
+
+def slots(rng, uniforms, slot0, p_intensity, p_z, p_bit_one, lam, period_ps, delay_ps, jitter_ps):
+    """Reference of clicks._slots_kernel over all uniforms: Alice's arrays and clicks."""
+    basis, bit, inten, click_t, click_det = [], [], [], [], []
+    for i, u in enumerate(uniforms):
+        c, b, x, u = choices(float(u), p_intensity, p_z, p_bit_one)
+        basis.append(b)
+        bit.append(x)
+        inten.append(c)
+        s = 2 * b + x
+        l4 = lam[c, s]
+        p_any = 1.0 - math.exp(-sum(l4))
+        if u >= p_any:
+            continue
+        v = u / p_any
+        # pattern k (bit j = detector j clicked), probability given at least one click
+        acc = 0.0
+        chosen = 15
+        for k in range(1, 15):
+            pk = 1.0
+            for j in range(4):
+                pj = 1.0 - math.exp(-l4[j])
+                pk *= pj if (k >> j) & 1 else 1.0 - pj
+            acc += pk / p_any
+            if v < acc:
+                chosen = k
+                break
+        for j in range(4):
+            if (chosen >> j) & 1:
+                t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
+                click_t.append(int(np.rint(t)))
+                click_det.append(j)
+    return basis, bit, inten, click_t, click_det
+
+
+def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pending, t_end):
+    """Reference of detectors._dead_time_kernel: events in time order with a heap.
+
+    pending: list of 4 lists of afterpulse times (modified in place), last_click: list of 4.
+    Ties: stream 1 before stream 2 before afterpulses (lower detector first).
+    Returns [(t, det, is_afterpulse)] in time order.
+    """
+    # heap entries (t, priority, order, det): stream 1, then stream 2, then afterpulses
+    heap = []
+    for prio, (ts, ds) in ((0, clicks), (1, darks)):
+        for n, (t, d) in enumerate(zip(ts, ds)):
+            heap.append((int(t), prio, n, int(d)))
+    for j in range(4):
+        for t in pending[j]:
+            heap.append((int(t), 2, j, j))
+        pending[j] = []
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        t, prio, _, j = heapq.heappop(heap)
+        if prio == 2 and t >= t_end:
+            pending[j].append(t)
+            continue
+        if t - last_click[j] < dead_ps[j]:
+            continue
+        out.append((t, j, prio == 2))
+        last_click[j] = t
+        if ap_prob[j] > 0 and rng.random() < ap_prob[j]:
+            ta = t + dead_ps[j] + int(rng.exponential() * ap_mean_ps[j])
+            heapq.heappush(heap, (ta, 2, j, j))
+    return out
+
+
+def tagger(clk_t, clk_det, extra, delay_ps, visible, dead_ps, resolution_ps, ch_number,
+           last_tag, bucket, rate_per_ps, capacity):
+    """Reference of tagger._tagger_kernel: sort all visible edges, then filter one by one."""
+    edges = []
+    for t, d in zip(clk_t, clk_det):
+        r = int(d) + 1
+        if visible[r]:
+            edges.append((int(t) + int(delay_ps[r]), int(d), r))  # stream index = det
+    for r, arr in enumerate(extra):
+        if visible[r]:
+            edges.extend((int(t) + int(delay_ps[r]), 4 + r, r) for t in arr)
+    edges.sort(key=lambda e: (e[0], e[1]))
+    out_t, out_ch, missed = [], [], 0
+    level, t_last = bucket
+    for t, _, r in edges:
+        t = (t // resolution_ps) * resolution_ps
+        if t - last_tag[r] < dead_ps[r]:
+            continue
+        last_tag[r] = t
+        level = max(0.0, level - (t - t_last) * rate_per_ps)
+        t_last = t
+        if level + 1.0 > capacity:
+            missed += 1
+            continue
+        level += 1.0
+        out_t.append(t)
+        out_ch.append(int(ch_number[r]))
+    bucket[:] = [level, t_last]
+    return out_t, out_ch, missed
