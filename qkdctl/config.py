@@ -1,8 +1,11 @@
 """Pydantic models of lab configs (lab_configs/*.toml) and `load_config`.
 
-A config holding only [link] and [protocol] is valid for planning commands; other
-tables ([instruments], [sim], [engine], [tuner], ...) are accepted and kept as
-plain dicts until their own models are added here as typed optional fields.
+A config holding only [link] and [protocol] is valid for planning commands;
+commands that touch a bench also need [instruments].  Tables: [link],
+[protocol], [instruments.tagger|alice|voa|polarization], [channels], [timing],
+[engine], [tuner], [sim] (the simulated bench's parameters, validated by
+firmware_sim when the embedded bench starts).  Unknown top-level tables are
+kept, so site-specific tables do not break a config.
 """
 
 from __future__ import annotations
@@ -70,6 +73,86 @@ class ProtocolConfig(BaseModel):
         return self
 
 
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstrumentConfig(_Table):
+    """One instrument: which driver, where it answers, and driver options.
+
+    resource: a VISA resource string, a serial device path or pyserial URL,
+    host:port, a file path (replay), or "embedded" (the simulated bench that
+    `qkdctl run` starts in-process from the [sim] table).
+    """
+
+    driver: str = Field(description="driver name, see docs/drivers.md")
+    resource: str = "embedded"
+    timeout_s: float = Field(default=2.0, gt=0.0, le=600.0)
+    options: dict = Field(default_factory=dict)
+
+
+class InstrumentsConfig(_Table):
+    """[instruments.*]: the bench's instruments (tagger and Alice's host are required)."""
+
+    tagger: InstrumentConfig
+    alice: InstrumentConfig
+    voa: Optional[InstrumentConfig] = None
+    polarization: Optional[InstrumentConfig] = None
+
+
+class ChannelsConfig(_Table):
+    """[channels]: tagger channel of each role."""
+
+    sync: int = 0
+    H: int = 1
+    V: int = 2
+    D: int = 3
+    A: int = 4
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "ChannelsConfig":
+        values = list(self.model_dump().values())
+        if len(set(values)) != len(values):
+            raise ValueError(f"channels must be distinct, got {self.model_dump()}")
+        return self
+
+
+class TimingConfig(_Table):
+    """[timing]: pulse clock, sync divider and detection gate (ps)."""
+
+    pulse_rate_hz: float = Field(default=1e9, gt=0.0)
+    sync_divider: int = Field(default=1000, ge=1)
+    gate_offset_ps: float = 0.0
+    gate_width_ps: float = Field(default=400.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _gate_fits(self) -> "TimingConfig":
+        period_ps = 1e12 / self.pulse_rate_hz
+        if self.gate_width_ps > period_ps:
+            raise ValueError(f"gate_width_ps {self.gate_width_ps} exceeds the pulse period {period_ps:g} ps")
+        return self
+
+
+class EngineConfig(_Table):
+    """[engine]: the block loop."""
+
+    block_seconds: float = Field(default=0.05, gt=0.0, le=3600.0)
+    blocks: Optional[int] = Field(default=None, ge=1, description="default number of blocks of `run`")
+    queue_depth: int = Field(default=2, ge=1, le=64)
+    max_consecutive_aborts: int = Field(default=5, ge=1)
+    reconciliation: str = Field(default="auto", description="'auto' or a method name")
+    mu_at_0db: float = Field(default=1.0, gt=0.0, description="mean photons/pulse at 0 dB VOA")
+
+
+class TunerConfig(_Table):
+    """[tuner]: which tuners run between blocks (none by default)."""
+
+    polarization: Optional[str] = None
+    intensities: Optional[str] = None
+    timing: Optional[str] = None
+    options: dict = Field(default_factory=dict)
+
+
 class LabConfig(BaseModel):
     """A whole lab config.  Unknown top-level tables are kept (extra='allow')."""
 
@@ -77,6 +160,12 @@ class LabConfig(BaseModel):
 
     link: Optional[LinkConfig] = None
     protocol: Optional[ProtocolConfig] = None
+    instruments: Optional[InstrumentsConfig] = None
+    channels: ChannelsConfig = ChannelsConfig()
+    timing: TimingConfig = TimingConfig()
+    engine: EngineConfig = EngineConfig()
+    tuner: TunerConfig = TunerConfig()
+    sim: dict = Field(default_factory=dict, description="SimConfig fields (firmware_sim)")
     _source: str = PrivateAttr(default="config")
 
     def require_planning(self) -> tuple[LinkConfig, ProtocolConfig]:
@@ -85,6 +174,19 @@ class LabConfig(BaseModel):
         if missing:
             raise ConfigError(f"{self._source}: missing table(s) {', '.join('[' + m + ']' for m in missing)}")
         return self.link, self.protocol
+
+    def require_bench(self) -> InstrumentsConfig:
+        """Return [instruments] (with [protocol]) or raise ConfigError: commands that touch a bench."""
+        if self.protocol is None:
+            raise ConfigError(f"{self._source}: missing table [protocol]")
+        if self.instruments is None:
+            raise ConfigError(f"{self._source}: missing table [instruments] (needed to drive a bench)")
+        return self.instruments
+
+    @property
+    def source(self) -> str:
+        """The file this config came from (for error messages)."""
+        return self._source
 
     def link_model(self, distance_km: Optional[float] = None) -> LinkModel:
         """The core LinkModel of [link] + [protocol] at distance_km (default [link].distance_km or 0)."""

@@ -47,9 +47,40 @@ def test_shipped_configs_load():
 
 
 def test_other_tables_are_kept(tmp_path):
-    cfg = load_config(write(tmp_path, GOOD + "\n[instruments.tagger]\nresource = 'TCPIP::x'\n[engine]\nblocks = 3\n"))
-    assert cfg.model_extra["engine"] == {"blocks": 3}
-    assert cfg.model_extra["instruments"]["tagger"]["resource"] == "TCPIP::x"
+    cfg = load_config(write(tmp_path, GOOD + "\n[site]\nroom = 'B12'\n[engine]\nblocks = 3\n"))
+    assert cfg.engine.blocks == 3
+    assert cfg.model_extra["site"] == {"room": "B12"}
+
+
+def test_bench_tables_are_typed(tmp_path):
+    text = GOOD + (
+        "\n[instruments.tagger]\ndriver = 'sim_tagger'\nresource = '127.0.0.1:5000'\n"
+        "[instruments.alice]\ndriver = 'sim_alice'\n[timing]\ngate_width_ps = 300\n"
+    )
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.require_bench().tagger.resource == "127.0.0.1:5000"
+    assert cfg.require_bench().alice.resource == "embedded"
+    assert cfg.timing.gate_width_ps == 300
+
+
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        ("[instruments.alice]\ndriver = 'sim_alice'\n", "instruments.tagger is missing"),
+        ("[timing]\npulse_rate_hz = 1e10\ngate_width_ps = 400\n", "exceeds the pulse period"),
+        ("[channels]\nH = 0\n", "channels must be distinct"),
+        ("[engine]\nblock_seconds = -1\n", "engine.block_seconds = -1"),
+    ],
+)
+def test_bench_table_errors_are_one_line(tmp_path, extra, expect):
+    with pytest.raises(ConfigError, match=expect) as info:
+        load_config(write(tmp_path, GOOD + "\n" + extra))
+    assert "\n" not in str(info.value)
+
+
+def test_planning_config_has_no_bench(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing table \[instruments\]"):
+        load_config(write(tmp_path, GOOD)).require_bench()
 
 
 def test_missing_tables_are_named_when_needed(tmp_path):
