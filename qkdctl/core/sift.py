@@ -30,9 +30,8 @@ from qkdctl.core.tags import (
     Gated,
     GateStats,
     TagBlock,
-    ROLE_IGNORED,
-    ROLE_UNKNOWN,
-    _gate_time,
+    GATE_CHUNK,
+    _gate_range,
     gate_params,
     gate_stats,
 )
@@ -167,111 +166,103 @@ def _squash(mask, key, slot):
     return _MASK_CASE[mask], b_basis, b_bit
 
 
-# The two kernels below share the per-slot step ("finalize"): squash the click
-# mask, look up Alice, count, and append when the bases agree.  It is written out
-# in each kernel, because an inlined helper taking arrays costs a reference-count
-# call per slot.  The entry is always written; the write position only advances
-# on a basis match (no unpredictable branch).  counts = [single, double same,
-# double cross, multi, mismatch, outside record, sifted Z, sifted X].
-
-
 @njit(cache=True)
-def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
-                 out_slot, out_val, counts, detections):
+def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot,
+                out_slot, out_val, counts, detections):
+    """Sift detections (slot non-decreasing, at most GATE_CHUNK), continuing the open
+    slot in state = [slot, click mask]; a slot is finished when a later one starts,
+    or at the end when `final`.
+
+    Finishing a slot squashes its mask, looks up Alice, counts, and appends it at
+    out[basis, n_basis].  The entry is always written and the position advances
+    only on a basis match: no unpredictable branch, counters in registers.
+    counts = [single, double same, double cross, multi, mismatch, outside record,
+    sifted Z, sifted X]; detections[basis, intensity].
+    """
     n = slot.size
     n_alice = np.uint64(a_basis.size)
-    cur = np.int64(0)
-    mask = 0
-    for i in range(n + 1):
+    cur = state[0]
+    mask = state[1]
+    n_z = counts[_N_SIFTED_Z]
+    n_x = counts[_N_SIFTED_X]
+    single = 0
+    mismatch = 0
+    det_z = np.uint64(0)  # 16-bit field per intensity
+    det_x = np.uint64(0)
+    s = cur
+    for i in range(n + 1 if final else n):
         if i < n:
             s = slot[i]
             if s == cur:
                 mask |= 1 << role[i]
                 continue
         if mask:
-            idx = cur - first_slot
-            if np.uint64(idx) < n_alice:
-                case, b_basis, b_bit = _squash(mask, key, cur)
-                counts[case] += 1
-                ab = np.int64(a_basis[idx])
+            idx = np.uint64(cur - first_slot)  # unsigned indices: no wraparound code
+            if idx < n_alice:
+                case, b_basis, b_bit = _squash(np.uint64(mask), key, cur)
+                if case == CASE_SINGLE:
+                    single += 1
+                else:
+                    counts[case] += 1
+                ab = np.uint64(a_basis[idx])
                 ai = a_int[idx]
-                detections[ab, ai] += 1
-                k = counts[_N_SIFTED_Z + ab]
+                is_x = ab == np.uint64(BASIS_X)
+                field = np.uint64(1) << np.uint64(16 * ai)
+                det_x += field if is_x else np.uint64(0)
+                det_z += np.uint64(0) if is_x else field
+                k = np.uint64(n_x if is_x else n_z)
                 out_slot[ab, k] = cur
-                out_val[ab, 0, k] = a_bit[idx]
-                out_val[ab, 1, k] = b_bit
-                out_val[ab, 2, k] = ai
-                match = np.int64(ab == b_basis)
-                counts[_N_SIFTED_Z + ab] = k + match
-                counts[CASE_MISMATCH] += 1 - match
+                out_val[ab, np.uint64(0), k] = a_bit[idx]
+                out_val[ab, np.uint64(1), k] = b_bit
+                out_val[ab, np.uint64(2), k] = ai
+                match = np.int64(ab == np.uint64(b_basis))
+                n_x += match & is_x
+                n_z += match & (not is_x)
+                mismatch += 1 - match
             else:
                 counts[CASE_OUTSIDE] += 1
-        if i < n:
-            cur = s
-            mask = 1 << role[i]
+        cur = s
+        mask = 1 << role[i] if i < n else 0
+    state[0] = cur
+    state[1] = mask
+    counts[_N_SIFTED_Z] = n_z
+    counts[_N_SIFTED_X] = n_x
+    counts[CASE_SINGLE] += single
+    counts[CASE_MISMATCH] += mismatch
+    for ai in range(N_INTENSITIES):
+        detections[BASIS_Z, ai] += (det_z >> np.uint64(16 * ai)) & np.uint64(0xFFFF)
+        detections[BASIS_X, ai] += (det_x >> np.uint64(16 * ai)) & np.uint64(0xFFFF)
+
+
+@njit(cache=True)
+def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
+                 out_slot, out_val, counts, detections):
+    n = slot.size
+    state = np.zeros(2, dtype=np.int64)
+    for start in range(0, n, GATE_CHUNK):
+        stop = min(start + GATE_CHUNK, n)
+        _sift_chunk(slot[start:stop], role[start:stop], False, state, key, a_basis,
+                    a_bit, a_int, first_slot, out_slot, out_val, counts, detections)
+    _sift_chunk(slot[:0], role[:0], True, state, key, a_basis, a_bit, a_int, first_slot,
+                out_slot, out_val, counts, detections)
 
 
 @njit(cache=True)
 def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                       key, a_basis, a_bit, a_int, first_slot,
-                      out_slot, out_val, counts, detections, gstats):
+                      out_slot, out_val, counts, detections, gstats,
+                      buf_slot, buf_role, buf_dt):
+    """Gate a chunk of tags into small buffers (cache-resident), sift them, repeat."""
     n = t.size
-    n_table = np.uint64(table.size)
-    n_alice = np.uint64(a_basis.size)
-    kept = 0
-    rejected = 0
-    ignored = 0
-    unknown = 0
-    cur = np.int64(0)
-    mask = 0
-    s = np.int64(0)
-    r = 0
-    for i in range(n + 1):
-        if i < n:
-            k = ch[i] - lo
-            r = table[k] if np.uint64(k) < n_table else ROLE_UNKNOWN
-            if r < 0:
-                if r == ROLE_IGNORED:
-                    ignored += 1
-                else:
-                    if unknown == 0:
-                        gstats[4] = ch[i]
-                    unknown += 1
-                continue
-            inside, s, d = _gate_time(t[i], ref_ps, period_ps, inv_period, half_width_ps)
-            if not inside:
-                rejected += 1
-                continue
-            kept += 1
-            gstats[5 + r] += 1
-            if s == cur:
-                mask |= 1 << r
-                continue
-        if mask:
-            idx = cur - first_slot
-            if np.uint64(idx) < n_alice:
-                case, b_basis, b_bit = _squash(mask, key, cur)
-                counts[case] += 1
-                ab = np.int64(a_basis[idx])
-                ai = a_int[idx]
-                detections[ab, ai] += 1
-                k = counts[_N_SIFTED_Z + ab]
-                out_slot[ab, k] = cur
-                out_val[ab, 0, k] = a_bit[idx]
-                out_val[ab, 1, k] = b_bit
-                out_val[ab, 2, k] = ai
-                match = np.int64(ab == b_basis)
-                counts[_N_SIFTED_Z + ab] = k + match
-                counts[CASE_MISMATCH] += 1 - match
-            else:
-                counts[CASE_OUTSIDE] += 1
-        if i < n:
-            cur = s
-            mask = 1 << r
-    gstats[0] = kept
-    gstats[1] = rejected
-    gstats[2] = ignored
-    gstats[3] = unknown
+    state = np.zeros(2, dtype=np.int64)
+    for start in range(0, n, GATE_CHUNK):
+        stop = min(start + GATE_CHUNK, n)
+        k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
+                        inv_period, half_width_ps, buf_slot, buf_role, buf_dt, gstats)
+        _sift_chunk(buf_slot[:k], buf_role[:k], False, state, key, a_basis, a_bit, a_int,
+                    first_slot, out_slot, out_val, counts, detections)
+    _sift_chunk(buf_slot[:0], buf_role[:0], True, state, key, a_basis, a_bit, a_int,
+                first_slot, out_slot, out_val, counts, detections)
 
 
 @njit(cache=True)
@@ -387,7 +378,9 @@ def gate_and_sift(
     key = _draw_key(rng)
     bufs = _buffers(len(block))
     gstats = np.zeros(9, dtype=np.int64)
+    chunk = (np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8),
+             np.empty(GATE_CHUNK, np.float32))
     _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
-                      alice.intensity, np.int64(alice.first_slot), *bufs, gstats)
+                      alice.intensity, np.int64(alice.first_slot), *bufs, gstats, *chunk)
     stats = gate_stats(gstats, config)
     return stats, _wrap(*bufs, alice)

@@ -258,55 +258,70 @@ class Gated:
         return int(self.slot.size)
 
 
-@njit(cache=True, inline="always")
-def _gate_time(t, ref_ps, period_ps, inv_period, half_width_ps):
-    """(inside, slot, dt_ps) of a detector tag at t (ps): nearest slot, time from the
-    gate centre, and whether that time lies within +-half_width_ps."""
-    y = t - ref_ps
-    s = np.floor(y * inv_period + 0.5)
-    d = y - s * period_ps
-    return (d >= -half_width_ps) & (d <= half_width_ps), np.int64(s), d
+# Tags per call of `_gate_range` (per-role counts are packed in 16-bit fields).
+GATE_CHUNK = 4096
+
+
+@njit(cache=True)
+def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
+                out_slot, out_role, out_dt, gstats):
+    """Gate the tags t, ch (at most GATE_CHUNK of them) into out[:kept]; return kept.
+
+    Branch-free: every tag is written at the current position, which advances only
+    for a kept tag.  table[-1] is ROLE_UNKNOWN (used for channels out of range).
+    gstats += [kept, rejected, ignored, unknown, -, kept H, V, D, A]; gstats[4] is
+    the first unknown channel.
+    """
+    n_table = np.uint64(table.size - 1)
+    j = np.uint64(0)  # unsigned indices: no wraparound code
+    n_det = 0
+    ignored = 0
+    unknown = 0
+    for i in range(t.size):
+        c = ch[i]
+        k = np.uint64(c - lo)
+        r = table[k if k < n_table else n_table]
+        y = t[i] - ref_ps
+        s = np.floor(y * inv_period + 0.5)
+        d = y - s * period_ps
+        out_slot[j] = np.int64(s)
+        out_role[j] = r
+        out_dt[j] = d
+        j += np.uint64((r >= 0) & (d >= -half_width_ps) & (d <= half_width_ps))
+        n_det += r >= 0
+        ignored += r == ROLE_IGNORED
+        if r == ROLE_UNKNOWN:
+            if gstats[3] + unknown == 0:
+                gstats[4] = c
+            unknown += 1
+    per_role = np.uint64(0)
+    for i in range(j):
+        per_role += np.uint64(1) << np.uint64(16 * out_role[i])
+    for role in range(4):
+        gstats[5 + role] += (per_role >> np.uint64(16 * role)) & np.uint64(0xFFFF)
+    kept = np.int64(j)
+    gstats[0] += kept
+    gstats[1] += n_det - kept
+    gstats[2] += ignored
+    gstats[3] += unknown
+    return kept
 
 
 @njit(cache=True)
 def _gate_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                  out_slot, out_role, out_dt, gstats):
-    """Gate all tags; gstats = [kept, rejected, ignored, unknown, first unknown
-    channel, kept H, kept V, kept D, kept A]."""
-    n_table = np.uint64(table.size)
-    kept = 0
-    rejected = 0
-    ignored = 0
-    unknown = 0
-    for i in range(t.size):
-        k = ch[i] - lo
-        r = table[k] if np.uint64(k) < n_table else ROLE_UNKNOWN
-        if r < 0:
-            if r == ROLE_IGNORED:
-                ignored += 1
-            else:
-                if unknown == 0:
-                    gstats[4] = ch[i]
-                unknown += 1
-            continue
-        inside, s, d = _gate_time(t[i], ref_ps, period_ps, inv_period, half_width_ps)
-        if not inside:
-            rejected += 1
-            continue
-        out_slot[kept] = s
-        out_role[kept] = r
-        out_dt[kept] = d
-        gstats[5 + r] += 1
-        kept += 1
-    gstats[0] = kept
-    gstats[1] = rejected
-    gstats[2] = ignored
-    gstats[3] = unknown
+    n = t.size
+    j = 0
+    for start in range(0, n, GATE_CHUNK):
+        stop = min(start + GATE_CHUNK, n)
+        j += _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
+                         inv_period, half_width_ps, out_slot[j:], out_role[j:], out_dt[j:],
+                         gstats)
 
 
 def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
     """Validate a gating request; return the kernel arguments after (t, ch):
-    (lo, table, ref_ps, period_ps, inv_period, half_width_ps)."""
+    (lo, role table + trailing ROLE_UNKNOWN, ref_ps, period_ps, inv_period, half_width_ps)."""
     if len(block) == 0:
         raise QkdInputError("gating: empty tag block")
     if config.width_ps > clock.period_ps:
@@ -316,7 +331,7 @@ def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
         )
     lo, table = config.role_table()
     return (
-        np.int64(lo), table, float(clock.phase_ps + config.offset_ps), float(clock.period_ps),
+        np.int64(lo), np.append(table, np.int8(ROLE_UNKNOWN)), float(clock.phase_ps + config.offset_ps), float(clock.period_ps),
         1.0 / float(clock.period_ps), float(config.width_ps) / 2.0,
     )
 
