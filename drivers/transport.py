@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 _ERROR_REPLY = re.compile(r"^\s*([+-]?\d+)\s*,\s*(.*?)\s*$")
 _MAX_ERROR_DRAIN = 32
+#: consecutive read timeouts after which the link is reopened (a VISA SOCKET whose peer
+#: closed only times out; pyserial reports the disconnect at once)
+_TIMEOUTS_BEFORE_REOPEN = 2
 
 
 class DeviceError(InstrumentError):
@@ -66,6 +69,10 @@ class Link(ABC):
     @abstractmethod
     def discard_input(self) -> None:
         """Drop bytes already received but not read (stale replies before a retry)."""
+
+    @abstractmethod
+    def reopen(self) -> None:
+        """Close and open the port or session again (after a disconnect); `LinkError` if it fails."""
 
     @abstractmethod
     def close(self) -> None:
@@ -133,6 +140,13 @@ class SerialLink(Link):
         except (self._serial_exception, OSError) as exc:
             raise LinkError(f"cannot flush {self.description}: {exc}") from exc
 
+    def reopen(self) -> None:
+        self._port.close()
+        try:
+            self._port.open()
+        except (self._serial_exception, OSError) as exc:
+            raise LinkError(f"cannot reopen {self.description}: {exc}") from exc
+
     def close(self) -> None:
         self._port.close()
 
@@ -149,16 +163,24 @@ class VisaLink(Link):
 
         self.description = resource
         self._errors = (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError)
+        self._open_errors = (*self._errors, ValueError, pyvisa.errors.Error)
+        self._tmo_error = pyvisa.constants.StatusCode.error_timeout
+        self._baudrate = baudrate
         try:
             self._rm = pyvisa.ResourceManager(backend)
-            self._res = self._rm.open_resource(resource)
-        except (*self._errors, ValueError, pyvisa.errors.Error) as exc:
-            raise LinkError(f"cannot open VISA resource {resource!r} ({backend}): {exc}") from exc
-        self._tmo_error = pyvisa.constants.StatusCode.error_timeout
+        except self._open_errors as exc:
+            raise LinkError(f"cannot open VISA backend {backend!r}: {exc}") from exc
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self._res = self._rm.open_resource(self.description)
+        except self._open_errors as exc:
+            raise LinkError(f"cannot open VISA resource {self.description!r}: {exc}") from exc
         self._res.write_termination = ""
         self._res.read_termination = None
-        if baudrate is not None and hasattr(self._res, "baud_rate"):
-            self._res.baud_rate = baudrate
+        if self._baudrate is not None and hasattr(self._res, "baud_rate"):
+            self._res.baud_rate = self._baudrate
         self._terminator: bytes | None = None
         self._timeout_s = -1.0
 
@@ -209,6 +231,13 @@ class VisaLink(Link):
                 self._res.read_bytes(1)
             except self._errors:
                 return
+
+    def reopen(self) -> None:
+        try:
+            self._res.close()
+        except self._errors:
+            pass
+        self._open()
 
     def close(self) -> None:
         try:
@@ -282,6 +311,9 @@ class Transport:
         self.encoding = encoding
         self.lock = threading.RLock()
         self.closed = False
+        self._stale = False
+        self._broken = False
+        self._timeouts_in_row = 0
 
     # -- errors ---------------------------------------------------------------
     def _fail(
@@ -293,21 +325,40 @@ class Transport:
     def _check_open(self, command: str) -> None:
         if self.closed:
             raise self._fail(command, "transport is closed")
+        if self._broken or self._timeouts_in_row >= _TIMEOUTS_BEFORE_REOPEN:
+            self._broken = False
+            self._timeouts_in_row = 0
+            self._io(command, self.link.reopen)
+            self._stale = False
 
-    def _io(self, command: str, fn: Callable[[], T]) -> T:
+    def _io(self, command: str, fn: Callable[[], T], *, reading: bool = False) -> T:
         try:
-            return fn()
+            result = fn()
         except LinkTimeout as exc:
+            self._stale = True
+            self._timeouts_in_row += 1
             raise self._fail(command, f"timeout ({exc})", exc.received) from exc
         except LinkError as exc:
+            self._broken = True
             raise self._fail(command, f"link failure ({exc})") from exc
+        if reading:
+            self._timeouts_in_row = 0
+        return result
 
     # -- bytes ----------------------------------------------------------------
     def write_raw(self, data: bytes, *, label: str | None = None) -> None:
-        """Send bytes as is (binary protocols); `label` names the command in errors."""
+        """Send bytes as is (binary protocols); `label` names the command in errors.
+
+        After a timeout, input is discarded before the next send (a late reply to the
+        timed-out command must not answer the next one); after a link failure, or
+        two timeouts in a row, the link is reopened first.
+        """
         label = label or data.hex(" ")
         with self.lock:
             self._check_open(label)
+            if self._stale:
+                self._stale = False
+                self._io(label, self.link.discard_input)
             self._io(label, lambda: self.link.write(data))
 
     def read_exact(self, n_bytes: int, *, label: str, timeout_s: float | None = None) -> bytes:
@@ -315,7 +366,7 @@ class Transport:
         with self.lock:
             self._check_open(label)
             tmo = self.timeout_s if timeout_s is None else timeout_s
-            return self._io(label, lambda: self.link.read_exact(n_bytes, tmo))
+            return self._io(label, lambda: self.link.read_exact(n_bytes, tmo), reading=True)
 
     def read_line(self, *, label: str, timeout_s: float | None = None) -> str:
         """Read one reply line within `timeout_s`, decoded and without its termination."""
@@ -323,7 +374,7 @@ class Transport:
         with self.lock:
             self._check_open(label)
             tmo = self.timeout_s if timeout_s is None else timeout_s
-            raw = self._io(label, lambda: self.link.read_until(term, tmo))
+            raw = self._io(label, lambda: self.link.read_until(term, tmo), reading=True)
         try:
             return raw[: -len(term)].decode(self.encoding)
         except UnicodeDecodeError as exc:
@@ -332,6 +383,8 @@ class Transport:
     def discard_input(self) -> None:
         """Drop stale input (late replies of an earlier timed-out query)."""
         with self.lock:
+            self._check_open("discard input")
+            self._stale = False
             self._io("discard input", self.link.discard_input)
 
     # -- text commands ----------------------------------------------------------

@@ -29,6 +29,7 @@ class FakeLink(Link):
         self.inbox = b""
         self.closed = False
         self.discards = 0
+        self.reopens = 0
         self._release_unsolicited()
 
     def _release_unsolicited(self) -> None:
@@ -68,6 +69,10 @@ class FakeLink(Link):
 
     def discard_input(self) -> None:
         self.discards += 1
+        self.inbox = b""
+
+    def reopen(self) -> None:
+        self.reopens += 1
         self.inbox = b""
 
     def close(self) -> None:

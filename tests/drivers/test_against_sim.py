@@ -98,6 +98,26 @@ def test_voa_faults_raise_within_timeout_and_recover(voa_port, faults, bench):
             assert voa.channel(0).attenuation_db == pytest.approx(bench.attenuation_db(1))
 
 
+@pytest.mark.parametrize("scheme", ["TCPIP0::127.0.0.1::{}::SOCKET", "socket://127.0.0.1:{}"])
+def test_voa_late_reply_and_disconnect_then_recovery(scheme, voa_port, faults, bench):
+    with KeysightN7764A.open(scheme.format(voa_port), channel_numbers=SIM_CHANNELS, timeout_s=0.2,
+                             retries=0) as voa:
+        faults["voa"].set(delay_s=0.3)
+        start = time.monotonic()
+        with pytest.raises(InstrumentError, match="timeout"):
+            voa.channel(0).attenuation_db
+        assert time.monotonic() - start < 0.2 + 0.4
+        faults["voa"].set(delay_s=0.0)
+        time.sleep(0.3)  # the late attenuation reply arrives now; it must not answer the next query
+        assert voa.channel(0).wavelength_nm == pytest.approx(bench.wavelength_m(1) * 1e9)
+        faults["voa"].set(disconnect=True)
+        with pytest.raises(InstrumentError):
+            voa.channel(0).attenuation_db
+        faults["voa"].set(disconnect=False)
+        voa.transport.retries = 2  # a retry reopens the link if the disconnect showed as timeouts
+        assert voa.channel(0).attenuation_db == pytest.approx(bench.attenuation_db(1))
+
+
 @pytest.mark.xfail(strict=True, raises=(AssertionError, InstrumentError),
                    reason="disagreement: driver addresses N7764A channels as slots 1,3,5,7 (reference notes); "
                           "emulator numbers them 1..4")

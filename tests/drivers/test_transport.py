@@ -124,3 +124,34 @@ def test_transport_arguments_checked():
         Transport(t.link, name="x", timeout_s=0)
     with pytest.raises(QkdInputError, match="retries must be >= 0"):
         Transport(t.link, name="x", retries=-1)
+
+
+def test_late_reply_is_discarded_before_the_next_command():
+    t, link = fake_transport([(b"A?\n", b""), (b"B?\n", b"2\n")], retries=0)
+    with pytest.raises(InstrumentError, match="timeout"):
+        t.query("A?")
+    link.inbox += b"1\n"  # the late reply to A?
+    assert t.query("B?", int) == 2
+    assert link.discards == 1
+    link.assert_done()
+
+
+def test_link_failure_reopens_before_the_next_exchange(echo):
+    with Transport(open_link(f"socket://127.0.0.1:{echo.port}"), name="echo", timeout_s=0.5, retries=0) as t:
+        assert t.query("1") == "1"
+        for conn in echo._conns:
+            conn.close()
+        with pytest.raises(InstrumentError, match="link failure"):
+            t.query("2")
+        assert t.query("3") == "3"
+
+
+def test_two_timeouts_in_a_row_reopen_the_link():
+    t, link = fake_transport([(b"A?\n", b""), (b"A?\n", b""), (b"A?\n", b"5\n")], retries=0)
+    for _ in range(2):
+        with pytest.raises(InstrumentError, match="timeout"):
+            t.query("A?")
+    assert link.reopens == 0
+    assert t.query("A?", int) == 5
+    assert link.reopens == 1
+    link.assert_done()
