@@ -61,12 +61,13 @@ class HmacAuthenticator:
         if not 16 <= tag_bytes <= 32:
             raise QkdInputError(f"HMAC tag length must be 16..32 bytes, got {tag_bytes}")
         self.tag_bytes = tag_bytes
-        self._key = pool.take(HMAC_SESSION_KEY_BYTES)
+        self._keyed = hmac.new(pool.take(HMAC_SESSION_KEY_BYTES), digestmod=hashlib.sha256)
         self.key_bytes_consumed = HMAC_SESSION_KEY_BYTES
 
     def tag(self, direction: bytes, seq: int, body: bytes) -> bytes:
         """Tag of one message sent in `direction` with sequence number `seq`."""
-        mac = hmac.new(self._key, direction + seq.to_bytes(8, "little"), hashlib.sha256)
+        mac = self._keyed.copy()
+        mac.update(direction + seq.to_bytes(8, "little"))
         mac.update(body)
         return mac.digest()[: self.tag_bytes]
 

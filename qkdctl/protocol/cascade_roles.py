@@ -47,32 +47,46 @@ def _read_parities(channel: Channel, expected: int) -> np.ndarray:
     return np.unpackbits(packed, count=expected)
 
 
-def alice_role(alice_bits: np.ndarray, qber_estimate: float, channel: Channel,
-               rng: np.random.Generator) -> None:
-    """Answer Bob's Cascade parity questions until "cascade/done" (qber/rng unused)."""
-    bits = check_bits(alice_bits)
-    n = bits.size
-    start = channel.recv().expect("cascade/start")
-    if start.int("n") != n:
-        raise ProtocolError(f"peer's frame has {start.int('n')} bits, ours {n}")
-    seed = start.int("seed", 0)
-    slots = start.int("slots", 1, 255)
-    words = np.zeros((slots, words_for(n)), dtype=np.uint64)
-    begun = np.zeros(slots, dtype=bool)
-    index = 0
-    disclosed = 0
-    while True:
-        msg = channel.recv().expect("cascade/pass", "cascade/ask", "cascade/done")
+class CascadeAliceResponder:
+    """Alice's side of Cascade as a message handler: one reply per question."""
+
+    def __init__(self, alice_bits: np.ndarray) -> None:
+        self.bits = check_bits(alice_bits)
+        self.n = self.bits.size
+        self.finished = False
+        self._words: np.ndarray | None = None
+        self._begun = np.zeros(0, dtype=bool)
+        self._seed = 0
+        self._index = 0
+        self._disclosed = 0
+
+    def handle(self, msg: Message) -> list[Message]:
+        """Answer one message from Bob (ProtocolError on anything out of protocol)."""
+        n = self.n
+        if self._words is None:
+            msg.expect("cascade/start")
+            if msg.int("n") != n:
+                raise ProtocolError(f"peer's frame has {msg.int('n')} bits, ours {n}")
+            self._seed = msg.int("seed", 0)
+            slots = msg.int("slots", 1, 255)
+            self._words = np.zeros((slots, words_for(n)), dtype=np.uint64)
+            self._begun = np.zeros(slots, dtype=bool)
+            return []
+        msg.expect("cascade/pass", "cascade/ask", "cascade/done")
         if msg.kind == "cascade/done":
-            return
+            self.finished = True
+            return []
+        words = self._words
+        slots = words.shape[0]
         if msg.kind == "cascade/pass":
-            msg.int("index", index, index)
+            msg.int("index", self._index, self._index)
             slot = msg.int("slot", 0, slots - 1)
             k = msg.int("k", 1, n)
             blocks = msg.int("blocks", 1, -(-n // k))
-            pack_permuted(bits, permutation(pass_seed(seed, index), n), out=words[slot])
-            begun[slot] = True
-            index += 1
+            perm = permutation(pass_seed(self._seed, self._index), n)
+            pack_permuted(self.bits, perm, out=words[slot])
+            self._begun[slot] = True
+            self._index += 1
             par = block_parities(words[slot], n, k, blocks)
         else:
             slot_ids = msg.array("slot", np.uint8)
@@ -80,15 +94,30 @@ def alice_role(alice_bits: np.ndarray, qber_estimate: float, channel: Channel,
             ends = msg.array("end", np.int32, length=slot_ids.size)
             if slot_ids.size == 0:
                 raise ProtocolError("empty parity request")
-            if slot_ids.max() >= slots or not begun[slot_ids].all():
+            if slot_ids.max() >= slots or not self._begun[slot_ids].all():
                 raise ProtocolError("parity request names a pass that has not begun")
             if starts.min() < 0 or ends.max() > n or (ends <= starts).any():
                 raise ProtocolError(f"parity request range outside [0, {n}) or empty")
             par = range_parities(words, slot_ids, starts, ends)
-        disclosed += par.size
-        if disclosed > n:
+        self._disclosed += par.size
+        if self._disclosed > n:
             raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")
-        channel.send(_parities_message(par))
+        return [_parities_message(par)]
+
+
+def alice_responder(alice_bits: np.ndarray, qber_estimate: float,
+                    rng: np.random.Generator) -> CascadeAliceResponder:
+    """Alice's Cascade responder (qber/rng unused: Bob drives the protocol)."""
+    return CascadeAliceResponder(alice_bits)
+
+
+def alice_role(alice_bits: np.ndarray, qber_estimate: float, channel: Channel,
+               rng: np.random.Generator) -> None:
+    """Answer Bob's Cascade parity questions over `channel` until "cascade/done"."""
+    responder = CascadeAliceResponder(alice_bits)
+    while not responder.finished:
+        for reply in responder.handle(channel.recv()):
+            channel.send(reply)
 
 
 def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float,
@@ -153,7 +182,8 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
 
 def cascade_method(variant: CascadeVariant) -> ReconcileMethod:
     """The ReconcileMethod running Cascade `variant` (named "cascade-<variant>")."""
-    return ReconcileMethod(f"cascade-{variant.name}", alice_role, partial(bob_role, variant))
+    return ReconcileMethod(f"cascade-{variant.name}", alice_role, partial(bob_role, variant),
+                           responder=alice_responder)
 
 
 METHODS: dict[str, ReconcileMethod] = {

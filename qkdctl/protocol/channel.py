@@ -11,7 +11,8 @@ raises too, so a role that hits an error discloses nothing further.  The MAC and
 it consumes are described in `qkdctl.protocol.auth`.
 
 Implementations only move frames (`_send_frame` / `_recv_frame`): `InProcessChannel`
-(queue pair; Alice runs in a thread — the default) and `TcpChannel`
+(queue pair; Alice runs in a thread — the default), `direct_pair` (one thread: Alice's
+responder runs inside Bob's send) and `TcpChannel`
 (`qkdctl.protocol.tcp`, length-prefixed frames between two processes).  The roles cannot
 tell which one they have.
 
@@ -154,6 +155,34 @@ class InProcessChannel(Channel):
     def close(self) -> None:
         """Tell the peer this end is gone (its pending recv raises ProtocolError)."""
         self._outbox.put(None)
+
+
+class DirectBobChannel(InProcessChannel):
+    """Bob's end of a `direct_pair`: each send runs Alice's responder in this thread."""
+
+    def __init__(self, pool: KeyPool, outbox: queue.SimpleQueue, inbox: queue.SimpleQueue,
+                 alice: InProcessChannel, responder) -> None:
+        super().__init__(pool, b"B->A", b"A->B", outbox, inbox)
+        self._alice = alice
+        self._responder = responder
+
+    def _send_frame(self, frame: bytes) -> None:
+        super()._send_frame(frame)
+        for reply in self._responder.handle(self._alice.recv(timeout_s=0)):
+            self._alice.send(reply)
+
+    def _recv_frame(self, timeout_s: float | None) -> bytes:
+        return super()._recv_frame(0)  # replies are queued before recv, or never come
+
+
+def direct_pair(alice_pool: KeyPool, bob_pool: KeyPool, responder) -> tuple[InProcessChannel, DirectBobChannel]:
+    """(alice_end, bob_end) in one thread: Alice's `responder.handle(msg) -> [replies]` runs
+    inside Bob's send; frames are encoded, authenticated, sequenced and counted as usual."""
+    a_to_b: queue.SimpleQueue = queue.SimpleQueue()
+    b_to_a: queue.SimpleQueue = queue.SimpleQueue()
+    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a)
+    bob = DirectBobChannel(bob_pool, b_to_a, a_to_b, alice, responder)
+    return alice, bob
 
 
 def in_process_pair(alice_pool: KeyPool, bob_pool: KeyPool) -> tuple[InProcessChannel, InProcessChannel]:

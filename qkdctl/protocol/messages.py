@@ -110,43 +110,57 @@ def encode(msg: Message) -> bytes:
     return b"".join(parts)
 
 
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_U32 = struct.Struct("<I")
+
+
 def decode(data: bytes) -> Message:
     """Decode bytes made by `encode`; raise ProtocolError on any malformation."""
-    view = memoryview(data)
-    pos = 0
-
-    def take(count: int) -> memoryview:
-        nonlocal pos
-        if count < 0 or pos + count > len(view):
-            raise ProtocolError("truncated message")
-        chunk = view[pos:pos + count]
-        pos += count
-        return chunk
-
+    size = len(data)
     try:
-        kind_len, n_fields = _HDR.unpack(take(_HDR.size))
-        kind = bytes(take(kind_len)).decode("ascii")
+        kind_len, n_fields = _HDR.unpack_from(data, 0)
+        pos = _HDR.size + kind_len
+        if pos > size:
+            raise ProtocolError("truncated message")
+        kind = data[_HDR.size:pos].decode("ascii")
         fields: dict = {}
         for _ in range(n_fields):
-            name = bytes(take(take(1)[0])).decode("ascii")
-            tag = bytes(take(1))
+            end = pos + 1 + data[pos]
+            if end + 1 > size:
+                raise ProtocolError("truncated message")
+            name = data[pos + 1:end].decode("ascii")
+            tag = data[end:end + 1]
+            pos = end + 1
             if tag == b"i":
-                fields[name] = struct.unpack("<q", take(8))[0]
+                fields[name] = _I64.unpack_from(data, pos)[0]
+                pos += 8
             elif tag == b"f":
-                fields[name] = struct.unpack("<d", take(8))[0]
+                fields[name] = _F64.unpack_from(data, pos)[0]
+                pos += 8
             elif tag == b"b":
-                fields[name] = bytes(take(struct.unpack("<I", take(4))[0]))
+                count = _U32.unpack_from(data, pos)[0]
+                pos += 4
+                if pos + count > size:
+                    raise ProtocolError("truncated message")
+                fields[name] = data[pos:pos + count]
+                pos += count
             elif tag == b"a":
-                dtype = _DTYPES.get(bytes(take(2)).decode("ascii"))
+                dtype = _DTYPES.get(data[pos:pos + 2].decode("ascii"))
                 if dtype is None:
                     raise ProtocolError(f"field {name!r}: unknown array dtype")
-                count = struct.unpack("<I", take(4))[0]
-                raw = take(count * dtype.itemsize)
-                fields[name] = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+                count = _U32.unpack_from(data, pos + 2)[0]
+                pos += 6
+                nbytes = count * dtype.itemsize
+                if pos + nbytes > size:
+                    raise ProtocolError("truncated message")
+                fields[name] = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=count,
+                                             offset=pos).astype(dtype)
+                pos += nbytes
             else:
                 raise ProtocolError(f"field {name!r}: unknown type tag {tag!r}")
-    except (UnicodeDecodeError, struct.error) as exc:
+    except (UnicodeDecodeError, struct.error, IndexError) as exc:
         raise ProtocolError(f"malformed message: {exc}") from None
-    if pos != len(view):
-        raise ProtocolError(f"{len(view) - pos} trailing bytes after message")
+    if pos != size:
+        raise ProtocolError(f"{size - pos} trailing bytes after message")
     return Message(kind, fields)

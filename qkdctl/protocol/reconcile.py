@@ -6,11 +6,17 @@ talk through a `Channel` (so they can run in two processes)::
     alice(alice_bits, qber_estimate, channel, rng) -> None
     bob(bob_bits, qber_estimate, channel, rng) -> MethodOutcome
 
+A method may also give `responder(alice_bits, qber_estimate, rng)`: Alice's role as an
+object whose `handle(msg) -> list[Message]` answers one message (`finished` set at the
+end).  Then `reconcile(..., alice_in_thread=False)` runs both roles in one thread over a
+`direct_pair` channel (same encoding, MAC, sequencing and accounting, no thread hand-off:
+the single-thread throughput figure).
+
 `bob` returns its corrected bits, the number of key-dependent bits disclosed (every
 parity / syndrome / revealed bit that crossed the channel: `leaked_bits`) and
 method-specific figures in `extra`.  After the method, `reconcile` runs a common
-confirmation over the same channel: Alice sends a random 16-byte salt and a 64-bit
-BLAKE2b tag of her key keyed by it; Bob compares and tells Alice the outcome.  Its 64 bits
+confirmation over the same channel: Bob asks, Alice sends a random 16-byte salt and a
+64-bit BLAKE2b tag of her key keyed by it; Bob compares and tells Alice the outcome.  Its 64 bits
 are reported as `confirm_bits` (not in `leaked_bits`, so f is the method's alone).  Hence
 `success` implies equal keys up to a 2^-64 tag collision; the frame's eps_cor check is the
 separate universal-hash verification (`qkdctl.core.verify`).
@@ -26,13 +32,13 @@ import hashlib
 import importlib
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.protocol.auth import KeyPool
-from qkdctl.protocol.channel import Channel, in_process_pair
+from qkdctl.protocol.channel import Channel, direct_pair, in_process_pair
 from qkdctl.protocol.messages import Message
 
 CONFIRM_TAG_BITS = 64
@@ -48,6 +54,15 @@ class MethodOutcome:
     extra: dict = field(default_factory=dict)
 
 
+class Responder(Protocol):
+    """Alice's role as a message handler (optional, for single-thread runs)."""
+
+    finished: bool
+
+    def handle(self, msg: Message) -> list[Message]:
+        """Replies to one message from Bob."""
+
+
 @dataclass(frozen=True)
 class ReconcileMethod:
     """A named reconciliation method: Alice's and Bob's role functions."""
@@ -55,6 +70,7 @@ class ReconcileMethod:
     name: str
     alice: Callable[[np.ndarray, float, Channel, np.random.Generator], None]
     bob: Callable[[np.ndarray, float, Channel, np.random.Generator], MethodOutcome]
+    responder: Callable[[np.ndarray, float, np.random.Generator], Responder] | None = None
 
 
 @dataclass
@@ -92,15 +108,41 @@ def _key_tag(bits: np.ndarray, salt: bytes) -> bytes:
     return hashlib.blake2b(packed, key=salt, digest_size=CONFIRM_TAG_BITS // 8).digest()
 
 
+class ConfirmResponder:
+    """Alice's side of the confirmation as a message handler."""
+
+    def __init__(self, alice_bits: np.ndarray, rng: np.random.Generator) -> None:
+        self.bits = alice_bits
+        self.rng = rng
+        self.finished = False
+        self.verdict: bool | None = None
+
+    def handle(self, msg: Message) -> list[Message]:
+        """Answer "confirm/request" with salt and tag; record "confirm/result"."""
+        if self.verdict is None and msg.kind == "confirm/request":
+            salt = self.rng.bytes(16)
+            self.verdict = False
+            return [Message("confirm/tag", {"salt": salt, "tag": _key_tag(self.bits, salt)})]
+        msg.expect("confirm/result")
+        if self.verdict is None:
+            raise ProtocolError("confirmation result before request")
+        self.verdict = bool(msg.int("ok", 0, 1))
+        self.finished = True
+        return []
+
+
 def alice_confirm(alice_bits: np.ndarray, channel: Channel, rng: np.random.Generator) -> bool:
-    """Alice's side of the confirmation; returns Bob's verdict."""
-    salt = rng.bytes(16)
-    channel.send(Message("confirm/tag", {"salt": salt, "tag": _key_tag(alice_bits, salt)}))
-    return bool(channel.recv().expect("confirm/result").int("ok", 0, 1))
+    """Alice's side of the confirmation over `channel`; returns Bob's verdict."""
+    responder = ConfirmResponder(alice_bits, rng)
+    while not responder.finished:
+        for reply in responder.handle(channel.recv()):
+            channel.send(reply)
+    return bool(responder.verdict)
 
 
 def bob_confirm(bob_bits: np.ndarray, channel: Channel) -> bool:
-    """Bob's side of the confirmation: compare tags, tell Alice, return equality."""
+    """Bob's side of the confirmation: ask, compare tags, tell Alice, return equality."""
+    channel.send(Message("confirm/request", {}))
     msg = channel.recv().expect("confirm/tag")
     salt = msg.bytes("salt")
     if len(salt) != 16:
@@ -108,6 +150,23 @@ def bob_confirm(bob_bits: np.ndarray, channel: Channel) -> bool:
     ok = _key_tag(bob_bits, salt) == msg.bytes("tag")
     channel.send(Message("confirm/result", {"ok": int(ok)}))
     return ok
+
+
+class _AliceChain:
+    """Method responder, then confirmation responder (single-thread runs)."""
+
+    def __init__(self, first: Responder, confirm: ConfirmResponder) -> None:
+        self.first = first
+        self.confirm = confirm
+
+    @property
+    def finished(self) -> bool:
+        return self.confirm.finished
+
+    def handle(self, msg: Message) -> list[Message]:
+        if not self.first.finished:
+            return self.first.handle(msg)
+        return self.confirm.handle(msg)
 
 
 def _validate_bits(name: str, bits: np.ndarray) -> np.ndarray:
@@ -131,12 +190,14 @@ def reconcile(
     rng: np.random.Generator,
     channels: tuple[Channel, Channel] | None = None,
     auth_key: bytes | None = None,
+    alice_in_thread: bool = True,
 ) -> ReconcileResult:
     """Reconcile one frame: Alice's role in a thread, Bob's here, then confirmation.
 
     `channels` is (alice_end, bob_end); by default an in-process pair keyed with
     `auth_key` (pre-shared bytes, >= 32; drawn from `rng` when not given — simulation
-    only).  Raises ProtocolError when the peer misbehaves; a frame the method could not
+    only).  alice_in_thread=False (methods with a responder, default channel only) runs
+    Alice's responder in this thread over a `direct_pair`.  Raises ProtocolError when the peer misbehaves; a frame the method could not
     correct returns success=False.
     """
     a_bits = _validate_bits("alice_bits", alice_bits)
@@ -150,11 +211,20 @@ def reconcile(
         if method not in methods:
             raise QkdInputError(f"unknown reconciliation method {method!r}; known: {sorted(methods)}")
         method = methods[method]
+    alice_rng, bob_rng = rng.spawn(2)
+    key = auth_key if auth_key is not None else rng.bytes(64)
+    if not alice_in_thread:
+        if channels is not None or method.responder is None:
+            raise QkdInputError(f"{method.name}: single-thread runs need a responder method "
+                                "and the default channel")
+        chain = _AliceChain(method.responder(a_bits, qber_estimate, alice_rng),
+                            ConfirmResponder(a_bits, alice_rng))
+        _, bob_ch = direct_pair(KeyPool(key), KeyPool(key), chain)
+        outcome = method.bob(b_bits, qber_estimate, bob_ch, bob_rng)
+        return _result(method, outcome, bob_confirm(outcome.bob_bits, bob_ch), bob_ch)
     if channels is None:
-        key = auth_key if auth_key is not None else rng.bytes(64)
         channels = in_process_pair(KeyPool(key), KeyPool(key))
     alice_ch, bob_ch = channels
-    alice_rng, bob_rng = rng.spawn(2)
     alice_error: list[BaseException] = []
 
     def run_alice() -> None:
@@ -181,6 +251,11 @@ def reconcile(
     thread.join()
     if alice_error:
         raise alice_error[0]
+    return _result(method, outcome, ok, bob_ch)
+
+
+def _result(method: ReconcileMethod, outcome: MethodOutcome, ok: bool,
+            bob_ch: Channel) -> ReconcileResult:
     stats = bob_ch.stats
     return ReconcileResult(
         method=method.name,

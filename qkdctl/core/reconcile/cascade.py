@@ -75,7 +75,7 @@ def _pack_permuted_kernel(bits, perm, words):
         words[w] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _range_parity(words, s, e):
     """Parity of bits [s, e) (s < e) of a packed row."""
     ws = s >> 6
@@ -115,7 +115,7 @@ def _range_parities_kernel(words, slot, starts, ends, out):
         out[i] = _range_parity(words[slot[i]], np.int64(starts[i]), np.int64(ends[i]))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push_flip(b, fq, cnt):
     if cnt[6] >= fq.shape[0]:
         cnt[3] = 1
@@ -124,7 +124,7 @@ def _push_flip(b, fq, cnt):
     cnt[6] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _start_search(p, bl, h, s, e, perm, tree, tree_off, tsize, sob, blk_off, srch, live, fq, cnt):
     """Search for an error in odd node h = [s, e) of block bl of pass p (descend known nodes)."""
     ts = tsize[p]
@@ -346,11 +346,18 @@ def _bob_round_kernel(reply, n, words, perm, pos, ksize, tree, tree_off, tsize, 
         sob[blk_off[p] + bl] = -1
         _start_search(p, bl, h, s, e, perm, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
                       cnt)
-        _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
-               defer, cnt)
+        if cnt[5] < cnt[6]:
+            _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live,
+                   fq, defer, cnt)
     _settle(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
             defer, cnt)
     _compact(blk_off, sob, srch, live, cnt)
+
+
+@njit(cache=True)
+def _apply_flips_kernel(out, flips):
+    for i in range(flips.shape[0]):
+        out[flips[i]] ^= 1
 
 
 def words_for(n: int) -> int:
@@ -493,6 +500,5 @@ class CascadeBobState:
     def corrected_bits(self) -> np.ndarray:
         """Bob's key with all flips so far applied (uint8, original order)."""
         out = self.bits.copy()
-        flipped = self.fq[: self.cnt[_QTAIL]]
-        np.bitwise_xor.at(out, flipped, 1)
+        _apply_flips_kernel(out, self.fq[: self.cnt[_QTAIL]])
         return out
