@@ -4,8 +4,9 @@ Sweep (declarative below): every method of `available_methods()` (the Cascade va
 plus LDPC methods once their family module is installed) at QBER 0.5-8 % and
 n = 1e4, 1e5, 1e6 with FRAMES[n] frames per point (fewer at larger n; the count is in each
 result).  Each frame: Alice's key and Bob's copy with i.i.d. errors at the nominal QBER
-from a seeded generator, `reconcile` over the default in-process channel (Alice in a
-thread, HMAC-authenticated messages), then polynomial-hash verification
+from a seeded generator, `reconcile` over the single-thread in-process channel (`direct_pair`: Alice's responder
+runs in Bob's thread; messages encoded, HMAC-authenticated, sequenced and counted as on
+any channel; methods without a responder run Alice in a thread), then polynomial-hash verification
 (`qkdctl.core.verify`, eps_cor = 1e-10).  A frame is in error when reconciliation reports
 failure or verification fails; residual bit errors are counted over every bit of every
 frame (`residual_bit_errors`; `undetected` = success reported but keys differ, must be 0).
@@ -36,6 +37,7 @@ EPS_COR = 1e-10
 def measure(method: str, n: int, qber: float, frames: int, seed: int) -> dict:
     """Run `frames` frames of one method at (n, qber); return the aggregate figures."""
     rng = np.random.default_rng(seed)
+    threaded = available_methods()[method].responder is None
     fs, rts, msgs, nbytes = [], [], [], []
     seconds = 0.0
     failed = residual = undetected = 0
@@ -44,7 +46,7 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int) -> dict:
         errors = (rng.random(n) < qber).astype(np.uint8)
         bob = alice ^ errors
         t0 = time.perf_counter()
-        res = reconcile(method, alice, bob, qber, rng)
+        res = reconcile(method, alice, bob, qber, rng, alice_in_thread=threaded)
         seconds += time.perf_counter() - t0
         hash_seed = draw_seed(n, EPS_COR, rng)
         verified = keys_match(verification_tag(alice, hash_seed, EPS_COR)[0],
@@ -76,7 +78,7 @@ def run(quick: bool) -> list[dict]:
         for qber in qbers:
             seed = int(n * 1000 + qber * 1e5)
             reconcile(BASELINE, np.zeros(n, np.uint8), np.zeros(n, np.uint8), qber,
-                      np.random.default_rng(0))  # JIT warm-up outside the timing
+                      np.random.default_rng(0), alice_in_thread=False)  # JIT warm-up
             base = measure(BASELINE, n, qber, frames, seed)
             for method in [BASELINE] + methods:
                 fig = dict(base) if method == BASELINE else measure(method, n, qber, frames, seed)
