@@ -9,7 +9,8 @@ plain "write a line / read a line".
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+import threading
+from typing import Any, Callable, ClassVar, Self
 
 from drivers.transport import Transport, open_link
 
@@ -30,7 +31,7 @@ class Instrument:
         self.name = name or transport.name
 
     @classmethod
-    def open(cls, resource: str, *, name: str | None = None, backend: str = "@py", **kwargs: Any):
+    def open(cls, resource: str, *, name: str | None = None, backend: str = "@py", **kwargs: Any) -> Self:
         """Open `resource` (VISA name, device path or socket:// URL) with the driver's defaults.
 
         Link keywords (baudrate, rtscts) and transport keywords (timeout_s, retries,
@@ -48,7 +49,7 @@ class Instrument:
             raise
 
     @property
-    def lock(self):
+    def lock(self) -> threading.RLock:
         """The re-entrant lock that serialises access (hold it for multi-step sequences)."""
         return self.transport.lock
 
@@ -65,7 +66,7 @@ class Instrument:
         """Close the transport (idempotent)."""
         self.transport.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

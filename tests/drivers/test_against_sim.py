@@ -7,7 +7,6 @@ manual are kept visible as strict xfails (they flip to failures once resolved).
 
 import time
 
-import numpy as np
 import pytest
 
 from drivers.attenuator.keysight_n776x import KeysightN7764A
