@@ -1,0 +1,72 @@
+"""Eve's attacks leave the signatures they should."""
+
+import math
+
+import numpy as np
+import pytest
+
+from firmware_sim.bench import SimBench
+from tests.firmware_sim.simhelpers import qber, quiet_config
+
+
+def test_eve_off_by_default():
+    block = SimBench(quiet_config(), 1).acquire(1e-3)
+    assert block.truth["eve"] == {}
+
+
+def test_intercept_resend_gives_25_percent():
+    bench = SimBench(quiet_config(eve={"intercept_resend_fraction": 1.0}), 2)
+    block = bench.acquire(5e-3)
+    q = qber(bench, block)
+    for b in ("Z", "X"):
+        assert abs(q[f"qber_{b}"] - 0.25) < 5 * math.sqrt(0.25 * 0.75 / q[f"n_{b}"]) + 0.003
+    assert block.truth["eve"]["intercepted"] > 0
+
+
+def test_partial_intercept_resend_scales():
+    bench = SimBench(quiet_config(eve={"intercept_resend_fraction": 0.4}), 3)
+    q = qber(bench, bench.acquire(5e-3))
+    assert abs(q["qber_Z"] - 0.1) < 0.01
+
+
+def test_pns_keeps_signal_gain_but_changes_decoy_ratio():
+    base = quiet_config(fiber={"length_km": 50.0})
+    honest = qber(*(lambda b: (b, b.acquire(2e-2)))(SimBench(base, 4)))
+    cfg = quiet_config(fiber={"length_km": 50.0}, eve={"pns_fraction": 1.0})
+    bench = SimBench(cfg, 4)
+    block = bench.acquire(2e-2)
+    attacked = qber(bench, block)
+    assert attacked["gain_signal"] == pytest.approx(honest["gain_signal"], rel=0.05)
+    # decoy pulses carry fewer multi-photon events: their gain drops well below honest
+    assert attacked["gain_decoy"] < 0.7 * honest["gain_decoy"]
+    assert attacked["qber_Z"] < 0.02  # PNS leaves no errors
+    eve = block.truth["eve"]
+    assert eve["pns_kept"] > 0 and eve["pns_blocked"] > 0
+
+
+def test_blinding_forces_clicks_without_errors():
+    cfg = quiet_config(eve={"blinding_fraction": 1.0},
+                       detectors=[{"efficiency": 0.5, "dark_count_hz": 1e5, "dead_time_ps": 0,
+                                   "afterpulse_prob": 0.1}] * 4)
+    bench = SimBench(cfg, 5)
+    block = bench.acquire(3e-3)
+    q = qber(bench, block)
+    assert q["qber_Z"] < 1e-3 and q["qber_X"] < 1e-3
+    assert block.truth["dark_counts"] == 0 and block.truth["afterpulses"] == 0
+    n_det = int(block.truth["clicks_per_detector"].sum())  # before the tagger's limits
+    assert n_det == block.truth["eve"]["blind_clicks"]
+    # Eve only fakes clicks when Bob's basis matches hers: half of her non-empty pulses
+    mu = block.truth["mu"]
+    p_int = np.array(bench.config.source.p_intensity)
+    expected = 0.5 * block.truth["n_slots"] * np.sum(p_int * -np.expm1(-mu))
+    assert abs(n_det - expected) < 5 * math.sqrt(expected)
+
+
+def test_time_shift_biases_detectors():
+    # bit-0 detectors (H, D) peak 100 ps late, bit-1 detectors (V, A) 100 ps early
+    det = {"efficiency": 0.5, "dead_time_ps": 0, "window_width_ps": 60.0}
+    dets = [{**det, "window_center_ps": c} for c in (100.0, -100.0, 100.0, -100.0)]
+    cfg = quiet_config(detectors=dets, eve={"time_shift_fraction": 1.0, "time_shift_ps": 100.0})
+    block = SimBench(cfg, 6).acquire(5e-3)
+    ts = block.truth["eve"]["time_shift"]  # [sign +/-, Bob's bit]
+    assert ts[0, 0] > 10 * ts[0, 1] and ts[1, 1] > 10 * ts[1, 0]
