@@ -131,18 +131,24 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
     state = CascadeBobState(bits, slot_sizes, variant.block_reuse)
     seed = int(rng.integers(0, 2**63))
     channel.send(Message("cascade/start", {"n": n, "seed": seed, "slots": len(slot_sizes)}))
-    acct = {"leaked": 0, "index": 0, "parity_rounds": 0}
+    acct = {"leaked": 0, "index": 0, "parity_rounds": 0, "total_parity": -1}
 
     def run_pass(slot: int, blocks: int) -> int | None:
         """One pass (or BICONF round); None when the leak budget would be exceeded."""
-        if acct["leaked"] + blocks > n:
+        infer = variant.infer_last_block and acct["total_parity"] >= 0 and blocks > 1
+        asked = blocks - 1 if infer else blocks
+        if acct["leaked"] + asked > n:
             return None
         state.begin_pass(slot, pass_seed(seed, acct["index"]))
         channel.send(Message("cascade/pass", {"index": acct["index"], "slot": slot,
-                                              "k": int(slot_sizes[slot]), "blocks": blocks}))
+                                              "k": int(slot_sizes[slot]), "blocks": asked}))
         acct["index"] += 1
-        par = _read_parities(channel, blocks)
-        acct["leaked"] += blocks
+        par = _read_parities(channel, asked)
+        acct["leaked"] += asked
+        if infer:
+            par = np.append(par, np.uint8((acct["total_parity"] + int(par.sum())) & 1))
+        elif acct["total_parity"] < 0 and blocks == -(-n // int(slot_sizes[slot])):
+            acct["total_parity"] = int(par.sum()) & 1
         acct["parity_rounds"] += 1
         odd = state.start_pass(slot, par)
         while state.active_searches and not state.overflowed:
