@@ -221,6 +221,15 @@ class RecordingReader:
     def __len__(self) -> int:
         return int(self.rows.size)
 
+    def channels(self) -> list[int]:
+        """The distinct tag channels of the complete blocks, read chunk by chunk."""
+        ds = self._ds["tags/channel"]
+        stop = int(self.rows["tag_stop"].max()) if len(self) else 0
+        found: set[int] = set()
+        for lo in range(0, stop, 16 * TAG_CHUNK):
+            found.update(np.unique(ds[lo : min(lo + 16 * TAG_CHUNK, stop)]).tolist())
+        return sorted(found)
+
     def block(self, index: int) -> tuple[TagBlock, AliceRecord]:
         """The tags and Alice's record of block `index` (0-based position in the file)."""
         if not 0 <= index < len(self):
