@@ -258,53 +258,74 @@ class Gated:
         return int(self.slot.size)
 
 
-# Tags per call of `_gate_range` (per-role counts are packed in 16-bit fields).
+# Tags per call of the chunk kernels (per-role counts are packed in 16-bit fields).
 GATE_CHUNK = 4096
+
+
+@njit(cache=True, inline="always")
+def _gate_tag(t, r, ref_ps, period_ps, inv_period, half_width_ps):
+    """(kept, slot, dt_ps) of a tag at t (ps) with role r (< 0: not a detector):
+    nearest slot, time from the gate centre, kept when a detector tag lies within
+    +-half_width_ps of it."""
+    y = t - ref_ps
+    s = np.floor(y * inv_period + 0.5)
+    d = y - s * period_ps
+    return (r >= 0) & (d >= -half_width_ps) & (d <= half_width_ps), np.int64(s), d
+
+
+@njit(cache=True)
+def _count_unknown(channel, gstats):
+    """Count a tag on an unknown channel (rare: kept out of the hot loop's registers)."""
+    if gstats[3] == 0:
+        gstats[4] = channel
+    gstats[3] += 1
+
+
+@njit(cache=True)
+def _add_counts(per_role, det_ign, gstats):
+    """Add a chunk's packed counters to gstats: per_role holds kept tags per role in
+    16-bit fields, det_ign detector tags (low 32 bits) and ignored tags (high)."""
+    kept = 0
+    for role in range(4):
+        n = np.int64((per_role >> np.uint64(16 * role)) & np.uint64(0xFFFF))
+        gstats[5 + role] += n
+        kept += n
+    n_det = np.int64(det_ign & np.uint64(0xFFFFFFFF))
+    gstats[0] += kept
+    gstats[1] += n_det - kept
+    gstats[2] += np.int64(det_ign >> np.uint64(32))
 
 
 @njit(cache=True)
 def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                 out_slot, out_role, out_dt, gstats):
-    """Gate the tags t, ch (at most GATE_CHUNK of them) into out[:kept]; return kept.
+    """Gate tags t, ch (at most GATE_CHUNK) into out[:kept] per tag; return kept.
 
-    Branch-free: every tag is written at the current position, which advances only
-    for a kept tag.  table[-1] is ROLE_UNKNOWN (used for channels out of range).
-    gstats += [kept, rejected, ignored, unknown, -, kept H, V, D, A]; gstats[4] is
-    the first unknown channel.
+    Branch-free on the data (except for unknown channels): every tag is written at
+    the current position, which advances only when the tag is kept.  table[-1] is
+    ROLE_UNKNOWN (for channels out of range).  gstats += [kept, rejected, ignored,
+    unknown, -, kept H, V, D, A]; gstats[4] is the first unknown channel.  Unsigned
+    indices avoid negative-index code; few counters keep the loop in registers.
     """
     n_table = np.uint64(table.size - 1)
-    j = np.uint64(0)  # unsigned indices: no wraparound code
-    n_det = 0
-    ignored = 0
-    unknown = 0
+    j = np.uint64(0)
+    per_role = np.uint64(0)
+    det_ign = np.uint64(0)
     for i in range(t.size):
         c = ch[i]
         k = np.uint64(c - lo)
         r = table[k if k < n_table else n_table]
-        y = t[i] - ref_ps
-        s = np.floor(y * inv_period + 0.5)
-        d = y - s * period_ps
-        out_slot[j] = np.int64(s)
+        ok, s, d = _gate_tag(t[i], r, ref_ps, period_ps, inv_period, half_width_ps)
+        out_slot[j] = s
         out_role[j] = r
         out_dt[j] = d
-        j += np.uint64((r >= 0) & (d >= -half_width_ps) & (d <= half_width_ps))
-        n_det += r >= 0
-        ignored += r == ROLE_IGNORED
+        j += np.uint64(ok)
+        per_role += np.uint64(ok) << np.uint64(16 * (r & 3))
+        det_ign += np.uint64(r >= 0) | (np.uint64(r == ROLE_IGNORED) << np.uint64(32))
         if r == ROLE_UNKNOWN:
-            if gstats[3] + unknown == 0:
-                gstats[4] = c
-            unknown += 1
-    per_role = np.uint64(0)
-    for i in range(j):
-        per_role += np.uint64(1) << np.uint64(16 * out_role[i])
-    for role in range(4):
-        gstats[5 + role] += (per_role >> np.uint64(16 * role)) & np.uint64(0xFFFF)
-    kept = np.int64(j)
-    gstats[0] += kept
-    gstats[1] += n_det - kept
-    gstats[2] += ignored
-    gstats[3] += unknown
-    return kept
+            _count_unknown(c, gstats)
+    _add_counts(per_role, det_ign, gstats)
+    return np.int64(j)
 
 
 @njit(cache=True)
