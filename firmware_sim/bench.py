@@ -321,7 +321,8 @@ class SimBench:
         u_ctrl = self.controller_unitary()
         jitter = np.array([d.jitter_ps for d in det_cfg])
         step_slots = max(1, int(cfg.physics_step_s * rate))
-        parts_alice, parts_t, parts_det = [], [], []
+        alice_arrays = tuple(np.empty(n_slots, dtype=np.uint8) for _ in range(3))
+        parts_t, parts_det = [], []
         eve_stats: dict[str, float] = {}
         e_z_acc = e_x_acc = 0.0
         s = slot0
@@ -337,22 +338,21 @@ class SimBench:
                     self._rng, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
                     period_ps, self._fiber.delay_ps, jitter, t_bob=t_bob, p_bob_z=cfg.p_bob_z,
                 )
+                for a, chunk in zip(alice_arrays, (basis, bit, inten)):
+                    a[s - slot0:s - slot0 + n] = chunk
             else:
                 lam = mu[:, None, None] * t_link * p_det[None, :, :] * (eff * _window_factor(0.0, center, width))
-                basis, bit, inten, c_t, c_det = simulate_slots(
+                _, _, _, c_t, c_det = simulate_slots(
                     self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam,
                     period_ps, self._fiber.delay_ps, jitter,
+                    out=tuple(a[s - slot0:s - slot0 + n] for a in alice_arrays),
                 )
-            parts_alice.append((basis, bit, inten))
             parts_t.append(c_t)
             parts_det.append(c_det)
             self._fiber.step(n / rate)
             s += n
         alice = AliceRecord(
-            basis=np.concatenate([a[0] for a in parts_alice]),
-            bit=np.concatenate([a[1] for a in parts_alice]),
-            intensity=np.concatenate([a[2] for a in parts_alice]),
-            first_slot=slot0,
+            basis=alice_arrays[0], bit=alice_arrays[1], intensity=alice_arrays[2], first_slot=slot0
         )
         t_click = np.concatenate(parts_t)
         c_det = np.concatenate(parts_det)

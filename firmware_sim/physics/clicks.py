@@ -17,6 +17,11 @@ from numba import njit
 
 from qkdctl.core.errors import QkdInputError
 
+_PATTERN_SIZE = np.array([bin(p).count("1") for p in range(16)], dtype=np.int64)
+_PATTERN_DETS = np.array([[j for j in range(4) if p >> j & 1] + [0] * (4 - bin(p).count("1")) for p in range(16)],
+                         dtype=np.int64)
+"""Click pattern p (bit j = detector j clicked): its number of clicks and their detectors."""
+
 SUBBLOCK_SLOTS = 1 << 16
 """Slots per kernel call: the per-slot uniforms are drawn in bulk (numpy) this many at a time."""
 
@@ -70,11 +75,11 @@ def _slots_kernel(
             for k in range(14):
                 pattern += v >= pattern_cdf[c, s, k]
             t_slot = (slot0 + i) * period_ps + delay_ps
-            for j in range(4):
-                if (pattern >> j) & 1:
-                    click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[j] * rng.standard_normal()))
-                    click_det[nc] = j
-                    nc += 1
+            for k in range(_PATTERN_SIZE[pattern]):
+                j = _PATTERN_DETS[pattern, k]
+                click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[j] * rng.standard_normal()))
+                click_det[nc] = j
+                nc += 1
     return nc
 
 
@@ -107,14 +112,15 @@ def simulate_slots(
     period_ps: float,
     delay_ps: float,
     jitter_ps: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Alice's (basis, bit, intensity) for n_slots slots and the clicks they cause.
 
     lam[class, state, det]: mean number of photons detected by det (after all
     losses and efficiencies) for a pulse of that class prepared in state 2*basis+bit.
     A click of det j in slot i is at round(i*period_ps + delay_ps + jitter_ps[j]*N(0,1)).
-    Returns basis, bit, intensity (uint8, n_slots), click_t_ps (int64, in slot order,
-    not sorted across jitter), click_det (uint8 detector index 0..3).
+    Returns basis, bit, intensity (uint8, n_slots; written into `out` if given),
+    click_t_ps (int64, in slot order, not sorted across jitter), click_det (uint8 0..3).
     """
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     if lam.shape != (3, 4, 4) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
@@ -128,9 +134,11 @@ def simulate_slots(
         raise QkdInputError("jitter_ps must be 4 values >= 0")
     p_any, pattern_cdf = click_tables(lam)
     cut, lo, inv = choice_tables(p_intensity, p_z, p_bit_one)
-    basis = np.empty(n_slots, dtype=np.uint8)
-    bit = np.empty(n_slots, dtype=np.uint8)
-    intensity = np.empty(n_slots, dtype=np.uint8)
+    if out is None:
+        out = tuple(np.empty(n_slots, dtype=np.uint8) for _ in range(3))
+    basis, bit, intensity = out
+    if any(a.shape != (n_slots,) or a.dtype != np.uint8 or not a.flags.c_contiguous for a in out):
+        raise QkdInputError(f"out must be three contiguous uint8 arrays of {n_slots} slots")
     m = min(n_slots, SUBBLOCK_SLOTS)
     buf = np.empty(m, dtype=np.float64)
     room_t = np.empty(4 * m, dtype=np.int64)

@@ -22,6 +22,15 @@ PENDING_CAPACITY = 256
 
 
 @njit(cache=True)
+def is_sorted(t):
+    """True when t is non-decreasing."""
+    for i in range(1, t.size):
+        if t[i] < t[i - 1]:
+            return False
+    return True
+
+
+@njit(cache=True)
 def sort_nearly_sorted(t, det):
     """Insertion sort of (t, det) by t in place: O(n) when items are only locally out of order."""
     for i in range(1, t.size):
@@ -129,7 +138,7 @@ def _check_stream(t_ps: np.ndarray, det: np.ndarray, what: str) -> tuple[np.ndar
     det = np.ascontiguousarray(det, dtype=np.uint8)
     if t_ps.shape != det.shape or t_ps.ndim != 1:
         raise QkdInputError(f"{what}: t_ps ({t_ps.size}) and det ({det.size}) must be 1-D of equal length")
-    if t_ps.size > 1 and np.any(t_ps[1:] < t_ps[:-1]):
+    if not is_sorted(t_ps):
         raise QkdInputError(f"{what} must be sorted by t_ps")
     if det.size and det.max() > 3:
         raise QkdInputError(f"{what}: detector index {int(det.max())} out of range 0..3")

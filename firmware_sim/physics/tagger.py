@@ -6,7 +6,8 @@ drops edges inside the input's dead time (silently, as the real instrument does)
 and merges everything into one time-ordered stream.  The buffer is a leaky bucket:
 each accepted tag adds one, the transfer link drains max_rate_tags_per_s; a tag
 arriving with the buffer full is lost and counted as a missed event (the block is
-then flagged as overflowed).
+then flagged as overflowed).  Ties between inputs at the same (delayed) time: the
+detector stream first (H, V, D, A in input order), then sync/noise edges by role.
 """
 
 from __future__ import annotations
@@ -14,64 +15,57 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from firmware_sim.physics.detectors import is_sorted, sort_nearly_sorted
 from qkdctl.core.errors import QkdInputError
 
 N_ROLES = 5
+NEARLY_SORTED_SPREAD_PS = 100_000
+"""Detector delays differing by at most this are re-sorted by insertion, else argsort."""
 
 
 @njit(cache=True)
-def _next_click(clk_det, i, j):
-    """Index of the next click of detector j at or after i (clk_det.size if none)."""
-    while i < clk_det.size and clk_det[i] != j:
-        i += 1
-    return i
+def _delay_kernel(clk_t, clk_det, delay_ps, visible, presorted):
+    """Visible detector clicks with their input delay, as (t, role); sorted if `presorted`."""
+    n = 0
+    for i in range(clk_t.size):
+        n += visible[clk_det[i] + 1]
+    a_t = np.empty(n, dtype=np.int64)
+    a_role = np.empty(n, dtype=np.uint8)
+    k = 0
+    for i in range(clk_t.size):
+        r = clk_det[i] + 1
+        if visible[r]:
+            a_t[k] = clk_t[i] + delay_ps[r]
+            a_role[k] = r
+            k += 1
+    if presorted:
+        sort_nearly_sorted(a_t, a_role)
+    return a_t, a_role
 
 
 @njit(cache=True)
-def _tagger_kernel(
-    clk_t, clk_det, extra_t, extra_off, delay_ps, visible, dead_ps, resolution_ps, ch_number,
-    last_tag, bucket, rate_per_ps, capacity,
-):
-    n_total = clk_t.size + extra_t.size
+def _tagger_kernel(a_t, a_role, b_t, b_role, dead_ps, resolution_ps, ch_number, last_tag, bucket,
+                   rate_per_ps, capacity):
+    """Merge two time-sorted edge streams (a: detectors, b: sync/noise) and filter them."""
+    n_total = a_t.size + b_t.size
     out_t = np.empty(n_total, dtype=np.int64)
     out_ch = np.empty(n_total, dtype=np.int32)
-    big = np.iinfo(np.int64).max
-    # stream s < 4: clicks of detector s (role s + 1); stream 4 + r: extra edges of role r
-    ptr = np.empty(4 + N_ROLES, dtype=np.int64)
-    for j in range(4):
-        ptr[j] = _next_click(clk_det, 0, j)
-    for r in range(N_ROLES):
-        ptr[4 + r] = extra_off[r]
     no = 0
     missed = 0
     level = bucket[0]
     t_last = bucket[1]
-    while True:
-        best = big
-        bs = -1
-        for s in range(4 + N_ROLES):
-            if s < 4:
-                r = s + 1
-                if not visible[r] or ptr[s] >= clk_t.size:
-                    continue
-                ts = clk_t[ptr[s]] + delay_ps[r]
-            else:
-                r = s - 4
-                if not visible[r] or ptr[s] >= extra_off[r + 1]:
-                    continue
-                ts = extra_t[ptr[s]] + delay_ps[r]
-            if ts < best:
-                best = ts
-                bs = s
-        if bs < 0:
-            break
-        if bs < 4:
-            r = bs + 1
-            ptr[bs] = _next_click(clk_det, ptr[bs] + 1, bs)
+    ia = 0
+    ib = 0
+    for _ in range(n_total):
+        if ib >= b_t.size or (ia < a_t.size and a_t[ia] <= b_t[ib]):
+            t = a_t[ia]
+            r = a_role[ia]
+            ia += 1
         else:
-            r = bs - 4
-            ptr[bs] += 1
-        t = (best // resolution_ps) * resolution_ps
+            t = b_t[ib]
+            r = b_role[ib]
+            ib += 1
+        t = (t // resolution_ps) * resolution_ps
         if t - last_tag[r] < dead_ps[r]:
             continue
         last_tag[r] = t
@@ -125,7 +119,7 @@ def tag_stream(
     if len(extra_t_ps) != N_ROLES:
         raise QkdInputError(f"extra_t_ps needs {N_ROLES} arrays (one per role), got {len(extra_t_ps)}")
     for name, arr in (("clicks", clk_t_ps), *((f"extra[{r}]", a) for r, a in enumerate(extra_t_ps))):
-        if np.asarray(arr).size > 1 and np.any(np.diff(arr) < 0):
+        if not is_sorted(np.ascontiguousarray(arr, dtype=np.int64)):
             raise QkdInputError(f"tagger input {name} must be sorted by time")
     if clk_det.size and clk_det.max() > 3:
         raise QkdInputError(f"detector index {int(clk_det.max())} out of range 0..3")
@@ -133,12 +127,21 @@ def tag_stream(
         raise QkdInputError(f"tagger resolution must be >= 1 ps, got {resolution_ps}")
     if max_rate_tags_per_s <= 0 or buffer_tags < 1:
         raise QkdInputError("tagger max rate must be > 0 and buffer >= 1 tag")
-    extra_off = np.zeros(N_ROLES + 1, dtype=np.int64)
-    extra_off[1:] = np.cumsum([np.asarray(a).size for a in extra_t_ps])
-    extra = np.ascontiguousarray(np.concatenate(extra_t_ps).astype(np.int64, copy=False))
+    delay_ps = np.asarray(delay_ps, dtype=np.int64)
+    visible = np.asarray(visible, dtype=bool)
+    spread = int(np.ptp(delay_ps[1:]))
+    nearly = spread <= NEARLY_SORTED_SPREAD_PS
+    a_t, a_role = _delay_kernel(clk_t_ps, clk_det, delay_ps, visible, nearly)
+    if not nearly:
+        order = np.argsort(a_t, kind="stable")
+        a_t, a_role = a_t[order], a_role[order]
+    b_t = np.concatenate([np.asarray(extra_t_ps[r], dtype=np.int64) + delay_ps[r]
+                          for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.int64)])
+    b_role = np.concatenate([np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
+                             for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.uint8)])
+    order = np.argsort(b_t, kind="stable")
     t, ch, missed = _tagger_kernel(
-        clk_t_ps, clk_det, extra, extra_off,
-        np.ascontiguousarray(delay_ps, dtype=np.int64), np.ascontiguousarray(visible, dtype=np.bool_),
+        a_t, a_role, b_t[order], b_role[order],
         np.ascontiguousarray(dead_time_ps, dtype=np.int64), int(resolution_ps),
         np.ascontiguousarray(ch_number, dtype=np.int32), state.last_tag_ps, state.bucket,
         max_rate_tags_per_s * 1e-12, float(buffer_tags),

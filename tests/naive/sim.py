@@ -98,15 +98,15 @@ def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pend
 def tagger(clk_t, clk_det, extra, delay_ps, visible, dead_ps, resolution_ps, ch_number,
            last_tag, bucket, rate_per_ps, capacity):
     """Reference of tagger._tagger_kernel: sort all visible edges, then filter one by one."""
-    edges = []
+    edges = []  # (delayed time, group, role): detector clicks (group 0) before extras (1 + role)
     for t, d in zip(clk_t, clk_det):
         r = int(d) + 1
         if visible[r]:
-            edges.append((int(t) + int(delay_ps[r]), int(d), r))  # stream index = det
+            edges.append((int(t) + int(delay_ps[r]), 0, r))
     for r, arr in enumerate(extra):
         if visible[r]:
-            edges.extend((int(t) + int(delay_ps[r]), 4 + r, r) for t in arr)
-    edges.sort(key=lambda e: (e[0], e[1]))
+            edges.extend((int(t) + int(delay_ps[r]), 1 + r, r) for t in arr)
+    edges.sort(key=lambda e: (e[0], e[1]))  # stable: input order among equal keys
     out_t, out_ch, missed = [], [], 0
     level, t_last = bucket
     for t, _, r in edges:

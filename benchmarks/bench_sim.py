@@ -1,0 +1,89 @@
+"""Simulator throughput: detector tags per second of SimBench.acquire vs an unfused numpy link.
+
+The baseline `numpy_link` generates the same kind of block with whole-array numpy
+steps (Alice's choices, one uniform per slot and detector for the clicks, jitter,
+dark counts, one global sort, sync merge) but without detector dead time, afterpulsing
+or the tagger's limits, so it does strictly less work than the simulator.
+Configurations: "stress" (short SNSPD link, high gain per slot: what limits the
+stack's tag throughput) and "default" (SimConfig(): 50 km at 1 GHz, gain ~1e-3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.common import best_seconds, result
+from firmware_sim.bench import SimBench
+from firmware_sim.config import SimConfig
+from firmware_sim.physics.fiber import nominal_delay_ps, transmission
+from firmware_sim.physics.polarization import detector_probabilities
+
+STRESS = {
+    "source": {"pulse_rate_hz": 1.0e8, "p_intensity": (0.8, 0.15, 0.05)},
+    "fiber": {"length_km": 2.0},
+    "bob_loss_db": 0.5,
+    "detectors": [{"efficiency": 0.85, "dark_count_hz": 300.0, "dead_time_ps": 20_000,
+                   "afterpulse_prob": 0.005, "jitter_ps": 15.0}] * 4,
+    "tagger": {"max_rate_tags_per_s": 1e9},
+}
+
+
+def numpy_link(cfg: SimConfig, mu: np.ndarray, n_slots: int, rng: np.random.Generator):
+    """Baseline: the link's tags (t_ps, channel) and Alice's arrays, step by step in numpy."""
+    src = cfg.source
+    period_ps = 1e12 / src.pulse_rate_hz
+    u = rng.random(n_slots)
+    edges = np.cumsum(src.p_intensity)[:-1]
+    intensity = np.searchsorted(edges, u, side="right").astype(np.uint8)
+    basis = (rng.random(n_slots) >= src.p_z).astype(np.uint8)
+    bit = (rng.random(n_slots) < src.p_bit_one).astype(np.uint8)
+    state = 2 * basis + bit
+    t_link = transmission(cfg.fiber) * 10 ** (-cfg.bob_loss_db / 10)
+    p_det = detector_probabilities(np.eye(2), cfg.p_bob_z)
+    eff = np.array([d.efficiency for d in cfg.detectors])
+    lam = mu[intensity][:, None] * t_link * p_det[state] * eff
+    clicked = rng.random((n_slots, 4)) < -np.expm1(-lam)
+    slot, det = np.nonzero(clicked)
+    jitter = np.array([d.jitter_ps for d in cfg.detectors])
+    delay = nominal_delay_ps(cfg.fiber)
+    t = np.rint(slot * period_ps + delay + rng.standard_normal(slot.size) * jitter[det]).astype(np.int64)
+    span = n_slots * period_ps
+    n_dark = rng.poisson(np.array([d.dark_count_hz for d in cfg.detectors]) * span * 1e-12)
+    t_dark = (delay + rng.random(n_dark.sum()) * span).astype(np.int64)
+    d_dark = np.repeat(np.arange(4), n_dark)
+    sync = np.rint(np.arange(0, n_slots, src.sync_divider) * period_ps + delay).astype(np.int64)
+    t_all = np.concatenate((t, t_dark, sync))
+    ch_all = np.concatenate((det + 1, d_dark + 1, np.zeros(sync.size, dtype=np.int64))).astype(np.int32)
+    order = np.argsort(t_all, kind="stable")
+    return t_all[order], ch_all[order], basis, bit, intensity
+
+
+def _measure(name: str, cfg: SimConfig, duration_s: float) -> dict:
+    bench = SimBench(cfg, seed=1)
+    bench.acquire(duration_s / 10)  # compile / warm up
+    box = {}
+
+    def sim():
+        box["block"] = bench.acquire(duration_s)
+
+    sim_s = best_seconds(sim, repeats=3, warmup=0)
+    block = box["block"]
+    n_tags = int(np.sum(block.tags.channel != bench.tagger_channels()["sync"]))
+    n_slots = block.truth["n_slots"]
+    mu = bench.mu()
+    rng = np.random.default_rng(2)
+    base_s = best_seconds(lambda: numpy_link(cfg, mu, n_slots, rng), repeats=3, warmup=1)
+    return result(
+        f"sim_{name}", n_tags, sim_s, "detector tags/s", "numpy_link", base_s,
+        n_slots=n_slots, slots_per_s=n_slots / sim_s, gain_per_slot=n_tags / n_slots,
+        duration_s=duration_s, pulse_rate_hz=cfg.source.pulse_rate_hz,
+    )
+
+
+def run(quick: bool) -> list[dict]:
+    """Throughput of the stress and default configurations (quick: shorter blocks)."""
+    scale = 0.2 if quick else 1.0
+    return [
+        _measure("stress", SimConfig.build(**STRESS), 0.1 * scale),
+        _measure("default", SimConfig(), 0.02 * scale),
+    ]
