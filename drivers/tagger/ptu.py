@@ -92,7 +92,7 @@ def _picoharp_t2_kernel(words, sync_channel, state, out_t, out_ch, out_mt, out_m
     n_tags = 0
     n_markers = 0
     for i in range(words.size):
-        w = words[i]
+        w = np.int64(words[i])
         ch = (w >> 28) & 0xF
         tt = w & 0x0FFFFFFF
         if ch == 0xF:
@@ -120,7 +120,7 @@ def _hydraharp_t2_kernel(words, v1, sync_channel, state, out_t, out_ch, out_mt, 
     n_markers = 0
     invalid = state[_N_INVALID]
     for i in range(words.size):
-        w = words[i]
+        w = np.int64(words[i])
         ch = (w >> 25) & 0x3F
         tt = w & 0x1FFFFFF
         if (w >> 31) & 1:
