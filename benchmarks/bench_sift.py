@@ -54,41 +54,62 @@ def synthetic_block(
     fires a dark click with dark_prob at a uniform time in the slot.  Sync tags mark
     every sync_divider-th pulse (the first one always present); the others go
     missing with missing_sync_prob.  Alice's slot i is pulse first_slot + i.
+    Generated in pieces of 2**22 slots to bound memory.
     """
-    basis = rng.integers(0, 2, n_slots, dtype=np.uint8)
-    bit = rng.integers(0, 2, n_slots, dtype=np.uint8)
-    intensity = rng.choice(N_INTENSITIES, size=n_slots, p=(0.6, 0.3, 0.1)).astype(np.uint8)
-    pulse = np.arange(n_slots, dtype=np.int64) + first_slot
+    piece = 1 << 22
+    pieces = [_synthetic_piece(rng, lo, min(lo + piece, n_slots), period_ps, phase_ps,
+                               sync_divider, offset_ps, jitter_ps, click_prob, dark_prob,
+                               error_prob, missing_sync_prob, first_slot)
+              for lo in range(0, n_slots, piece)]
+    t_ps = np.concatenate([p[0] for p in pieces])
+    ch = np.concatenate([p[1] for p in pieces])
+    if t_ps.size > 1 and np.any(t_ps[1:] < t_ps[:-1]):  # a tag jittered across pieces
+        order = np.argsort(t_ps, kind="stable")
+        t_ps, ch = t_ps[order], ch[order]
+    alice = AliceRecord(
+        basis=np.concatenate([p[2] for p in pieces]),
+        bit=np.concatenate([p[3] for p in pieces]),
+        intensity=np.concatenate([p[4] for p in pieces]),
+        first_slot=first_slot,
+    )
+    return TagBlock(t_ps=t_ps, channel=ch), alice
 
-    click = rng.random(n_slots) < np.asarray(click_prob)[intensity]
-    s_idx = np.flatnonzero(click)
+
+def _synthetic_piece(rng, lo, hi, period_ps, phase_ps, sync_divider, offset_ps, jitter_ps,
+                     click_prob, dark_prob, error_prob, missing_sync_prob, first_slot):
+    n = hi - lo
+    basis = rng.integers(0, 2, n, dtype=np.uint8)
+    bit = rng.integers(0, 2, n, dtype=np.uint8)
+    u = rng.random(n)
+    intensity = (u >= 0.6).astype(np.uint8) + (u >= 0.9)  # probabilities 0.6, 0.3, 0.1
+    del u
+
+    s_idx = np.flatnonzero(rng.random(n) < np.asarray(click_prob)[intensity])
     b_basis = rng.integers(0, 2, s_idx.size, dtype=np.uint8)
     flip = rng.random(s_idx.size) < error_prob
     random_bit = rng.integers(0, 2, s_idx.size, dtype=np.uint8)
     b_bit = np.where(b_basis == basis[s_idx], bit[s_idx] ^ flip, random_bit).astype(np.int32)
     s_ch = np.asarray(DETECTOR_CHANNELS, dtype=np.int32)[2 * b_basis + b_bit]
-    s_t = (pulse[s_idx] * period_ps + phase_ps + offset_ps
+    s_t = ((s_idx + (lo + first_slot)) * period_ps + phase_ps + offset_ps
            + rng.normal(0.0, jitter_ps, s_idx.size))
 
-    n_dark = rng.binomial(n_slots * 4, dark_prob)
-    d_pos = rng.integers(0, n_slots * 4, n_dark)
+    n_dark = rng.binomial(n * 4, dark_prob)
+    d_pos = rng.integers(0, n * 4, n_dark)
     d_ch = np.asarray(DETECTOR_CHANNELS, dtype=np.int32)[d_pos % 4]
-    d_t = (pulse[d_pos // 4] * period_ps + phase_ps
+    d_t = ((d_pos // 4 + (lo + first_slot)) * period_ps + phase_ps
            + rng.uniform(-period_ps / 2, period_ps / 2, n_dark))
 
-    sync_pulse = pulse[::sync_divider]
-    keep_sync = rng.random(sync_pulse.size) >= missing_sync_prob
-    keep_sync[0] = True
-    y_t = sync_pulse[keep_sync] * period_ps + phase_ps
+    first_sync = -(-lo // sync_divider) * sync_divider  # first multiple of the divider >= lo
+    sync_slot = np.arange(first_sync, hi, sync_divider, dtype=np.int64)
+    keep_sync = rng.random(sync_slot.size) >= missing_sync_prob
+    if lo == 0:
+        keep_sync[0] = True
+    y_t = (sync_slot[keep_sync] + first_slot) * period_ps + phase_ps
 
-    t = np.concatenate([y_t, s_t, d_t])
+    t = np.rint(np.concatenate([y_t, s_t, d_t])).astype(np.int64)
     ch = np.concatenate([np.full(y_t.size, SYNC_CHANNEL, np.int32), s_ch, d_ch])
-    t_ps = np.rint(t).astype(np.int64)
-    order = np.argsort(t_ps, kind="stable")
-    return (
-        TagBlock(t_ps=t_ps[order], channel=ch[order]),
-        AliceRecord(basis=basis, bit=bit, intensity=intensity, first_slot=first_slot),
-    )
+    order = np.argsort(t, kind="stable")
+    return t[order], ch[order], basis, bit, intensity
 
 
 def gate_config(offset_ps: float = 120.0, width_ps: float = 300.0) -> GateConfig:

@@ -236,11 +236,11 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
 
 @njit(cache=True)
 def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
-                 out_slot, out_val, counts, detections):
+                 out_slot, out_val, counts, detections, chunk):
     n = slot.size
     state = np.zeros(2, dtype=np.int64)
-    for start in range(0, n, GATE_CHUNK):
-        stop = min(start + GATE_CHUNK, n)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
         _sift_chunk(slot[start:stop], role[start:stop], False, state, key, a_basis,
                     a_bit, a_int, first_slot, out_slot, out_val, counts, detections)
     _sift_chunk(slot[:0], role[:0], True, state, key, a_basis, a_bit, a_int, first_slot,
@@ -252,11 +252,16 @@ def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_widt
                       key, a_basis, a_bit, a_int, first_slot,
                       out_slot, out_val, counts, detections, gstats,
                       buf_slot, buf_role, buf_dt):
-    """Gate a chunk of tags into small buffers (cache-resident), sift them, repeat."""
+    """Gate a chunk of tags into small buffers (cache-resident), sift them, repeat.
+
+    The chunk size is the buffers' size (not a global: numba's cache of this file
+    would not see a change of tags.GATE_CHUNK).
+    """
     n = t.size
+    chunk = buf_slot.size
     state = np.zeros(2, dtype=np.int64)
-    for start in range(0, n, GATE_CHUNK):
-        stop = min(start + GATE_CHUNK, n)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
         k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
                         inv_period, half_width_ps, buf_slot, buf_role, buf_dt, gstats)
         _sift_chunk(buf_slot[:k], buf_role[:k], False, state, key, a_basis, a_bit, a_int,
@@ -358,7 +363,7 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResu
     key = _draw_key(rng)
     bufs = _buffers(slot.size)
     _sift_kernel(slot, role, key, alice.basis, alice.bit, alice.intensity,
-                 np.int64(alice.first_slot), *bufs)
+                 np.int64(alice.first_slot), *bufs, GATE_CHUNK)
     return _wrap(*bufs, alice)
 
 

@@ -62,7 +62,6 @@ class Clock:
     """Pulse clock recovered from the sync channel.
 
     Pulse slot n is centred (before the gate offset) at phase_ps + n * period_ps.
-    Slot 0 is the pulse marked by the first sync tag of the block.
     period_ps: pulse period (ps, may be fractional); sync_period_ps = period_ps * sync_divider.
     n_sync: sync tags used; n_missing_sync: sync tags absent between first and last;
     residual_rms_ps: rms of the sync times around the fitted clock (ps).
@@ -94,6 +93,7 @@ def recover_clock(
     sync_channel: int,
     sync_divider: int = 1,
     nominal_sync_period_ps: float | None = None,
+    first_sync_slot: int = 0,
 ) -> Clock:
     """Recover pulse period and phase (ps) from the sync tags of a block.
 
@@ -102,7 +102,8 @@ def recover_clock(
     tags may be missing), which numbers every sync tag with its integer sync index
     even across gaps; a least-squares line of sync time against index then gives
     the sync period to a fraction of a ps.  `sync_divider` is the number of pulses
-    per sync tag.  Raises QkdInputError when there are fewer than 3 sync tags,
+    per sync tag.  The pulse of the first sync tag gets slot index
+    `first_sync_slot` (to number slots as Alice's record does).  Raises QkdInputError when there are fewer than 3 sync tags,
     when two sync tags are closer than half a sync period, or when the sync times
     do not fit a constant period within an eighth of a period.
     """
@@ -147,7 +148,7 @@ def recover_clock(
         )
     return Clock(
         period_ps=sync_period / sync_divider,
-        phase_ps=float(ts[0] + intercept),
+        phase_ps=float(ts[0] + intercept) - first_sync_slot * sync_period / sync_divider,
         sync_divider=int(sync_divider),
         n_sync=int(ts.size),
         n_missing_sync=int(n[-1]) + 1 - int(ts.size),

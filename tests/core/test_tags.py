@@ -27,6 +27,8 @@ def test_clock_exact_hand_case():
     assert clock.phase_ps == pytest.approx(1000.0)
     assert clock.n_missing_sync == 1
     assert clock.n_sync == 4
+    shifted = recover_clock(block, sync_channel=0, sync_divider=4, first_sync_slot=10)
+    assert shifted.phase_ps == pytest.approx(0.0)  # slot 10 is at 1000 ps
 
 
 @pytest.mark.parametrize("missing", [0.0, 0.3])
