@@ -138,7 +138,7 @@ def test_fused_equals_gate_then_sift_and_numpy_baseline(seed):
                                              np.random.default_rng(KEY_SEED))
     _assert_same_stats(np_stats, stats)
     _assert_same(fused, baseline)
-    assert np.mean(fused.z.alice_bit != fused.z.bob_bit) < 0.1  # slots aligned with Alice
+    assert np.mean(fused.z.alice_bit != fused.z.bob_bit) < 0.2  # aligned: misaligned is 0.5
 
 
 def test_sifted_bits_agree_with_generator_truth(rng):
