@@ -73,6 +73,11 @@ def _eve_kernel(
     nc = 0
     hit = np.zeros(4, dtype=np.bool_)
     q = np.zeros(4)
+    eff0 = np.empty(4)  # efficiency for an unshifted arrival
+    for j in range(4):
+        eff0[j] = eff[j]
+        if width[j] > 0.0:
+            eff0[j] *= math.exp(-0.5 * (center[j] / width[j]) ** 2)
     for i in range(n):
         c, b, x, u = _draw_choices(rng.random(), cut, lo, inv)
         basis[i] = b
@@ -92,7 +97,7 @@ def _eve_kernel(
                     if a < f_ir:
                         stats[0] += 1
                         for j in range(4):
-                            q[j] = t_link * p_det[es, j] * eff[j]
+                            q[j] = t_link * p_det[es, j] * eff0[j]
                         _route_photons(rng, n_ph, q, hit)
                     else:
                         bob_b = 0 if rng.random() < p_bob_z else 1
@@ -108,7 +113,7 @@ def _eve_kernel(
                         stats[2] += 1
                         fwd = 0
                     for j in range(4):
-                        q[j] = pns_forward * t_bob * p_det[s, j] * eff[j]
+                        q[j] = pns_forward * t_bob * p_det[s, j] * eff0[j]
                     _route_photons(rng, fwd, q, hit)
         elif f_blind == 0.0:
             if f_ts > 0.0 and rng.random() < f_ts:

@@ -70,3 +70,51 @@ def test_time_shift_biases_detectors():
     block = SimBench(cfg, 6).acquire(5e-3)
     ts = block.truth["eve"]["time_shift"]  # [sign +/-, Bob's bit]
     assert ts[0, 0] > 10 * ts[0, 1] and ts[1, 1] > 10 * ts[1, 0]
+
+
+def _eve_pair(seed, n, fractions, shift_ps, widths):
+    from firmware_sim.config import EveConfig, SourceConfig
+    from firmware_sim.physics import eve as eve_physics
+    from firmware_sim.physics.polarization import detector_probabilities, mpc320_unitary
+    from tests.naive import sim as naive
+
+    f_ir, f_pns, f_blind, f_ts = fractions
+    src = SourceConfig(p_intensity=(0.5, 0.3, 0.2), p_z=0.6)
+    eve = EveConfig(intercept_resend_fraction=f_ir, pns_fraction=f_pns, blinding_fraction=f_blind,
+                    time_shift_fraction=f_ts, time_shift_ps=shift_ps)
+    mu = np.array([0.8, 0.2, 0.01])
+    p_det = detector_probabilities(mpc320_unitary([10, 5, 0]), 0.5)
+    eff = np.array([0.5, 0.4, 0.6, 0.3])
+    center = np.array([30.0, -30.0, 0.0, 10.0])
+    width = np.array(widths)
+    jitter = np.array([10.0, 0.0, 20.0, 5.0])
+    stats = {}
+    got = eve_physics.simulate_slots_with_eve(
+        np.random.default_rng(seed), 3, n, src, eve, mu, 0.3, p_det, eff, center, width, stats,
+        1000.0, 500.0, jitter, t_bob=0.9, p_bob_z=0.5,
+    )
+    ref = naive.eve_slots(
+        np.random.default_rng(seed), 3, n, src.p_intensity, src.p_z, src.p_bit_one, 1000.0, 500.0, jitter,
+        mu, 0.3, 0.9, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps,
+        stats["pns_block"], stats["pns_forward"], 0.5,
+    )
+    return got, ref, stats
+
+
+@pytest.mark.parametrize(
+    "fractions,shift_ps,widths",
+    [
+        ((0.3, 0.3, 0.0, 0.5), 40.0, [50.0, 50.0, 0.0, 20.0]),
+        ((0.0, 0.0, 0.6, 0.0), 0.0, [0.0, 0.0, 0.0, 0.0]),
+        ((1.0, 0.0, 0.0, 0.0), 0.0, [50.0, 0.0, 0.0, 0.0]),
+        ((0.0, 1.0, 0.0, 0.0), 0.0, [0.0, 0.0, 0.0, 0.0]),
+    ],
+)
+def test_eve_kernel_matches_naive(fractions, shift_ps, widths):
+    got, ref, stats = _eve_pair(11, 3000, fractions, shift_ps, widths)
+    for a, b in zip(got, ref[:5]):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    counts = [stats["intercepted"], stats["pns_kept"], stats["pns_blocked"], stats["blind_clicks"],
+              *stats["time_shift"].ravel()]
+    assert counts == ref[5]
+    assert len(got[3]) > 0

@@ -124,3 +124,79 @@ def tagger(clk_t, clk_det, extra, delay_ps, visible, dead_ps, resolution_ps, ch_
         out_ch.append(int(ch_number[r]))
     bucket[:] = [level, t_last]
     return out_t, out_ch, missed
+
+
+def route_photons(rng, n_photons, q, hit):
+    """Reference of eve._route_photons: photon to det j with prob q[j], else lost."""
+    for _ in range(n_photons):
+        r = rng.random()
+        edges = np.cumsum(q)
+        for j in range(4):
+            if r < edges[j]:
+                hit[j] = True
+                break
+
+
+def eve_slots(rng, slot0, n, p_intensity, p_z, p_bit_one, period_ps, delay_ps, jitter_ps, mu, t_link,
+              t_bob, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block,
+              pns_forward, p_bob_z):
+    """Reference of eve._eve_kernel, same draws in the same order.
+
+    Returns basis, bit, intensity, click_t, click_det, stats (8 counts, see eve.N_STATS).
+    """
+    def window(offset):
+        return [math.exp(-0.5 * ((offset - center[j]) / width[j]) ** 2) if width[j] > 0 else 1.0
+                for j in range(4)]
+
+    eff0 = [eff[j] * window(0.0)[j] for j in range(4)]
+    basis, bit, inten, click_t, click_det = [], [], [], [], []
+    stats = [0] * 8
+    for i in range(n):
+        c, b, x, _ = choices(rng.random(), p_intensity, p_z, p_bit_one)
+        basis.append(b)
+        bit.append(x)
+        inten.append(c)
+        s = 2 * b + x
+        a = rng.random()
+        hit = [False] * 4
+        shift = 0.0
+        if a < f_ir + f_pns + f_blind:
+            n_ph = int(rng.poisson(mu[c]))
+            if n_ph > 0 and (a < f_ir or a >= f_ir + f_pns):  # Eve measures: IR or blinding
+                eve_basis = 1 if rng.random() < 0.5 else 0
+                eve_bit = x if eve_basis == b else (1 if rng.random() < 0.5 else 0)
+                eve_state = 2 * eve_basis + eve_bit
+                if a < f_ir:
+                    stats[0] += 1
+                    route_photons(rng, n_ph, [t_link * p_det[eve_state, j] * eff0[j] for j in range(4)], hit)
+                else:
+                    bob_basis = 0 if rng.random() < p_bob_z else 1
+                    if bob_basis == eve_basis:
+                        hit[eve_state] = True
+                        stats[3] += 1
+            elif n_ph > 0:  # PNS
+                forwarded = n_ph
+                if n_ph >= 2:
+                    stats[1] += 1
+                    forwarded = n_ph - 1
+                elif rng.random() < pns_block:
+                    stats[2] += 1
+                    forwarded = 0
+                route_photons(rng, forwarded, [pns_forward * t_bob * p_det[s, j] * eff0[j] for j in range(4)], hit)
+        elif f_blind == 0.0:
+            if f_ts > 0.0 and rng.random() < f_ts:
+                shift = shift_ps if rng.random() < 0.5 else -shift_ps
+            g = window(shift)
+            for j in range(4):
+                lam = mu[c] * t_link * p_det[s, j] * eff[j] * g[j]
+                hit[j] = rng.random() < 1.0 - math.exp(-lam)
+            if shift != 0.0:
+                for j in range(4):
+                    if hit[j]:
+                        stats[4 + (0 if shift > 0 else 2) + j % 2] += 1
+        for j in range(4):
+            if hit[j]:
+                t = (slot0 + i) * period_ps + delay_ps + shift + jitter_ps[j] * rng.standard_normal()
+                click_t.append(int(np.rint(t)))
+                click_det.append(j)
+    return basis, bit, inten, click_t, click_det, stats
