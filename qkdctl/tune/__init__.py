@@ -1,1 +1,40 @@
-"""Tuners: retune the bench between key blocks (classical and QML, one interface)."""
+"""Tuners: retune the bench between key blocks (classical and QML, one interface).
+
+`make_tuner(name, calibration, options)` builds one by the name used in the lab
+config's [tuner] table; `options` are the tuner's keyword arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from qkdctl.core.errors import ConfigError, QkdInputError
+from qkdctl.tune.base import Tuner
+
+
+def _tomographic(calibration, options: Mapping) -> Tuner:
+    from qkdctl.tune.tomographic import TomographicTuner
+
+    return TomographicTuner(calibration, **options)
+
+
+_FACTORIES: dict[str, Callable[[object, Mapping], Tuner]] = {
+    "tomographic": _tomographic,
+}
+
+
+def tuner_names() -> list[str]:
+    """Names accepted by make_tuner."""
+    return sorted(_FACTORIES)
+
+
+def make_tuner(name: str, calibration, options: Mapping | None = None) -> Tuner:
+    """Build the tuner called `name` (ConfigError for an unknown name or bad options)."""
+    if name not in _FACTORIES:
+        raise ConfigError(f"unknown tuner {name!r}; known: {', '.join(tuner_names())}")
+    try:
+        return _FACTORIES[name](calibration, dict(options or {}))
+    except TypeError as exc:
+        raise ConfigError(f"tuner {name!r}: bad options {dict(options or {})}: {exc}") from None
+    except QkdInputError as exc:
+        raise ConfigError(f"tuner {name!r}: {exc}") from None
