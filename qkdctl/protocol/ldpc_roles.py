@@ -1,0 +1,314 @@
+"""LDPC (blind, rate-adaptive) reconciliation as two roles over a Channel: Bob drives.
+
+Messages (all fields checked on receipt; anything else raises ProtocolError):
+  Bob -> Alice  "ldpc/start"    n (key bits), frame_n, rate_pct, seed (code), k (key bits of
+                                a full frame), punct (punctured bits per frame), frames
+  Alice -> Bob  "ldpc/syndrome" bits (packed u1): the frames' syndromes, m bits each
+  Bob -> Alice  "ldpc/reveal"   frame i4[], pos i4[] (codeword columns): one blind round
+  Alice -> Bob  "ldpc/values"   count, bits (packed u1): her bits at those columns
+  Bob -> Alice  "ldpc/done"
+Both build the frame layout from (code, k, punct) with `qkdctl.core.reconcile.ldpc`; the
+last frame is filled by extra shortening.  Alice refuses (ProtocolError) a reveal of a
+shortened or already revealed column, or beyond `max_reveal_fraction` of a frame's key
+bits plus its punctured bits.
+
+Leakage (MethodOutcome.leaked_bits) = syndrome bits + revealed bits - punctured bits
+(see `qkdctl.core.reconcile.ldpc`); the three terms are in `extra`.
+
+Codes are built once per (rate, n, seed) by PEG and cached: in this process, and on disk
+in $QKDCTL_CACHE_DIR or $XDG_CACHE_HOME/qkdctl/ldpc_codes (~/.cache by default).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from qkdctl.core.errors import ProtocolError, QkdInputError
+from qkdctl.core.reconcile.codes import DEGREE_DISTRIBUTIONS, LdpcCode, build_code
+from qkdctl.core.reconcile.ldpc import (
+    FrameLayout, SyndromeDecoder, binary_entropy, choose_layout, error_priors, frame_bits,
+    frame_layout, reveal_positions, syndrome,
+)
+from qkdctl.protocol.channel import Channel
+from qkdctl.protocol.messages import Message
+from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
+
+CODE_SEED = 20261126
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LdpcVariant:
+    """One LDPC reconciliation setting (named knobs; the roles read only these fields).
+
+    frame_n: code length; rates: the code family; f_start: efficiency of the first
+    decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
+    first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
+    share of a frame; max_iter / bp_method / osd_order: decoder.
+    """
+
+    name: str
+    frame_n: int = 16384
+    rates: tuple[float, ...] = tuple(sorted(DEGREE_DISTRIBUTIONS))
+    f_start: float = 1.05
+    f_step: float = 0.04
+    max_rounds: int = 8
+    punct_fraction: float = 0.05
+    max_iter: int = 60
+    bp_method: str = "product_sum"
+    osd_order: int | None = None
+    max_reveal_fraction: float = 0.5
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("QKDCTL_CACHE_DIR")
+    if env:
+        return Path(env) / "ldpc_codes"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qkdctl" / "ldpc_codes"
+
+
+@lru_cache(maxsize=64)
+def family_code(rate: float, n: int, seed: int = CODE_SEED) -> LdpcCode:
+    """The family code (rate, n, seed): from this process, the disk cache, or built by PEG."""
+    path = _cache_dir() / f"v{_CACHE_VERSION}_r{int(round(rate * 100))}_n{n}_s{seed}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                h = sp.csr_matrix((np.ones(z["indices"].size, np.uint8), z["indices"], z["indptr"]),
+                                  shape=tuple(z["shape"]))
+                return LdpcCode(h=h, h_csc=h.tocsc(), puncture_order=z["puncture_order"],
+                                fill_order=z["fill_order"], rate=round(rate, 2), seed=seed)
+        except (OSError, KeyError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+    code = build_code(rate, n, seed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, indices=code.h.indices.astype(np.int32), indptr=code.h.indptr.astype(np.int64),
+                     shape=np.array(code.h.shape), puncture_order=code.puncture_order,
+                     fill_order=code.fill_order)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no writable cache: the code is rebuilt next process
+    return code
+
+
+@lru_cache(maxsize=64)
+def _decoder(rate: float, n: int, seed: int, max_iter: int, bp_method: str,
+             osd_order: int | None) -> SyndromeDecoder:
+    return SyndromeDecoder(family_code(rate, n, seed), max_iter=max_iter, bp_method=bp_method,
+                           osd_order=osd_order)
+
+
+def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
+    frames = -(-n_key // k)
+    full = frame_layout(code, k, punct)
+    last_k = n_key - (frames - 1) * k
+    last = full if last_k == k else frame_layout(code, last_k, punct)
+    return [full] * (frames - 1) + [last]
+
+
+def _packed(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits)
+
+
+def _unpacked(msg: Message, name: str, count: int) -> np.ndarray:
+    return np.unpackbits(msg.array(name, np.uint8, length=(count + 7) // 8), count=count)
+
+
+class LdpcAliceResponder:
+    """Alice's side: syndromes on "ldpc/start", her bits on each checked "ldpc/reveal"."""
+
+    def __init__(self, variant: LdpcVariant, alice_bits: np.ndarray, rng: np.random.Generator) -> None:
+        self.variant = variant
+        self.bits = np.ascontiguousarray(alice_bits, dtype=np.uint8)
+        self.rng = rng
+        self.finished = False
+        self._frames: list[np.ndarray] = []
+        self._layouts: list[FrameLayout] = []
+        self._revealed: list[np.ndarray] = []
+        self._budget: list[int] = []
+
+    def handle(self, msg: Message) -> list[Message]:
+        """Answer one message from Bob (ProtocolError on anything out of protocol)."""
+        v = self.variant
+        if not self._layouts:
+            msg.expect("ldpc/start")
+            if msg.int("n") != self.bits.size:
+                raise ProtocolError(f"peer's key has {msg.int('n')} bits, ours {self.bits.size}")
+            if msg.int("frame_n") != v.frame_n:
+                raise ProtocolError(f"peer's frame length {msg.int('frame_n')} != {v.frame_n}")
+            rate = msg.int("rate_pct") / 100
+            if round(rate, 2) not in v.rates:
+                raise ProtocolError(f"peer asked for rate {rate}, not in the family {v.rates}")
+            code = family_code(round(rate, 2), v.frame_n, msg.int("seed", 0))
+            k = msg.int("k", 1, code.n)
+            punct = msg.int("punct", 0, int(code.puncture_order.size))
+            if k + punct > code.n:
+                raise ProtocolError(f"k={k} plus punct={punct} exceed the code length {code.n}")
+            if msg.int("frames") != -(-self.bits.size // k):
+                raise ProtocolError("frame count does not match key length and k")
+            self._layouts = _layouts(code, self.bits.size, k, punct)
+            synd = []
+            for i, lay in enumerate(self._layouts):
+                pad = self.rng.integers(0, 2, size=lay.punct_pos.size, dtype=np.uint8)
+                x = frame_bits(lay, self.bits[i * k:i * k + lay.k], pad)
+                self._frames.append(x)
+                self._revealed.append(np.zeros(code.n, dtype=bool))
+                self._budget.append(lay.punct_pos.size + int(v.max_reveal_fraction * lay.k))
+                synd.append(syndrome(code, x))
+            return [Message("ldpc/syndrome", {"bits": _packed(np.concatenate(synd))})]
+        msg.expect("ldpc/reveal", "ldpc/done")
+        if msg.kind == "ldpc/done":
+            self.finished = True
+            return []
+        frame = msg.array("frame", np.int32)
+        pos = msg.array("pos", np.int32)
+        if frame.size != pos.size or frame.size == 0:
+            raise ProtocolError("reveal needs equally long, non-empty frame and pos arrays")
+        if frame.min() < 0 or frame.max() >= len(self._layouts):
+            raise ProtocolError("reveal names a frame that does not exist")
+        n = self._layouts[0].code.n
+        if pos.min() < 0 or pos.max() >= n:
+            raise ProtocolError(f"reveal position outside 0..{n - 1}")
+        values = np.empty(pos.size, dtype=np.uint8)
+        for f in np.unique(frame):
+            sel = frame == f
+            p = pos[sel].astype(np.int64)
+            lay, known = self._layouts[f], self._revealed[f]
+            shortened = np.zeros(n, dtype=bool)
+            shortened[lay.short_pos] = True
+            if np.unique(p).size != p.size or known[p].any() or shortened[p].any():
+                raise ProtocolError(f"frame {f}: reveal of a repeated, revealed or shortened column")
+            if int(known.sum()) + p.size > self._budget[f]:
+                raise ProtocolError(f"frame {f}: reveal beyond the disclosure limit")
+            known[p] = True
+            values[sel] = self._frames[f][p]
+        return [Message("ldpc/values", {"count": int(pos.size), "bits": _packed(values)})]
+
+
+def alice_responder(variant: LdpcVariant, alice_bits: np.ndarray, qber_estimate: float,
+                    rng: np.random.Generator) -> LdpcAliceResponder:
+    """Alice's LDPC responder (Bob chooses code and layout from the QBER estimate)."""
+    return LdpcAliceResponder(variant, alice_bits, rng)
+
+
+def alice_role(variant: LdpcVariant, alice_bits: np.ndarray, qber_estimate: float,
+               channel: Channel, rng: np.random.Generator) -> None:
+    """Alice's LDPC role over `channel`: answer until Bob says done."""
+    responder = LdpcAliceResponder(variant, alice_bits, rng)
+    while not responder.finished:
+        for reply in responder.handle(channel.recv()):
+            channel.send(reply)
+
+
+def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
+             channel: Channel, rng: np.random.Generator) -> MethodOutcome:
+    """Bob's LDPC role: choose code, get syndromes, decode, ask for blind reveals on failure."""
+    v = variant
+    bits = np.ascontiguousarray(bob_bits, dtype=np.uint8)
+    if not 0.0 < qber_estimate < 0.5:
+        raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
+    codes = {r: family_code(r, v.frame_n) for r in v.rates}
+    first = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
+    code, k, punct = first.code, first.k, int(first.punct_pos.size)
+    layouts = _layouts(code, bits.size, k, punct)
+    channel.send(Message("ldpc/start", {
+        "n": int(bits.size), "frame_n": v.frame_n, "rate_pct": int(round(code.rate * 100)),
+        "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
+    m = code.m
+    s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
+    dec = _decoder(code.rate, v.frame_n, code.seed, v.max_iter, v.bp_method, v.osd_order)
+    h_q = binary_entropy(qber_estimate)
+    ys, known, done, results = [], [], [], []
+    for i, lay in enumerate(layouts):
+        ys.append(frame_bits(lay, bits[i * k:i * k + lay.k], np.zeros(punct, np.uint8)))
+        known.append(np.zeros(code.n, dtype=bool))
+        done.append(False)
+        results.append(None)
+    revealed_bits = 0
+    rounds = 0
+    iterations = 0
+    t0 = time.perf_counter()
+    while True:
+        for i, lay in enumerate(layouts):
+            if done[i]:
+                continue
+            target = syndrome(code, ys[i]) ^ s_all[i * m:(i + 1) * m]
+            res = dec.decode(target, error_priors(lay, qber_estimate, np.flatnonzero(known[i])))
+            iterations += res.iterations
+            results[i] = res
+            done[i] = res.converged
+        pending = [i for i in range(len(layouts)) if not done[i]]
+        if not pending or rounds >= v.max_rounds:
+            break
+        frames_req, pos_req = [], []
+        for i in pending:
+            lay = layouts[i]
+            step = max(1, int(np.ceil(v.f_step * lay.k * h_q)))
+            budget = punct + int(v.max_reveal_fraction * lay.k) - int(known[i].sum())
+            if budget <= 0:
+                continue
+            pos = reveal_positions(lay, known[i], results[i].llr, min(step, budget))
+            frames_req.append(np.full(pos.size, i, np.int32))
+            pos_req.append(pos.astype(np.int32))
+        if not pos_req:
+            break
+        frame_arr, pos_arr = np.concatenate(frames_req), np.concatenate(pos_req)
+        channel.send(Message("ldpc/reveal", {"frame": frame_arr, "pos": pos_arr}))
+        reply = channel.recv().expect("ldpc/values")
+        if reply.int("count") != pos_arr.size:
+            raise ProtocolError(f"{reply.int('count')} values received, {pos_arr.size} asked")
+        values = _unpacked(reply, "bits", pos_arr.size)
+        for i in np.unique(frame_arr):
+            sel = frame_arr == i
+            ys[i][pos_arr[sel]] = values[sel]
+            known[i][pos_arr[sel]] = True
+        revealed_bits += int(pos_arr.size)
+        rounds += 1
+    decode_s = time.perf_counter() - t0
+    channel.send(Message("ldpc/done", {}))
+    out = bits.copy()
+    for i, lay in enumerate(layouts):
+        corrected = ys[i] ^ results[i].error if done[i] else ys[i]
+        out[i * k:i * k + lay.k] = corrected[lay.key_pos]
+    syndrome_bits = m * len(layouts)
+    punctured_bits = punct * len(layouts)
+    return MethodOutcome(
+        bob_bits=out,
+        leaked_bits=syndrome_bits + revealed_bits - punctured_bits,
+        extra={"frames": len(layouts), "frame_n": v.frame_n, "rate": code.rate,
+               "key_bits_per_frame": k, "syndrome_bits": syndrome_bits,
+               "revealed_bits": revealed_bits, "punctured_bits": punctured_bits,
+               "shortened_bits": int(sum(lay.short_pos.size for lay in layouts)),
+               "blind_rounds": rounds, "failed_frames": len(layouts) - int(sum(done)),
+               "bp_iterations": iterations, "decode_seconds": decode_s},
+    )
+
+
+def ldpc_method(variant: LdpcVariant) -> ReconcileMethod:
+    """The ReconcileMethod of an LDPC variant."""
+    return ReconcileMethod(variant.name, partial(alice_role, variant), partial(bob_role, variant),
+                           responder=partial(alice_responder, variant))
+
+
+VARIANTS: dict[str, LdpcVariant] = {
+    # blind rate-adaptive (Martinez-Mateo 2012 / Kiktenko 2017 reveal choice), n = 2^14
+    "ldpc-blind": LdpcVariant("ldpc-blind"),
+    # blind, n = 2^16 frames: better f, slower decoding per frame
+    "ldpc-blind-64k": LdpcVariant("ldpc-blind-64k", frame_n=65536, f_start=1.03, f_step=0.03),
+    # one-shot rate-adaptive (Elkouss et al. 2010): one syndrome at f = 1.2, no reveals
+    "ldpc": LdpcVariant("ldpc", f_start=1.2, max_rounds=0),
+}
+
+METHODS: dict[str, ReconcileMethod] = {name: ldpc_method(v) for name, v in VARIANTS.items()}

@@ -1,0 +1,170 @@
+"""LDPC core: PEG codes (degrees, girth, references), untainted puncturing, layouts, decoding."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings, strategies as st
+
+from qkdctl.core.errors import QkdInputError
+from qkdctl.core.reconcile import codes as C
+from qkdctl.core.reconcile import ldpc as L
+from tests.naive import ldpc as naive
+
+
+def _var_chk_from_kernel(var_deg, m, depth, budget, tie_u):
+    var_chk, _, _, ok = C._peg_kernel(np.asarray(var_deg, np.int64), m, depth, budget,
+                                      np.asarray(tie_u, np.float64), 64)
+    assert ok
+    return [[int(c) for c in row if c >= 0] for row in var_chk]
+
+
+def test_peg_kernel_matches_reference_on_hand_case():
+    var_deg = [2, 2, 2, 3, 3, 3]
+    tie_u = [0.0, 0.5, 0.9, 0.1, 0.3, 0.7, 0.2, 0.6, 0.4, 0.8, 0.05, 0.95, 0.15, 0.55, 0.35]
+    got = _var_chk_from_kernel(var_deg, 4, 3, 1000, tie_u)
+    assert got == naive.peg(var_deg, 4, 3, 1000, tie_u)
+    # first edges go to empty checks; every variable has distinct checks
+    assert all(len(set(row)) == len(row) for row in got)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(8, 60), m_frac=st.floats(0.2, 0.6),
+       depth=st.integers(1, 4), budget=st.integers(1, 200))
+def test_peg_kernel_matches_reference_random(seed, n, m_frac, depth, budget):
+    rng = np.random.default_rng(seed)
+    m = max(4, int(n * m_frac))
+    var_deg = np.sort(rng.integers(1, min(m, 5) + 1, size=n))
+    tie_u = rng.random(int(var_deg.sum()))
+    got = _var_chk_from_kernel(var_deg, m, depth, budget, tie_u)
+    assert got == naive.peg(var_deg.tolist(), m, depth, budget, tie_u)
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.7, 0.9])
+def test_peg_code_has_requested_degrees_and_no_4_cycles(rate):
+    n = 3000
+    code = C.build_code(rate, n, seed=3)
+    want = C.variable_degrees(n, C.DEGREE_DISTRIBUTIONS[rate])
+    assert code.m == round(n * (1 - rate))
+    assert np.array_equal(np.sort(np.diff(code.h_csc.indptr)), np.sort(np.minimum(want, code.m)))
+    row_deg = np.diff(code.h.indptr)
+    assert row_deg.max() - row_deg.min() <= 2  # PEG keeps check degrees concentrated
+
+
+def _max_shared(h):
+    overlap = (h.astype(np.int32) @ h.T.astype(np.int32)).tocoo()
+    return overlap.data[overlap.row != overlap.col].max()
+
+
+def test_peg_has_no_4_cycles_where_guaranteed(rng):
+    # every node's distance-3 neighbourhood misses some check, so PEG must avoid 4-cycles
+    var_deg = np.sort(rng.choice([2, 3, 4], size=4000, p=[0.4, 0.4, 0.2]))
+    h = C.peg_matrix(var_deg, 2000, rng)
+    assert _max_shared(h) <= 1  # two checks share at most one variable: girth >= 6
+    # a random matrix of the same degrees has 4-cycles: the test can fail
+    rows = np.concatenate([rng.choice(2000, d, replace=False) for d in var_deg])
+    cols = np.repeat(np.arange(var_deg.size), var_deg)
+    rand = sp.csr_matrix((np.ones(rows.size, np.uint8), (rows, cols)), shape=(2000, var_deg.size))
+    assert _max_shared(rand) >= 2
+
+
+def test_variable_degrees_follow_edge_distribution():
+    degs = C.variable_degrees(10000, ((2, 0.5), (4, 0.5)))
+    # node fractions L2 = (0.5/2)/(0.5/2+0.5/4) = 2/3
+    assert np.count_nonzero(degs == 2) == 6667 and degs.size == 10000
+    assert np.all(np.diff(degs) >= 0)
+
+
+def test_build_code_is_deterministic_and_validates():
+    a = C.build_code(0.8, 512, seed=9)
+    b = C.build_code(0.8, 512, seed=9)
+    assert (a.h != b.h).nnz == 0 and np.array_equal(a.puncture_order, b.puncture_order)
+    with pytest.raises(QkdInputError, match="rate"):
+        C.build_code(0.42, 512, seed=1)
+    with pytest.raises(QkdInputError, match="length"):
+        C.build_code(0.8, 10, seed=1)
+    with pytest.raises(QkdInputError, match="rng"):
+        C.peg_matrix(np.array([2, 2]), 2, rng=1)
+    with pytest.raises(QkdInputError, match="degrees"):
+        C.peg_matrix(np.array([2, 5]), 3, np.random.default_rng(0))
+
+
+def test_untainted_order_matches_reference_and_is_untainted(rng):
+    code = C.build_code(0.7, 800, seed=2)
+    dense = code.h.toarray()
+    order = np.argsort(np.diff(code.h_csc.indptr), kind="stable").astype(np.int64)
+    got = C._untainted_kernel(code.h.indptr.astype(np.int64), code.h.indices.astype(np.int64),
+                              code.h_csc.indptr.astype(np.int64), code.h_csc.indices.astype(np.int64),
+                              order)
+    assert got.tolist() == naive.untainted(dense, order)
+    cols = dense[:, code.puncture_order]
+    assert cols.sum(axis=1).max() <= 1  # no check touches two punctured columns
+    fill = code.fill_order
+    assert np.array_equal(np.sort(fill), np.arange(code.n))
+    assert set(fill[-code.puncture_order.size:].tolist()) == set(code.puncture_order.tolist())
+
+
+def test_syndrome_kernel_matches_reference(rng):
+    code = C.build_code(0.75, 400, seed=4)
+    dense = code.h.toarray()
+    tiny = np.zeros(code.n, np.uint8)
+    tiny[[0, 5]] = 1
+    assert np.array_equal(L.syndrome(code, tiny), naive.syndrome(dense, tiny))
+    for _ in range(5):
+        x = rng.integers(0, 2, code.n, dtype=np.uint8)
+        assert np.array_equal(L.syndrome(code, x), naive.syndrome(dense, x))
+    with pytest.raises(QkdInputError, match="frame"):
+        L.syndrome(code, np.zeros(code.n - 1, np.uint8))
+
+
+def test_frame_layout_partitions_columns():
+    code = C.build_code(0.8, 1024, seed=5)
+    lay = L.frame_layout(code, 700, 30)
+    allpos = np.concatenate([lay.key_pos, lay.punct_pos, lay.short_pos])
+    assert np.array_equal(np.sort(allpos), np.arange(code.n))
+    assert lay.k == 700 and lay.short_pos.size == 1024 - 700 - 30
+    with pytest.raises(QkdInputError, match="punct"):
+        L.frame_layout(code, 10, code.puncture_order.size + 1)
+    with pytest.raises(QkdInputError, match="key bits"):
+        L.frame_layout(code, 1024, 30)
+
+
+def test_choose_layout_reaches_start_efficiency_and_shortens_for_high_qber():
+    codes = {r: C.build_code(r, 2048, seed=6) for r in (0.5, 0.7, 0.9)}
+    lay = L.choose_layout(codes, 10**6, 0.03, 1.1, 0.05)
+    leak = lay.code.m - lay.punct_pos.size
+    f = leak / (lay.k * L.binary_entropy(0.03))
+    assert 1.1 <= f < 1.1 * (1 + 1e-3)
+    high = L.choose_layout(codes, 10**6, 0.2, 1.1, 0.05)  # beyond rate 0.5: shorten
+    assert high.code.rate == 0.5 and high.short_pos.size > 0.3 * high.k
+    assert L.choose_layout(codes, 100, 0.03, 1.1, 0.05).k == 100
+    with pytest.raises(QkdInputError, match="qber"):
+        L.choose_layout(codes, 10**6, 0.0, 1.1, 0.05)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bp_decoding_recovers_alice_frame(seed):
+    rng = np.random.default_rng(seed)
+    code = C.build_code(0.7, 2048, seed=8)
+    q = 0.02
+    lay = L.frame_layout(code, 1900, 60)
+    dec = L.SyndromeDecoder(code, max_iter=60)
+    ka = rng.integers(0, 2, lay.k, dtype=np.uint8)
+    kb = ka ^ (rng.random(lay.k) < q).astype(np.uint8)
+    pad = rng.integers(0, 2, lay.punct_pos.size, dtype=np.uint8)
+    s_a = L.syndrome(code, L.frame_bits(lay, ka, pad))
+    y = L.frame_bits(lay, kb, np.zeros_like(pad))
+    res = dec.decode(L.syndrome(code, y) ^ s_a, L.error_priors(lay, q, np.zeros(0, np.int64)))
+    assert res.converged
+    assert np.array_equal((y ^ res.error)[lay.key_pos], ka)
+
+
+def test_reveal_positions_punctured_first_then_least_reliable():
+    code = C.build_code(0.8, 512, seed=5)
+    lay = L.frame_layout(code, 400, 3)
+    known = np.zeros(code.n, bool)
+    llr = np.full(code.n, 5.0)
+    llr[lay.key_pos[7]] = 0.1
+    pos = L.reveal_positions(lay, known, llr, 4)
+    assert pos[:3].tolist() == lay.punct_pos.tolist() and pos[3] == lay.key_pos[7]
+    known[pos] = True
+    assert lay.key_pos[7] not in L.reveal_positions(lay, known, llr, 2)

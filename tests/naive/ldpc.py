@@ -1,0 +1,95 @@
+"""Slow, plain references for the LDPC kernels: PEG, untainted puncturing, syndromes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def peg(var_deg, m, max_depth, budget, tie_u):
+    """Plain PEG with the kernel's rules: BFS by check layers, min-degree bucket choice.
+
+    Returns the list of check sets per variable, in insertion order.
+    """
+    n = len(var_deg)
+    var_chk = [[] for _ in range(n)]
+    chk_var = [[] for _ in range(m)]
+    buckets = {0: list(range(m))}
+    e = 0
+    for j in range(n):
+        for k in range(var_deg[j]):
+            layer_of = {}
+            lim = -1
+            if k > 0:
+                frontier = list(var_chk[j])
+                for c in frontier:
+                    layer_of[c] = 0
+                seen_v = {j}
+                layer = 0
+                while layer + 1 <= max_depth:
+                    new = []
+                    work = 0
+                    cut = False
+                    for c in frontier:
+                        for v in chk_var[c]:
+                            if v in seen_v:
+                                continue
+                            seen_v.add(v)
+                            work += len(var_chk[v])
+                            for c2 in var_chk[v]:
+                                if c2 not in layer_of:
+                                    layer_of[c2] = layer + 1
+                                    new.append(c2)
+                        if work > budget and layer >= 1:
+                            cut = True
+                            break
+                    if cut:
+                        lim = layer
+                        break
+                    if not new:
+                        break
+                    if len(layer_of) == m:
+                        lim = layer
+                        break
+                    frontier = new
+                    layer += 1
+            chosen = None
+            for d in sorted(buckets):
+                members = buckets[d]
+                if not members:
+                    continue
+                start = int(tie_u[e] * len(members))
+                for i in range(len(members)):
+                    c = members[(start + i) % len(members)]
+                    if c not in layer_of or (lim >= 0 and layer_of[c] > lim):
+                        chosen = c
+                        break
+                if chosen is not None:
+                    break
+            d = len(chk_var[chosen])
+            members = buckets[d]
+            idx = members.index(chosen)
+            members[idx] = members[-1]
+            members.pop()
+            buckets.setdefault(d + 1, []).append(chosen)
+            var_chk[j].append(chosen)
+            chk_var[chosen].append(j)
+            e += 1
+    return var_chk
+
+
+def untainted(h_dense, order):
+    """Greedy untainted set: keep a column if none of its checks touches a kept column."""
+    tainted = set()
+    kept = []
+    for v in order:
+        checks = set(np.flatnonzero(h_dense[:, v]).tolist())
+        if checks & tainted:
+            continue
+        kept.append(int(v))
+        tainted |= checks
+    return kept
+
+
+def syndrome(h_dense, bits):
+    """H x mod 2 by dense integer product."""
+    return (h_dense.astype(np.int64) @ np.asarray(bits, dtype=np.int64)) % 2
