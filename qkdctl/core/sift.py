@@ -130,6 +130,9 @@ def _splitmix64(key, slot):
     return z ^ (z >> np.uint64(31))
 
 
+_RANDOM = 2  # marks a random choice in the mask rules
+
+
 def _mask_rules() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per click mask 0..15: (case, Bob's basis, Bob's bit); _RANDOM marks a random choice."""
     case = np.zeros(16, dtype=np.int64)
@@ -148,7 +151,6 @@ def _mask_rules() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return case, basis, bit
 
 
-_RANDOM = 2
 _MASK_CASE, _MASK_BASIS, _MASK_BIT = _mask_rules()
 
 
@@ -169,13 +171,13 @@ def _squash(mask, key, slot):
 @njit(cache=True)
 def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot,
                 out_slot, out_val, counts, detections):
-    """Sift detections (slot non-decreasing, at most GATE_CHUNK), continuing the open
-    slot in state = [slot, click mask]; a slot is finished when a later one starts,
-    or at the end when `final`.
+    """Sift detections (slot non-decreasing), continuing the open slot in
+    state = [slot, click mask]; a slot is finished when a later one starts, or at
+    the end when `final`.
 
     Finishing a slot squashes its mask, looks up Alice, counts, and appends it at
     out[basis, n_basis].  The entry is always written and the position advances
-    only on a basis match: no unpredictable branch, counters in registers.
+    only on a basis match: no unpredictable branch; frequent counters in registers.
     counts = [single, double same, double cross, multi, mismatch, outside record,
     sifted Z, sifted X]; detections[basis, intensity].
     """
@@ -187,8 +189,6 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
     n_x = counts[_N_SIFTED_X]
     single = 0
     mismatch = 0
-    det_z = np.uint64(0)  # 16-bit field per intensity
-    det_x = np.uint64(0)
     s = cur
     for i in range(n + 1 if final else n):
         if i < n:
@@ -207,9 +207,7 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
                 ab = np.uint64(a_basis[idx])
                 ai = a_int[idx]
                 is_x = ab == np.uint64(BASIS_X)
-                field = np.uint64(1) << np.uint64(16 * ai)
-                det_x += field if is_x else np.uint64(0)
-                det_z += np.uint64(0) if is_x else field
+                detections[ab, ai] += 1
                 k = np.uint64(n_x if is_x else n_z)
                 out_slot[ab, k] = cur
                 out_val[ab, np.uint64(0), k] = a_bit[idx]
@@ -229,22 +227,6 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
     counts[_N_SIFTED_X] = n_x
     counts[CASE_SINGLE] += single
     counts[CASE_MISMATCH] += mismatch
-    for ai in range(N_INTENSITIES):
-        detections[BASIS_Z, ai] += (det_z >> np.uint64(16 * ai)) & np.uint64(0xFFFF)
-        detections[BASIS_X, ai] += (det_x >> np.uint64(16 * ai)) & np.uint64(0xFFFF)
-
-
-@njit(cache=True)
-def _sift_kernel(slot, role, key, a_basis, a_bit, a_int, first_slot,
-                 out_slot, out_val, counts, detections, chunk):
-    n = slot.size
-    state = np.zeros(2, dtype=np.int64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        _sift_chunk(slot[start:stop], role[start:stop], False, state, key, a_basis,
-                    a_bit, a_int, first_slot, out_slot, out_val, counts, detections)
-    _sift_chunk(slot[:0], role[:0], True, state, key, a_basis, a_bit, a_int, first_slot,
-                out_slot, out_val, counts, detections)
 
 
 @njit(cache=True)
@@ -254,8 +236,8 @@ def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_widt
                       buf_slot, buf_role, buf_dt):
     """Gate a chunk of tags into small buffers (cache-resident), sift them, repeat.
 
-    The chunk size is the buffers' size (not a global: numba's cache of this file
-    would not see a change of tags.GATE_CHUNK).
+    The chunk size is the buffers' size, not a global: numba's cache of this file
+    does not track other modules (after editing tags._gate_range, clear the cache).
     """
     n = t.size
     chunk = buf_slot.size
@@ -362,8 +344,8 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResu
         raise QkdInputError("sift: gated slots are not in non-decreasing order")
     key = _draw_key(rng)
     bufs = _buffers(slot.size)
-    _sift_kernel(slot, role, key, alice.basis, alice.bit, alice.intensity,
-                 np.int64(alice.first_slot), *bufs, GATE_CHUNK)
+    _sift_chunk(slot, role, True, np.zeros(2, dtype=np.int64), key, alice.basis,
+                alice.bit, alice.intensity, np.int64(alice.first_slot), *bufs)
     return _wrap(*bufs, alice)
 
 
