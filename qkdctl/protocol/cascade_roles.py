@@ -2,15 +2,20 @@
 
 Messages (all fields checked on receipt; anything else raises ProtocolError):
   Bob -> Alice  "cascade/start"  n, seed (shuffle seed of the frame), slots (pass slots)
-  Bob -> Alice  "cascade/pass"   index (pass counter), slot, k (block size), blocks (how many
-                                 leading blocks of the shuffled key Alice discloses)
+  Bob -> Alice  "cascade/pass"   index (pass counter), slot, halves (0: Fisher-Yates shuffle
+                                 into blocks of k; 1: random halving, `half_split`), k (block
+                                 size; for halves the size of the first half, checked by
+                                 Alice), blocks (how many leading blocks Alice discloses)
   Bob -> Alice  "cascade/ask"    slot u1[], start i4[], end i4[]: parity of each range of the
                                  shuffled key of that slot (the left halves of all binary
                                  searches in lockstep: one message per bisection level)
   Alice -> Bob  "cascade/parities" count, bits (packed u1): one parity per block / range
   Bob -> Alice  "cascade/done"
 Both derive the shuffle of pass `index` from (seed, index); pass slots are reused only by
-BICONF rounds.  Leakage = every parity Alice sends.  Alice refuses (ProtocolError) to
+BICONF rounds.  Passes of n/2 blocks and BICONF rounds use random halving: a random subset
+(one splitmix64 bit per key bit, the larger side first) instead of a full shuffle; as
+Cascade needs only the split into blocks to be random, this is the same protocol at a
+fraction of the cost (the halves hold n/2 +- O(sqrt n) bits instead of exactly n/2).  Leakage = every parity Alice sends.  Alice refuses (ProtocolError) to
 disclose more than n parities in a frame; Bob gives up (success=False after confirmation)
 before asking that many.
 """
@@ -23,8 +28,8 @@ import numpy as np
 
 from qkdctl.core.errors import ProtocolError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, check_bits, pack_permuted, pass_seed, permutation,
-    range_parities, words_for,
+    CascadeBobState, block_parities, check_bits, half_split, pack_permuted, pass_seed,
+    permutation, range_parities, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from qkdctl.protocol.channel import Channel
@@ -83,7 +88,13 @@ class CascadeAliceResponder:
             slot = msg.int("slot", 0, slots - 1)
             k = msg.int("k", 1, n)
             blocks = msg.int("blocks", 1, -(-n // k))
-            perm = permutation(pass_seed(self._seed, self._index), n)
+            seed = pass_seed(self._seed, self._index)
+            if msg.int("halves", 0, 1):
+                perm, k_split = half_split(seed, n)
+                if k != k_split:
+                    raise ProtocolError(f"peer's half split has {k} bits, ours {k_split}")
+            else:
+                perm = permutation(seed, n)
             pack_permuted(self.bits, perm, out=words[slot])
             self._begun[slot] = True
             self._index += 1
@@ -128,26 +139,30 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
     sizes = variant.block_sizes(qber_estimate, n)
     biconf_slot = len(sizes)
     slot_sizes = sizes + ([max(1, n // 2)] if variant.biconf_streak else [])
-    state = CascadeBobState(bits, slot_sizes, variant.block_reuse)
+    halves = [(i >= 2 and variant.later == "half") or i == biconf_slot
+              for i in range(len(slot_sizes))]
+    state = CascadeBobState(bits, slot_sizes, variant.block_reuse, halves)
     seed = int(rng.integers(0, 2**63))
     channel.send(Message("cascade/start", {"n": n, "seed": seed, "slots": len(slot_sizes)}))
     acct = {"leaked": 0, "index": 0, "parity_rounds": 0, "total_parity": -1}
 
-    def run_pass(slot: int, blocks: int) -> int | None:
+    def run_pass(slot: int, first_block_only: bool) -> int | None:
         """One pass (or BICONF round); None when the leak budget would be exceeded."""
+        k = state.begin_pass(slot, pass_seed(seed, acct["index"]), halves[slot])
+        blocks = 1 if first_block_only else -(-n // k)
         infer = variant.infer_last_block and acct["total_parity"] >= 0 and blocks > 1
         asked = blocks - 1 if infer else blocks
         if acct["leaked"] + asked > n:
             return None
-        state.begin_pass(slot, pass_seed(seed, acct["index"]))
         channel.send(Message("cascade/pass", {"index": acct["index"], "slot": slot,
-                                              "k": int(slot_sizes[slot]), "blocks": asked}))
+                                              "halves": int(halves[slot]), "k": k,
+                                              "blocks": asked}))
         acct["index"] += 1
         par = _read_parities(channel, asked)
         acct["leaked"] += asked
         if infer:
             par = np.append(par, np.uint8((acct["total_parity"] + int(par.sum())) & 1))
-        elif acct["total_parity"] < 0 and blocks == -(-n // int(slot_sizes[slot])):
+        elif acct["total_parity"] < 0 and not first_block_only:
             acct["total_parity"] = int(par.sum()) & 1
         acct["parity_rounds"] += 1
         odd = state.start_pass(slot, par)
@@ -163,14 +178,14 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
         return None if state.overflowed else odd
 
     completed = True
-    for slot, k in enumerate(sizes):
-        if run_pass(slot, -(-n // k)) is None:
+    for slot in range(len(sizes)):
+        if run_pass(slot, False) is None:
             completed = False
             break
     biconf_rounds = 0
     streak = 0
     while completed and streak < variant.biconf_streak:
-        odd = run_pass(biconf_slot, 1)
+        odd = run_pass(biconf_slot, True)
         biconf_rounds += 1
         if odd is None or biconf_rounds > MAX_BICONF_ROUNDS:
             completed = False

@@ -27,7 +27,11 @@ _DTYPES = {
     "f8": np.dtype(np.float64),
 }
 _CODE_OF = {dt: code for code, dt in _DTYPES.items()}
-_HDR = struct.Struct("<BB")  # kind length, field count
+_LE_OF = {code: dt.newbyteorder("<") for code, dt in _DTYPES.items()}  # wire byte order
+_NAMES: dict[str, bytes] = {}
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_U32 = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -79,51 +83,58 @@ class Message:
 
 
 def _name_bytes(name: str) -> bytes:
-    raw = name.encode("ascii")
-    if not 0 < len(raw) < 256:
-        raise ProtocolError(f"name {name!r} must be 1..255 ASCII characters")
+    """Length-prefixed ASCII name (cached)."""
+    raw = _NAMES.get(name)
+    if raw is None:
+        try:
+            encoded = name.encode("ascii")
+        except UnicodeEncodeError:
+            raise ProtocolError(f"name {name!r} is not ASCII") from None
+        if not 0 < len(encoded) < 256:
+            raise ProtocolError(f"name {name!r} must be 1..255 ASCII characters")
+        raw = bytes([len(encoded)]) + encoded
+        if len(_NAMES) < 4096:
+            _NAMES[name] = raw
     return raw
 
 
 def encode(msg: Message) -> bytes:
     """Encode kind and fields (little-endian) into bytes."""
-    parts = [_HDR.pack(len(_name_bytes(msg.kind)), len(msg.fields)), msg.kind.encode("ascii")]
     if len(msg.fields) > 255:
         raise ProtocolError("a message holds at most 255 fields")
+    parts = [_name_bytes(msg.kind), bytes([len(msg.fields)])]
     for name, value in msg.fields.items():
-        raw = _name_bytes(name)
-        parts.append(bytes([len(raw)]) + raw)
-        if isinstance(value, (bool, np.bool_)):
+        parts.append(_name_bytes(name))
+        if isinstance(value, np.ndarray):
+            code = _CODE_OF.get(value.dtype)
+            if code is None or value.ndim != 1:
+                raise ProtocolError(f"field {name!r}: unsupported array {value.dtype} {value.shape}")
+            parts.append(b"a" + code.encode() + _U32.pack(value.shape[0]))
+            parts.append(value.astype(_LE_OF[code], copy=False).tobytes())
+        elif isinstance(value, (bool, np.bool_)):
             raise ProtocolError(f"field {name!r}: send booleans as int")
-        if isinstance(value, (int, np.integer)):
-            parts.append(b"i" + struct.pack("<q", int(value)))
+        elif isinstance(value, (int, np.integer)):
+            parts.append(b"i" + _I64.pack(int(value)))
         elif isinstance(value, (float, np.floating)):
-            parts.append(b"f" + struct.pack("<d", float(value)))
+            parts.append(b"f" + _F64.pack(float(value)))
         elif isinstance(value, (bytes, bytearray)):
-            parts.append(b"b" + struct.pack("<I", len(value)) + bytes(value))
-        elif isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype in _CODE_OF:
-            data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
-            parts.append(b"a" + _CODE_OF[value.dtype].encode() + struct.pack("<I", value.shape[0]))
-            parts.append(data)
+            parts.append(b"b" + _U32.pack(len(value)) + bytes(value))
         else:
             raise ProtocolError(f"field {name!r} has unsupported type {type(value).__name__}")
     return b"".join(parts)
-
-
-_I64 = struct.Struct("<q")
-_F64 = struct.Struct("<d")
-_U32 = struct.Struct("<I")
 
 
 def decode(data: bytes) -> Message:
     """Decode bytes made by `encode`; raise ProtocolError on any malformation."""
     size = len(data)
     try:
-        kind_len, n_fields = _HDR.unpack_from(data, 0)
-        pos = _HDR.size + kind_len
-        if pos > size:
+        kind_len = data[0]
+        pos = 1 + kind_len
+        if pos + 1 > size:
             raise ProtocolError("truncated message")
-        kind = data[_HDR.size:pos].decode("ascii")
+        kind = data[1:pos].decode("ascii")
+        n_fields = data[pos]
+        pos += 1
         fields: dict = {}
         for _ in range(n_fields):
             end = pos + 1 + data[pos]
@@ -146,7 +157,8 @@ def decode(data: bytes) -> Message:
                 fields[name] = data[pos:pos + count]
                 pos += count
             elif tag == b"a":
-                dtype = _DTYPES.get(data[pos:pos + 2].decode("ascii"))
+                code = data[pos:pos + 2].decode("ascii")
+                dtype = _DTYPES.get(code)
                 if dtype is None:
                     raise ProtocolError(f"field {name!r}: unknown array dtype")
                 count = _U32.unpack_from(data, pos + 2)[0]
@@ -154,7 +166,7 @@ def decode(data: bytes) -> Message:
                 nbytes = count * dtype.itemsize
                 if pos + nbytes > size:
                     raise ProtocolError("truncated message")
-                fields[name] = np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=count,
+                fields[name] = np.frombuffer(data, dtype=_LE_OF[code], count=count,
                                              offset=pos).astype(dtype)
                 pos += nbytes
             else:

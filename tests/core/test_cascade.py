@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, pack_permuted, pass_seed, permutation, range_parities,
-    words_for,
+    CascadeBobState, block_parities, half_split, pack_permuted, pass_seed, permutation,
+    range_parities, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from tests.naive import cascade as naive
@@ -22,6 +22,21 @@ def test_permutation_tiny_case_matches_reference():
 @given(seed=st.integers(0, 2**64 - 1), n=st.integers(1, 300))
 def test_permutation_matches_reference(seed, n):
     assert permutation(seed, n).tolist() == naive.permutation(seed, n)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), n=st.integers(2, 300))
+def test_half_split_matches_reference(seed, n):
+    order, k = half_split(seed, n)
+    ref_order, ref_k = naive.half_split(seed, n)
+    assert (order.tolist(), k) == (ref_order, ref_k)
+    assert k >= n // 2
+
+
+def test_half_split_tiny_case():
+    order, k = half_split(99, 5)
+    assert sorted(order.tolist()) == [0, 1, 2, 3, 4] and k >= 3
+    assert order[:k].tolist() == sorted(order[:k].tolist())
 
 
 def test_pass_seeds_differ_per_pass():
@@ -67,15 +82,19 @@ def _run_frame(alice, bob, variant, qber, seed, check_each_round):
     """Drive Bob's state with Alice's true parities (no channel); check invariants."""
     n = alice.size
     sizes = variant.block_sizes(qber, n)
-    state = CascadeBobState(bob, sizes, variant.block_reuse)
+    halves = [i >= 2 and variant.later == "half" for i in range(len(sizes))]
+    state = CascadeBobState(bob, sizes, variant.block_reuse, halves)
     errors = set(naive.errors(alice, bob).tolist())
     alice_words = np.zeros((len(sizes), words_for(n)), np.uint64)
     perms = []
-    for slot, k in enumerate(sizes):
-        perm = permutation(pass_seed(seed, slot), n)
+    for slot in range(len(sizes)):
+        if halves[slot]:
+            perm, k = half_split(pass_seed(seed, slot), n)
+        else:
+            perm, k = permutation(pass_seed(seed, slot), n), sizes[slot]
         perms.append(perm)
         pack_permuted(alice, perm, alice_words[slot])
-        state.begin_pass(slot, pass_seed(seed, slot))
+        assert state.begin_pass(slot, pass_seed(seed, slot), halves[slot]) == k
         state.start_pass(slot, block_parities(alice_words[slot], n, k, -(-n // k)))
         while state.active_searches:
             slots, starts, ends = state.requests()
@@ -85,7 +104,7 @@ def _run_frame(alice, bob, variant, qber, seed, check_each_round):
                 assert set(naive.errors(current, bob).tolist()) <= errors, "flipped a correct bit"
                 for p in range(slot + 1):
                     lo = state.tree_off[p]
-                    naive.check_error_tree(alice, current, perms[p], int(sizes[p]),
+                    naive.check_error_tree(alice, current, perms[p], int(state.ksize[p]),
                                            state.tree[lo:lo + state.nblocks[p] * state.tsize[p]],
                                            int(state.tsize[p]))
                 for p in range(slot + 1):

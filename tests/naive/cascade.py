@@ -7,17 +7,23 @@ import numpy as np
 M64 = (1 << 64) - 1
 
 
-def permutation(seed: int, n: int) -> list[int]:
-    """Fisher-Yates driven by splitmix64 (32 high bits, multiply-shift bounded)."""
-    perm = list(range(n))
+def _splitmix64(seed: int):
     state = seed & M64
-    for i in range(n - 1, 0, -1):
+    while True:
         state = (state + 0x9E3779B97F4A7C15) & M64
         z = state
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-        z ^= z >> 31
-        j = ((z >> 32) * (i + 1)) >> 32
+        yield z ^ (z >> 31)
+
+
+def permutation(seed: int, n: int) -> list[int]:
+    """Fisher-Yates from the top; draws are 32-bit halves of splitmix64 outputs (high half
+    first), bounded by multiply-shift: j = (r * (i + 1)) >> 32."""
+    draws = (half for z in _splitmix64(seed) for half in (z >> 32, z & 0xFFFFFFFF))
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = (next(draws) * (i + 1)) >> 32
         perm[i], perm[j] = perm[j], perm[i]
     return perm
 
@@ -63,3 +69,18 @@ def check_error_tree(alice_bits, bob_bits, perm, k: int, tree_slice, tsize: int)
 def errors(alice_bits, bob_bits) -> np.ndarray:
     """Indices where the keys differ."""
     return np.flatnonzero(np.asarray(alice_bits) != np.asarray(bob_bits))
+
+
+def half_split(seed: int, n: int) -> tuple[list[int], int]:
+    """Bit i % 64 of the (i // 64)-th splitmix64 output puts bit i in subset S; the larger of
+    S and its complement comes first (ties: S), each ascending.  k = its size, capped at n-1."""
+    gen = _splitmix64(seed)
+    in_s = []
+    for w in range(-(-n // 64)):
+        z = next(gen)
+        in_s += [(z >> t) & 1 for t in range(64)]
+    in_s = in_s[:n]
+    s_set = [i for i in range(n) if in_s[i]]
+    rest = [i for i in range(n) if not in_s[i]]
+    first, second = (s_set, rest) if 2 * len(s_set) >= n else (rest, s_set)
+    return first + second, min(len(first), n - 1)

@@ -113,14 +113,14 @@ def _alice_against(messages, alice_bits, raw=None):
 
 
 START = Message("cascade/start", {"n": 100, "seed": 1, "slots": 2})
-PASS0 = Message("cascade/pass", {"index": 0, "slot": 0, "k": 10, "blocks": 10})
+PASS0 = Message("cascade/pass", {"index": 0, "slot": 0, "halves": 0, "k": 10, "blocks": 10})
 
 
 @pytest.mark.parametrize("bad, match", [
     (Message("cascade/start", {"n": 99, "seed": 1, "slots": 2}), "bits"),
     (Message("cascade/bogus", {}), "unexpected message kind"),
-    (Message("cascade/pass", {"index": 3, "slot": 0, "k": 10, "blocks": 10}), "index"),
-    (Message("cascade/pass", {"index": 1, "slot": 1, "k": 10, "blocks": 11}), "blocks"),
+    (Message("cascade/pass", {"index": 3, "slot": 0, "halves": 0, "k": 10, "blocks": 10}), "index"),
+    (Message("cascade/pass", {"index": 1, "slot": 1, "halves": 0, "k": 10, "blocks": 11}), "blocks"),
     (Message("cascade/ask", {"slot": np.array([1], np.uint8), "start": np.array([0], np.int32),
                              "end": np.array([5], np.int32)}), "not begun"),
     (Message("cascade/ask", {"slot": np.array([0], np.uint8), "start": np.array([0], np.int32),

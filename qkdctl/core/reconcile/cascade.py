@@ -41,20 +41,73 @@ def pass_seed(frame_seed: int, index: int) -> int:
 
 @njit(cache=True)
 def _permutation_kernel(seed, perm):
+    """Fisher-Yates; each splitmix64 output gives two 32-bit draws (high, then low half)."""
     n = perm.shape[0]
     for i in range(n):
         perm[i] = i
     state = np.uint64(seed)
+    z = np.uint64(0)
+    have_low = False
     for i in range(n - 1, 0, -1):
+        if have_low:
+            r = z & np.uint64(0xFFFFFFFF)
+            have_low = False
+        else:
+            state += _GOLDEN
+            z = state
+            z = (z ^ (z >> np.uint64(30))) * _MIX1
+            z = (z ^ (z >> np.uint64(27))) * _MIX2
+            z = z ^ (z >> np.uint64(31))
+            r = z >> np.uint64(32)
+            have_low = True
+        j = np.int64((r * np.uint64(i + 1)) >> np.uint64(32))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+
+
+@njit(cache=True, inline="always")
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _half_split_kernel(seed, perm):
+    """Random split into two halves: bit i of successive splitmix64 outputs picks i's half;
+    the larger half comes first, each in increasing index order.  Returns its size k."""
+    n = perm.shape[0]
+    nw = (n + 63) // 64
+    masks = np.empty(nw, dtype=np.uint64)
+    state = np.uint64(seed)
+    ones = 0
+    for w in range(nw):
         state += _GOLDEN
         z = state
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
         z = z ^ (z >> np.uint64(31))
-        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        t = perm[i]
-        perm[i] = perm[j]
-        perm[j] = t
+        if w == nw - 1 and n % 64 != 0:
+            z &= (_ONE << np.uint64(n % 64)) - _ONE
+        masks[w] = z
+        ones += _popcount(z)
+    flip = np.uint64(0) if 2 * ones >= n else _ONE
+    k = ones if flip == 0 else n - ones
+    g1 = np.empty(k + 1, dtype=np.int32)  # branch-free: write to both, advance one
+    g2 = np.empty(n - k + 1, dtype=np.int32)
+    a = 0
+    b = 0
+    for i in range(n):
+        sel = np.int64(((masks[i >> 6] >> np.uint64(i & 63)) & _ONE) ^ flip)
+        g1[a] = i
+        g2[b] = i
+        a += sel
+        b += 1 - sel
+    perm[:k] = g1[:k]
+    perm[k:] = g2[:n - k]
+    return min(k, n - 1)
 
 
 @njit(cache=True)
@@ -385,6 +438,16 @@ def permutation(seed: int, n: int) -> np.ndarray:
     return perm
 
 
+def half_split(seed: int, n: int) -> tuple[np.ndarray, int]:
+    """Random halving of n >= 2 bits for a 64-bit seed: (order, k) with the first block
+    order[:k] (the larger half, k >= n/2) and the second order[k:], each ascending."""
+    if n < 2 or n >= 2**31:
+        raise QkdInputError(f"split length must be in [2, 2^31), got {n}")
+    perm = np.empty(n, dtype=np.int32)
+    k = int(_half_split_kernel(np.uint64(seed & 0xFFFFFFFFFFFFFFFF), perm))
+    return perm, k
+
+
 def pack_permuted(bits: np.ndarray, perm: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Pack bits[perm] into uint64 words (bit i at word i >> 6, position i & 63)."""
     if perm.shape != bits.shape:
@@ -415,7 +478,9 @@ def range_parities(words: np.ndarray, slot: np.ndarray, starts: np.ndarray,
 class CascadeBobState:
     """Bob's Cascade state for one frame of n bits with `slots` pass slots (see module doc)."""
 
-    def __init__(self, bits: np.ndarray, block_sizes: list[int], block_reuse: bool) -> None:
+    def __init__(self, bits: np.ndarray, block_sizes: list[int], block_reuse: bool,
+                 half_slots: list[bool] | None = None) -> None:
+        """`half_slots[i]`: slot i is split by `half_split` (block size set per pass)."""
         self.bits = check_bits(bits)
         self.n = n = self.bits.size
         slots = len(block_sizes)
@@ -424,8 +489,12 @@ class CascadeBobState:
         self.ksize = np.array(block_sizes, dtype=np.int64)
         if self.ksize.min() < 1 or self.ksize.max() > n:
             raise QkdInputError(f"block sizes must lie in [1, {n}], got {block_sizes}")
-        nblocks = -(-n // self.ksize)
-        depth = np.ceil(np.log2(self.ksize)).astype(np.int64) + 1
+        halves = np.zeros(slots, dtype=bool) if half_slots is None else np.array(half_slots, bool)
+        if halves.shape != (slots,) or (halves.any() and n < 2):
+            raise QkdInputError("half_slots must give one flag per slot (and n >= 2)")
+        k_alloc = np.where(halves, max(1, n - 1), self.ksize)
+        nblocks = np.where(halves, 2, -(-n // self.ksize)).astype(np.int64)
+        depth = np.ceil(np.log2(k_alloc)).astype(np.int64) + 1
         self.tsize = (2 ** depth) if block_reuse else np.full(slots, 2, dtype=np.int64)
         self.tsize = self.tsize.astype(np.int64)
         self.tree_off = np.concatenate(([0], np.cumsum(nblocks * self.tsize)[:-1])).astype(np.int64)
@@ -448,17 +517,24 @@ class CascadeBobState:
                 self.tsize, self.sob, self.blk_off, self.srch, self.live, self.fq, self.defer,
                 self.cnt)
 
-    def begin_pass(self, slot: int, seed: int) -> None:
-        """Shuffle and pack Bob's current key into `slot` (clearing what it held)."""
+    def begin_pass(self, slot: int, seed: int, halves: bool = False) -> int:
+        """Shuffle (or, with `halves`, randomly halve) and pack Bob's current key into
+        `slot`, clearing what it held; return the slot's block size."""
         if self.cnt[_NS] != 0:
             raise QkdInputError("a pass cannot begin while binary searches are active")
-        _permutation_kernel(np.uint64(seed), self.perm[slot])
+        if halves:
+            if self.nblocks[slot] != 2:
+                raise QkdInputError(f"slot {slot} was not allocated for random halves")
+            self.ksize[slot] = _half_split_kernel(np.uint64(seed), self.perm[slot])
+        else:
+            _permutation_kernel(np.uint64(seed), self.perm[slot])
         _inverse_kernel(self.perm[slot], self.pos[slot])
         current = self.corrected_bits()
         _pack_permuted_kernel(current, self.perm[slot], self.words[slot])
         lo = self.tree_off[slot]
         self.tree[lo:lo + self.nblocks[slot] * self.tsize[slot]] = -1
         self.cnt[_STARTED] = max(self.cnt[_STARTED], slot + 1)
+        return int(self.ksize[slot])
 
     def start_pass(self, slot: int, alice_parities: np.ndarray) -> int:
         """Apply Alice's block parities of `slot`; start searches; return the odd block count."""
