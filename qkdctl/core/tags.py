@@ -259,7 +259,7 @@ class Gated:
         return int(self.slot.size)
 
 
-# Tags per call of the chunk kernels (per-role counts are packed in 16-bit fields).
+# Tags per call of the chunk kernels: their buffers stay in the L1/L2 cache.
 GATE_CHUNK = 4096
 
 
@@ -275,43 +275,21 @@ def _gate_tag(t, r, ref_ps, period_ps, inv_period, half_width_ps):
 
 
 @njit(cache=True)
-def _count_unknown(channel, gstats):
-    """Count a tag on an unknown channel (rare: kept out of the hot loop's registers)."""
-    if gstats[3] == 0:
-        gstats[4] = channel
-    gstats[3] += 1
-
-
-@njit(cache=True)
-def _add_counts(per_role, det_ign, gstats):
-    """Add a chunk's packed counters to gstats: per_role holds kept tags per role in
-    16-bit fields, det_ign detector tags (low 32 bits) and ignored tags (high)."""
-    kept = 0
-    for role in range(4):
-        n = np.int64((per_role >> np.uint64(16 * role)) & np.uint64(0xFFFF))
-        gstats[5 + role] += n
-        kept += n
-    n_det = np.int64(det_ign & np.uint64(0xFFFFFFFF))
-    gstats[0] += kept
-    gstats[1] += n_det - kept
-    gstats[2] += np.int64(det_ign >> np.uint64(32))
-
-
-@njit(cache=True)
 def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                 out_slot, out_role, out_dt, gstats):
-    """Gate tags t, ch (at most GATE_CHUNK) into out[:kept] per tag; return kept.
+    """Gate tags t, ch into out[:kept] per tag (called per GATE_CHUNK); return kept.
 
     Branch-free on the data (except for unknown channels): every tag is written at
     the current position, which advances only when the tag is kept.  table[-1] is
     ROLE_UNKNOWN (for channels out of range).  gstats += [kept, rejected, ignored,
     unknown, -, kept H, V, D, A]; gstats[4] is the first unknown channel.  Unsigned
     indices avoid negative-index code; few counters keep the loop in registers.
+    out must hold len(t) entries (every tag is written before the position moves).
     """
     n_table = np.uint64(table.size - 1)
     j = np.uint64(0)
-    per_role = np.uint64(0)
-    det_ign = np.uint64(0)
+    n_det = 0
+    unknown = 0
     for i in range(t.size):
         c = ch[i]
         k = np.uint64(c - lo)
@@ -321,12 +299,22 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
         out_role[j] = r
         out_dt[j] = d
         j += np.uint64(ok)
-        per_role += np.uint64(ok) << np.uint64(16 * (r & 3))
-        det_ign += np.uint64(r >= 0) | (np.uint64(r == ROLE_IGNORED) << np.uint64(32))
-        if r == ROLE_UNKNOWN:
-            _count_unknown(c, gstats)
-    _add_counts(per_role, det_ign, gstats)
-    return np.int64(j)
+        n_det += r >= 0
+        if r == ROLE_UNKNOWN:  # rare: the first one is recorded
+            if gstats[3] + unknown == 0:
+                gstats[4] = c
+            unknown += 1
+    kept = np.int64(j)
+    for role in range(4):  # counted on the kept roles afterwards: this loop vectorizes
+        n_role = 0
+        for i in range(kept):
+            n_role += out_role[i] == role
+        gstats[5 + role] += n_role
+    gstats[0] += kept
+    gstats[1] += n_det - kept
+    gstats[2] += t.size - n_det - unknown
+    gstats[3] += unknown
+    return kept
 
 
 @njit(cache=True)
