@@ -26,10 +26,10 @@ from functools import partial
 
 import numpy as np
 
-from qkdctl.core.errors import ProtocolError
+from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, check_bits, half_split, pack_permuted, pass_seed,
-    permutation, range_parities, words_for,
+    CascadeBobState, block_parities, check_bits, checked_range_parities, half_split,
+    pack_permuted, pass_seed, permutation, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from qkdctl.protocol.channel import Channel
@@ -105,11 +105,10 @@ class CascadeAliceResponder:
             ends = msg.array("end", np.int32, length=slot_ids.size)
             if slot_ids.size == 0:
                 raise ProtocolError("empty parity request")
-            if slot_ids.max() >= slots or not self._begun[slot_ids].all():
-                raise ProtocolError("parity request names a pass that has not begun")
-            if starts.min() < 0 or ends.max() > n or (ends <= starts).any():
-                raise ProtocolError(f"parity request range outside [0, {n}) or empty")
-            par = range_parities(words, slot_ids, starts, ends)
+            try:
+                par = checked_range_parities(words, n, self._begun, slot_ids, starts, ends)
+            except QkdInputError as exc:
+                raise ProtocolError(f"bad parity request: {exc}") from None
         self._disclosed += par.size
         if self._disclosed > n:
             raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")

@@ -413,6 +413,28 @@ def _apply_flips_kernel(out, flips):
         out[flips[i]] ^= 1
 
 
+@njit(cache=True)
+def _checked_range_parities_kernel(words, begun, n, slot, starts, ends, out):
+    """Parities of requested ranges; returns -1 if all valid, else the first bad index."""
+    for i in range(out.shape[0]):
+        p = slot[i]
+        s = np.int64(starts[i])
+        e = np.int64(ends[i])
+        if p >= begun.shape[0] or not begun[p] or s < 0 or e > n or e <= s:
+            return i
+        out[i] = _range_parity(words[p], s, e)
+    return -1
+
+
+@njit(cache=True)
+def _requests_kernel(srch, slot, starts, ends):
+    for i in range(slot.shape[0]):
+        s = srch[i, 3]
+        slot[i] = srch[i, 0]
+        starts[i] = s
+        ends[i] = s + (srch[i, 4] - s + 1) // 2
+
+
 def words_for(n: int) -> int:
     """Number of uint64 words holding n bits."""
     return (n + 63) // 64
@@ -472,6 +494,19 @@ def range_parities(words: np.ndarray, slot: np.ndarray, starts: np.ndarray,
     """Parities (uint8) of bits [starts[i], ends[i]) of packed row words[slot[i]] (unchecked)."""
     out = np.empty(starts.shape[0], dtype=np.uint8)
     _range_parities_kernel(words, slot, starts, ends, out)
+    return out
+
+
+def checked_range_parities(words: np.ndarray, n: int, begun: np.ndarray, slot: np.ndarray,
+                           starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Like `range_parities` for a peer's request: every slot must have begun (begun[slot])
+    and every range be non-empty within [0, n); else QkdInputError naming the first bad one."""
+    out = np.empty(starts.shape[0], dtype=np.uint8)
+    bad = _checked_range_parities_kernel(words, begun, n, slot, starts, ends, out)
+    if bad >= 0:
+        raise QkdInputError(
+            f"request {bad}: slot {slot[bad]} range [{starts[bad]}, {ends[bad]}) is not a "
+            f"non-empty range of a begun pass within [0, {n})")
     return out
 
 
@@ -546,10 +581,11 @@ class CascadeBobState:
     def requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot u1, start i4, end i4) of the left half of every active search."""
         ns = int(self.cnt[_NS])
-        s = self.srch[:ns]
-        starts = s[:, 3]
-        mids = starts + (s[:, 4] - starts + 1) // 2
-        return s[:, 0].astype(np.uint8), starts.astype(np.int32), mids.astype(np.int32)
+        slot = np.empty(ns, dtype=np.uint8)
+        starts = np.empty(ns, dtype=np.int32)
+        ends = np.empty(ns, dtype=np.int32)
+        _requests_kernel(self.srch, slot, starts, ends)
+        return slot, starts, ends
 
     def apply_replies(self, alice_parities: np.ndarray) -> None:
         """Advance every active search with Alice's left-half parities (in request order)."""
