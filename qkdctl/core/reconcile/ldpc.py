@@ -86,9 +86,10 @@ def choose_layout(
 ) -> FrameLayout:
     """Pick code and puncturing so the first decoding runs at efficiency `f_start`.
 
-    With p = min(punct_fraction * n, untainted columns) punctured bits, a frame leaks m - p
-    bits for k = (m - p) / (f_start h(qber_est)) key bits; the code giving the most key
-    bits (capped at k_max) with non-negative shortening is chosen.
+    With p punctured bits a frame of k key bits leaks m - p bits.  Per code, p is capped at
+    min(punct_fraction * n, untainted columns); the key bits are k = (m - p) / (f_start
+    h(qber_est)), at most k_max (the rest is shortened).  The code giving the most key bits
+    wins, ties going to the smallest leak m - p (so a capped frame runs at the lowest f).
     """
     if not codes:
         raise QkdInputError("no LDPC codes given")
@@ -98,19 +99,18 @@ def choose_layout(
         raise QkdInputError(f"need f_start >= 1 and 0 <= punct_fraction < 1, got {f_start}, {punct_fraction}")
     if k_max <= 0:
         raise QkdInputError(f"k_max must be positive, got {k_max}")
-    h = binary_entropy(qber_est)
-    best: tuple[int, float, int] | None = None
+    target = f_start * binary_entropy(qber_est)  # leaked bits per key bit
+    best: tuple[int, int, float] | None = None
     for rate, code in codes.items():
-        p = min(int(punct_fraction * code.n), int(code.puncture_order.size))
-        k = int((code.m - p) / (f_start * h))
-        if k + p > code.n:
+        p_cap = min(int(punct_fraction * code.n), int(code.puncture_order.size))
+        k = min(int((code.m - p_cap) / target), k_max)
+        if k <= 0 or k + p_cap > code.n:
             continue  # the code's rate is too high for this QBER
-        k = min(k, k_max)
-        if best is None or k > best[0]:
-            best = (k, rate, p)
+        if best is None or (k, p_cap - code.m) > (best[0], best[1] - codes[best[2]].m):
+            best = (k, p_cap, rate)
     if best is None:
         raise QkdInputError(f"no code of rates {sorted(codes)} reaches QBER {qber_est} at f={f_start}")
-    k, rate, p = best
+    k, p, rate = best
     return frame_layout(codes[rate], k, p)
 
 
