@@ -366,7 +366,7 @@ def gate_and_sift(
     bufs = _buffers(len(block))
     gstats = np.zeros(9, dtype=np.int64)
     chunk = (np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8),
-             np.empty(GATE_CHUNK, np.float32))
+             np.empty(0, np.float32))  # no gate times needed here
     _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
                       alice.intensity, np.int64(alice.first_slot), *bufs, gstats, *chunk)
     stats = gate_stats(gstats, config)

@@ -284,12 +284,14 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
     ROLE_UNKNOWN (for channels out of range).  gstats += [kept, rejected, ignored,
     unknown, -, kept H, V, D, A]; gstats[4] is the first unknown channel.  Unsigned
     indices avoid negative-index code; few counters keep the loop in registers.
-    out must hold len(t) entries (every tag is written before the position moves).
+    out must hold len(t) entries (every tag is written before the position moves);
+    an empty out_dt skips the gate times.
     """
     n_table = np.uint64(table.size - 1)
     j = np.uint64(0)
     n_det = 0
     unknown = 0
+    store_dt = out_dt.size != 0  # loop-invariant: LLVM makes two loop versions
     for i in range(t.size):
         c = ch[i]
         k = np.uint64(c - lo)
@@ -297,7 +299,8 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
         ok, s, d = _gate_tag(t[i], r, ref_ps, period_ps, inv_period, half_width_ps)
         out_slot[j] = s
         out_role[j] = r
-        out_dt[j] = d
+        if store_dt:
+            out_dt[j] = d
         j += np.uint64(ok)
         n_det += r >= 0
         if r == ROLE_UNKNOWN:  # rare: the first one is recorded
