@@ -40,8 +40,6 @@ from qkdctl.core.tags import TagBlock
 
 ROLES = ("sync", "H", "V", "D", "A")
 """Tagger roles in internal index order (index 1 + j is detector j)."""
-HOLD_MARGIN_PS = 1_000_000
-"""The tagger window closes this long (1 us, >> jitter) before the block's last slot arrives."""
 VOA_CHANNELS = 4
 EPC_CHANNELS = 4
 MPC320_PADDLES = 3
@@ -101,7 +99,6 @@ class SimBench:
         self._block_id = 0
         self._rates_hz = {int(c): 0.0 for c in self._ch_number}
         self._sync_delay_ps = nominal_delay_ps(config.fiber)
-        self._window_start_ps: int | None = None
 
     # ---- Alice's VOA -------------------------------------------------------------
     def _voa_index(self, channel: int) -> int:
@@ -374,10 +371,9 @@ class SimBench:
         tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
         self._next_slot = slot_end
         self._block_id += 1
-        window_s = max(tags.stop_ps - tags.start_ps, 1) * 1e-12
         counts = np.bincount(tags.channel - self._ch_number.min(), minlength=int(np.ptp(self._ch_number)) + 1)
         for num in self._ch_number:
-            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / window_s
+            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / duration_s
         truth = {
             "mu": mu,
             "transmission": t_link,
@@ -411,19 +407,12 @@ class SimBench:
                 noise = (t0_ps + self._rng.random(n_noise) * (t1_ps - t0_ps)).astype(np.int64)
                 extra[k] = np.sort(np.concatenate((extra[k], noise)))
         visible = self._tag_enabled & (self._trigger_v < tg.pulse_amplitude_v)
-        # the tagger's window ends one hold margin before the earliest-delayed input reaches
-        # the end of the block; later edges come out with the next block (one ordered stream)
-        window_end = t1_ps + int(self._tag_delay_ps.min()) - HOLD_MARGIN_PS
-        if self._window_start_ps is None:
-            self._window_start_ps = t0_ps + int(self._tag_delay_ps.min()) - HOLD_MARGIN_PS
         t, ch, missed = tag_stream(
             clk_t, clk_det, extra, self._tag_delay_ps, visible, self._tag_dead_ps,
             tg.resolution_ps, self._ch_number, self._max_rate, self._buffer_tags, self._tag_state,
-            window_end,
         )
-        start_ps, self._window_start_ps = self._window_start_ps, max(window_end, self._window_start_ps)
         return TagBlock(
-            t_ps=t, channel=ch, start_ps=start_ps, stop_ps=window_end,
+            t_ps=t, channel=ch, start_ps=t0_ps, stop_ps=t1_ps,
             overflow=missed > 0, missed_events=missed,
             meta={"first_slot": slot0, "n_slots": slot_end - slot0, "period_ps": period_ps},
         )

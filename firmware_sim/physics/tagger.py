@@ -44,10 +44,9 @@ def _delay_kernel(clk_t, clk_det, delay_ps, visible, presorted):
 
 
 @njit(cache=True)
-def _tagger_kernel(a_t, a_role, b_t, b_role, window_end, dead_ps, resolution_ps, ch_number, last_tag,
-                   bucket, rate_per_ps, capacity):
-    """Merge two time-sorted edge streams (a: detectors, b: held/sync/noise) up to window_end
-    and filter them; returns the tags, missed count and where each stream stopped."""
+def _tagger_kernel(a_t, a_role, b_t, b_role, dead_ps, resolution_ps, ch_number, last_tag, bucket,
+                   rate_per_ps, capacity):
+    """Merge two time-sorted edge streams (a: detectors, b: sync/noise) and filter them."""
     n_total = a_t.size + b_t.size
     out_t = np.empty(n_total, dtype=np.int64)
     out_ch = np.empty(n_total, dtype=np.int32)
@@ -60,14 +59,10 @@ def _tagger_kernel(a_t, a_role, b_t, b_role, window_end, dead_ps, resolution_ps,
     for _ in range(n_total):
         if ib >= b_t.size or (ia < a_t.size and a_t[ia] <= b_t[ib]):
             t = a_t[ia]
-            if t >= window_end:
-                break
             r = a_role[ia]
             ia += 1
         else:
             t = b_t[ib]
-            if t >= window_end:
-                break
             r = b_role[ib]
             ib += 1
         t = (t // resolution_ps) * resolution_ps
@@ -87,18 +82,15 @@ def _tagger_kernel(a_t, a_role, b_t, b_role, window_end, dead_ps, resolution_ps,
         no += 1
     bucket[0] = level
     bucket[1] = t_last
-    return out_t[:no], out_ch[:no], missed, ia, ib
+    return out_t[:no], out_ch[:no], missed
 
 
 class TaggerState:
-    """Tagger memory across blocks: last tag per role (ps), the bucket (level, t_ps), and
-    the delayed edges at or after the last window's end (held for the next window)."""
+    """Tagger memory across blocks: last tag per role (ps) and the bucket (level, t_ps)."""
 
     def __init__(self) -> None:
         self.last_tag_ps = np.full(N_ROLES, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.bucket = np.zeros(2, dtype=np.float64)
-        self.held_t = np.empty(0, dtype=np.int64)
-        self.held_role = np.empty(0, dtype=np.uint8)
 
 
 def tag_stream(
@@ -113,16 +105,12 @@ def tag_stream(
     max_rate_tags_per_s: float,
     buffer_tags: int,
     state: TaggerState,
-    window_end_ps: int = np.iinfo(np.int64).max,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """What the tagger records in its window: (t_ps sorted, channel number, missed events).
+    """What the tagger records: (t_ps sorted, channel number, missed events).
 
     clk_t_ps/clk_det: detector clicks sorted by time (det 0..3 = role 1..4).
     extra_t_ps: per role (5 arrays, each sorted) further edges: sync pulses, noise.
-    delay_ps, visible, dead_time_ps, ch_number: per role.  Delayed edges at or after
-    window_end_ps are held in `state` and come out of the next call (merged first,
-    before that call's sync/noise edges at equal times), so consecutive windows
-    form one time-ordered stream.
+    delay_ps, visible, dead_time_ps, ch_number: per role.
     """
     clk_t_ps = np.ascontiguousarray(clk_t_ps, dtype=np.int64)
     clk_det = np.ascontiguousarray(clk_det, dtype=np.uint8)
@@ -147,20 +135,15 @@ def tag_stream(
     if not nearly:
         order = np.argsort(a_t, kind="stable")
         a_t, a_role = a_t[order], a_role[order]
-    b_t = np.concatenate([state.held_t] + [np.asarray(extra_t_ps[r], dtype=np.int64) + delay_ps[r]
-                                           for r in range(N_ROLES) if visible[r]])
-    b_role = np.concatenate([state.held_role] + [np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
-                                                 for r in range(N_ROLES) if visible[r]])
+    b_t = np.concatenate([np.asarray(extra_t_ps[r], dtype=np.int64) + delay_ps[r]
+                          for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.int64)])
+    b_role = np.concatenate([np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
+                             for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.uint8)])
     order = np.argsort(b_t, kind="stable")
-    b_t, b_role = b_t[order], b_role[order]
-    t, ch, missed, ia, ib = _tagger_kernel(
-        a_t, a_role, b_t, b_role, int(window_end_ps),
+    t, ch, missed = _tagger_kernel(
+        a_t, a_role, b_t[order], b_role[order],
         np.ascontiguousarray(dead_time_ps, dtype=np.int64), int(resolution_ps),
         np.ascontiguousarray(ch_number, dtype=np.int32), state.last_tag_ps, state.bucket,
         max_rate_tags_per_s * 1e-12, float(buffer_tags),
     )
-    held_t = np.concatenate((a_t[ia:], b_t[ib:]))
-    order = np.argsort(held_t, kind="stable")
-    state.held_t = held_t[order]
-    state.held_role = np.concatenate((a_role[ia:], b_role[ib:]))[order]
     return t, ch, int(missed)

@@ -96,24 +96,17 @@ def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pend
 
 
 def tagger(clk_t, clk_det, extra, delay_ps, visible, dead_ps, resolution_ps, ch_number,
-           last_tag, bucket, rate_per_ps, capacity, held, window_end):
-    """Reference of tag_stream: sort all visible edges, filter those before window_end.
-
-    held: list of (t, role) edges held from the previous window (replaced in place by
-    this window's leftovers).  Tie order: clicks, held edges, then extras by role.
-    """
-    edges = []  # (delayed time, group, role)
+           last_tag, bucket, rate_per_ps, capacity):
+    """Reference of tagger._tagger_kernel: sort all visible edges, then filter one by one."""
+    edges = []  # (delayed time, group, role): detector clicks (group 0) before extras (1 + role)
     for t, d in zip(clk_t, clk_det):
         r = int(d) + 1
         if visible[r]:
             edges.append((int(t) + int(delay_ps[r]), 0, r))
-    edges.extend((t, 1, r) for t, r in held)
     for r, arr in enumerate(extra):
         if visible[r]:
-            edges.extend((int(t) + int(delay_ps[r]), 2 + r, r) for t in arr)
+            edges.extend((int(t) + int(delay_ps[r]), 1 + r, r) for t in arr)
     edges.sort(key=lambda e: (e[0], e[1]))  # stable: input order among equal keys
-    held[:] = [(t, r) for t, _, r in edges if t >= window_end]
-    edges = [e for e in edges if e[0] < window_end]
     out_t, out_ch, missed = [], [], 0
     level, t_last = bucket
     for t, _, r in edges:
