@@ -136,13 +136,10 @@ def _sim_config(path: str):
     """SimConfig of a lab config's [sim] table (SimConfig defaults when it has none) and a note."""
     from firmware_sim.config import SimConfig
     from qkdctl.config import load_config
-    from qkdctl.core.errors import ConfigError
 
-    table = (load_config(path).model_extra or {}).get("sim")
-    if table is None:
+    table = load_config(path).sim
+    if not table:
         return SimConfig(), f"{path} has no [sim] table: simulator defaults (SimConfig())"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [sim] must be a table")
     return SimConfig.build(**table), f"{path} [sim]"
 
 

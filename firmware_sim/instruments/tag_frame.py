@@ -43,8 +43,8 @@ def _markers(window: tuple[int, int], missed: int) -> np.ndarray:
     return rec
 
 
-def encode_frame(block_id: int, tags: TagBlock, forced_overflow: bool = False) -> bytes:
-    """Encode one block.
+def encode_frame(block_id: int, tags: TagBlock, forced_overflow: bool = False) -> bytearray:
+    """Encode one block into a fresh buffer (header + records, written in place).
 
     A block the tagger flagged as overflowed gets OverflowBegin at start_ps and
     MissedEvents + OverflowEnd at stop_ps (the tagger does not say where inside
@@ -60,17 +60,24 @@ def encode_frame(block_id: int, tags: TagBlock, forced_overflow: bool = False) -
         lost = (t >= window[0]) & (t < window[1])
         missed += int(lost.sum())
         t, ch = t[~lost], ch[~lost]
-    body = np.zeros(t.size, dtype=RECORD)
-    body["channel"] = ch
-    body["time_ps"] = t
-    if window is not None:
-        lo, hi = np.searchsorted(t, window[0]), np.searchsorted(t, window[1])
-        marks = _markers(window, missed)
-        body = np.concatenate([body[:lo], marks[:1], body[lo:hi], marks[1:], body[hi:]])
-    payload = body.tobytes()
+    marks = _markers(window, missed) if window is not None else np.zeros(0, dtype=RECORD)
+    n_records = t.size + marks.size
+    frame = bytearray(HEADER.size + RECORD.itemsize * n_records)
+    records = np.frombuffer(frame, dtype=RECORD, offset=HEADER.size)
+    if window is None:
+        records["channel"] = ch
+        records["time_ps"] = t
+    else:
+        lo, hi = int(np.searchsorted(t, window[0])), int(np.searchsorted(t, window[1]))
+        tag_pos = np.concatenate([np.arange(lo), np.arange(lo, hi) + 1, np.arange(hi, t.size) + marks.size])
+        records["channel"][tag_pos] = ch
+        records["time_ps"][tag_pos] = t
+        records[lo] = marks[0]
+        records[hi + 1:hi + marks.size] = marks[1:]
     flags = FLAG_OVERFLOW if window is not None else 0
-    header = HEADER.pack(
-        MAGIC, VERSION, HEADER.size, int(block_id), int(tags.start_ps), int(tags.stop_ps),
-        body.size, missed, flags, zlib.crc32(payload),
+    crc = zlib.crc32(memoryview(frame)[HEADER.size:])
+    HEADER.pack_into(
+        frame, 0, MAGIC, VERSION, HEADER.size, int(block_id), int(tags.start_ps), int(tags.stop_ps),
+        n_records, missed, flags, crc,
     )
-    return header + payload
+    return frame
