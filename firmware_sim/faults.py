@@ -26,6 +26,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from qkdctl.core.errors import QkdInputError
 
 CORRUPT_MASK = 0x80
@@ -104,9 +106,11 @@ class InstrumentFaults:
 
 def corrupt_bytes(payload: bytes, terminator: bytes = b"") -> bytes:
     """Flip bit 7 of every byte of payload, keeping a trailing terminator intact."""
-    body = payload[: len(payload) - len(terminator)] if terminator and payload.endswith(terminator) else payload
-    tail = payload[len(body):]
-    return bytes(b ^ CORRUPT_MASK for b in body) + tail
+    keep = len(terminator) if terminator and payload.endswith(terminator) else 0
+    flipped = np.frombuffer(payload, dtype=np.uint8) ^ np.uint8(CORRUPT_MASK)
+    if keep:
+        flipped[-keep:] ^= np.uint8(CORRUPT_MASK)
+    return flipped.tobytes()
 
 
 class Faults:

@@ -223,3 +223,14 @@ def test_apt_reply_delayed_beyond_timeout(bench):
     finally:
         link.close()
         pty.stop()
+
+
+def test_corrupt_tagger_frame_has_garbled_magic(tagger):
+    client, faults, _ = tagger
+    faults.set(corrupt=True)
+    client.send(b"BLOCK 0.001\n")
+    raw = client.read_exact(64 + 64 * 16)
+    assert raw[:4] == bytes(b ^ 0x80 for b in b"QTAG")
+    faults.clear()
+    client.send(b"BLOCK 0.001\n")
+    assert read_frame(client)[0]["flags"] == 0
