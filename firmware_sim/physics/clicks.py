@@ -56,30 +56,37 @@ def choice_tables(p_intensity: tuple[float, float, float], p_z: float, p_bit_one
 
 @njit(cache=True)
 def _slots_kernel(
-    rng, uniforms, slot0, cut, lo, inv, p_any, pattern_cdf, period_ps, delay_ps, jitter_ps,
-    basis, bit, intensity, click_t, click_det,
+    rng, uniforms, slot0, cut, lo, inv, p_any, inv_p_any, pattern_cdf, period_ps, delay_ps, jitter_ps,
+    basis, bit, intensity, click_t, click_det, click_slot, leftover,
 ):
-    # click_t / click_det have room for 4 clicks per slot
+    # pass 1, branch-free: Alice's choices; compact the clicking slots and their leftover uniform
     n = uniforms.size
-    nc = 0
+    m = 0
     for i in range(n):
         c, b, x, u = _draw_choices(uniforms[i], cut, lo, inv)
         basis[i] = b
         bit[i] = x
         intensity[i] = c
         s = 2 * b + x
-        pa = p_any[c, s]
-        if u < pa:
-            v = u / pa
-            pattern = 1
-            for k in range(14):
-                pattern += v >= pattern_cdf[c, s, k]
-            t_slot = (slot0 + i) * period_ps + delay_ps
-            for k in range(_PATTERN_SIZE[pattern]):
-                j = _PATTERN_DETS[pattern, k]
-                click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[j] * rng.standard_normal()))
-                click_det[nc] = j
-                nc += 1
+        click_slot[m] = i
+        leftover[m] = u * inv_p_any[c, s]
+        m += u < p_any[c, s]
+    # pass 2, clicking slots only: click pattern, then one jittered tag per clicking detector
+    nc = 0
+    for q in range(m):
+        i = click_slot[q]
+        c = intensity[i]
+        s = 2 * basis[i] + bit[i]
+        v = leftover[q]
+        pattern = 1
+        for k in range(14):
+            pattern += v >= pattern_cdf[c, s, k]
+        t_slot = (slot0 + i) * period_ps + delay_ps
+        for k in range(_PATTERN_SIZE[pattern]):
+            j = _PATTERN_DETS[pattern, k]
+            click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[j] * rng.standard_normal()))
+            click_det[nc] = j
+            nc += 1
     return nc
 
 
@@ -133,6 +140,7 @@ def simulate_slots(
     if jitter_ps.shape != (4,) or np.any(jitter_ps < 0):
         raise QkdInputError("jitter_ps must be 4 values >= 0")
     p_any, pattern_cdf = click_tables(lam)
+    inv_p_any = np.divide(1.0, p_any, out=np.zeros_like(p_any), where=p_any > 0)
     cut, lo, inv = choice_tables(p_intensity, p_z, p_bit_one)
     if out is None:
         out = tuple(np.empty(n_slots, dtype=np.uint8) for _ in range(3))
@@ -143,15 +151,17 @@ def simulate_slots(
     buf = np.empty(m, dtype=np.float64)
     room_t = np.empty(4 * m, dtype=np.int64)
     room_det = np.empty(4 * m, dtype=np.uint8)
+    room_slot = np.empty(m + 1, dtype=np.int64)
+    room_left = np.empty(m + 1, dtype=np.float64)
     parts_t, parts_det = [], []
     for a in range(0, n_slots, SUBBLOCK_SLOTS):
         b = min(n_slots, a + SUBBLOCK_SLOTS)
         u = buf[: b - a]
         rng.random(out=u)
         nc = _slots_kernel(
-            rng, u, int(slot0) + a, cut, lo, inv, p_any, pattern_cdf,
+            rng, u, int(slot0) + a, cut, lo, inv, p_any, inv_p_any, pattern_cdf,
             float(period_ps), float(delay_ps), jitter_ps, basis[a:b], bit[a:b], intensity[a:b],
-            room_t, room_det,
+            room_t, room_det, room_slot, room_left,
         )
         parts_t.append(room_t[:nc].copy())
         parts_det.append(room_det[:nc].copy())
