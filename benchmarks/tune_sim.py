@@ -23,12 +23,13 @@ import numpy as np
 from drivers.polarization.calibration import Calibration, PaddleCalibration, SqueezerCalibration
 from firmware_sim.bench import SimBench
 from firmware_sim.config import SimConfig
+from firmware_sim.physics.fiber import nominal_delay_ps
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.keyrate import DecoySettings, key_length
 from qkdctl.core.linkmodel import LinkModel
 from qkdctl.core.polstats import click_matrix
+from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import GateConfig, gate, recover_clock
-from qkdctl.pipeline import align_record
 from qkdctl.tune.base import Tuner
 from qkdctl.tune.polarization import optical_qber
 
@@ -40,12 +41,12 @@ DRIFTS: dict[str, dict] = {
 }
 
 
-def sim_config(drift: str, controller: str = "mpc320") -> SimConfig:
-    """A 50 km, 1 GHz bench with a random initial fiber rotation and the named drift."""
+def sim_config(drift: str, controller: str = "mpc320", initial_rotation: str = "random") -> SimConfig:
+    """A 50 km, 1 GHz bench with the named drift and initial fiber rotation ("random" | "identity")."""
     if drift not in DRIFTS:
         raise KeyError(f"unknown drift {drift!r}; known: {sorted(DRIFTS)}")
     return SimConfig.build(
-        fiber={"initial_rotation": "random", **DRIFTS[drift]},
+        fiber={"initial_rotation": initial_rotation, **DRIFTS[drift]},
         controller={"model": controller},
     )
 
@@ -85,7 +86,12 @@ def measure(bench: SimBench, duration_s: float, block_id: int = 0) -> tuple[Bloc
     clock = recover_clock(blk.tags, ch["sync"], bench.config.source.sync_divider)
     cfg = GateConfig(roles={ch[r]: j for j, r in enumerate("HVDA")}, offset_ps=0.0,
                      width_ps=0.5 * clock.period_ps, ignore_channels=(ch["sync"],))
-    cm = click_matrix(gate(blk.tags, clock, cfg), align_record(blk.alice, blk.tags, clock))
+    # slot 0 of the gating is the first sync seen; Alice's slot first_slot has its sync at
+    # first_slot * period + the nominal sync delay (independent of the tagger's window)
+    slot0_ps = blk.alice.first_slot * clock.period_ps + nominal_delay_ps(bench.config.fiber)
+    shift = int(round((clock.phase_ps - slot0_ps) / clock.period_ps))
+    alice = AliceRecord(blk.alice.basis, blk.alice.bit, blk.alice.intensity, first_slot=-shift)
+    cm = click_matrix(gate(blk.tags, clock, cfg), alice)
     e_z, e_x = optical_qber(cm)
     rep = BlockReport(block_id=block_id, duration_s=duration_s, qber_z=e_z, qber_x=e_x,
                       counts={"click_matrix": cm.tolist()}, params=params)

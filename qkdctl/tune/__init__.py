@@ -18,8 +18,27 @@ def _tomographic(calibration, options: Mapping) -> Tuner:
     return TomographicTuner(calibration, **options)
 
 
+def _spsa(calibration, options: Mapping) -> Tuner:
+    import numpy as np
+
+    from qkdctl.tune.modelfree import SpsaTuner
+
+    opts = dict(options)
+    if "seed" not in opts:
+        raise QkdInputError("spsa needs option 'seed' (its perturbations come from a seeded generator)")
+    return SpsaTuner(calibration, np.random.default_rng(int(opts.pop("seed"))), **opts)
+
+
+def _nelder_mead(calibration, options: Mapping) -> Tuner:
+    from qkdctl.tune.modelfree import NelderMeadTuner
+
+    return NelderMeadTuner(calibration, **options)
+
+
 _FACTORIES: dict[str, Callable[[object, Mapping], Tuner]] = {
     "tomographic": _tomographic,
+    "spsa": _spsa,
+    "nelder-mead": _nelder_mead,
 }
 
 

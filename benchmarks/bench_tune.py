@@ -1,0 +1,49 @@
+"""`qkdctl bench tune`: polarization tuners on the simulated bench, against an oracle.
+
+For each drift of benchmarks.tune_sim.DRIFTS ("default": slow random walk; "hard":
+fast walk plus sudden jumps), the bench starts aligned (identity fiber, controller
+at identity) and every tuner tracks it for the same simulated time, with the
+engine's one-block lag between a proposal and its effect.  Figures per tuner: mean
+measured QBER, fraction of blocks above the 0.11 threshold, secret key retained
+relative to the oracle (controller set to the exact inverse of the true fiber
+rotation before every block, same seed), probes, circuit shots, tuner wall time.
+The baseline timed in the same run is "none" (no tuner).  Results: docs/qml.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.common import result
+from benchmarks.tune_sim import DRIFTS, KeyModel, SimBench, calibration_for, retained, run_loop, sim_config
+from qkdctl.tune import make_tuner
+
+THRESHOLD = 0.11
+TUNERS = (("tomographic", {}), ("spsa", {"seed": 5}), ("nelder-mead", {}))
+
+
+def run(quick: bool) -> list[dict]:
+    """One result per (drift, tuner); quick: 20 blocks of 5 ms, else 100 blocks of 10 ms."""
+    n_blocks, block_s = (20, 5e-3) if quick else (100, 1e-2)
+    out = []
+    for drift in DRIFTS:
+        cfg = sim_config(drift, "mpc320", initial_rotation="identity")
+        cal = calibration_for(cfg)
+        km = KeyModel(cfg)
+        t0 = time.perf_counter()
+        oracle = run_loop(SimBench(cfg, 11), None, n_blocks, block_s, km, oracle=cal)
+        t_oracle = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        none = run_loop(SimBench(cfg, 11), None, n_blocks, block_s, km)
+        t_none = time.perf_counter() - t0
+        rows = [("oracle", oracle, t_oracle), ("none", none, t_none)]
+        for name, opts in TUNERS:
+            t0 = time.perf_counter()
+            res = run_loop(SimBench(cfg, 11), make_tuner(name, cal, opts), n_blocks, block_s, km,
+                           apply_lag_blocks=1)
+            rows.append((name, res, time.perf_counter() - t0))
+        for name, res, secs in rows:
+            out.append(result(f"tune/{drift}/{name}", n_blocks, secs, "blocks/s", "none", t_none,
+                              drift=drift, tuner=name, block_s=block_s,
+                              retained_vs_oracle=retained(res, oracle), **res.summary(THRESHOLD)))
+    return out
