@@ -103,14 +103,17 @@ def recover_clock(
     even across gaps; a least-squares line of sync time against index then gives
     the sync period to a fraction of a ps.  `sync_divider` is the number of pulses
     per sync tag.  The pulse of the first sync tag gets slot index
-    `first_sync_slot` (to number slots as Alice's record does).  Raises QkdInputError when there are fewer than 3 sync tags,
-    when two sync tags are closer than half a sync period, or when the sync times
-    do not fit a constant period within an eighth of a period.
+    `first_sync_slot` (to number slots as Alice's record does).  Raises
+    QkdInputError when there are fewer than 3 sync tags, when two sync tags are
+    closer than half a sync period (spurious tags), or when the sync times do not
+    fit a constant period within an eighth of a period.
     """
     if len(block) == 0:
         raise QkdInputError("recover_clock: empty tag block")
     if int(sync_divider) != sync_divider or sync_divider < 1:
-        raise QkdInputError(f"recover_clock: sync_divider must be an integer >= 1, got {sync_divider}")
+        raise QkdInputError(
+            f"recover_clock: sync_divider must be an integer >= 1, got {sync_divider}"
+        )
     ts = block.t_ps[block.channel == sync_channel]
     if ts.size < 3:
         raise QkdInputError(
