@@ -298,6 +298,7 @@ class SimBench:
             return self._acquire(duration_s)
 
     def _acquire(self, duration_s: float) -> SimBlock:
+        """Emit the block's slots, then detectors (dark counts, dead time, afterpulses), then tagger."""
         cfg = self.config
         src = cfg.source
         rate = src.pulse_rate_hz
@@ -313,21 +314,67 @@ class SimBench:
             )
         mu = self.mu()
         det_cfg = cfg.detectors
+        u_ctrl = self.controller_unitary()
+        alice, t_click, c_det, optics = self._emit(slot0, n_slots, mu, u_ctrl)
+        t0_ps = int(round(slot0 * period_ps + self._sync_delay_ps))
+        t1_ps = int(round(slot_end * period_ps + self._sync_delay_ps))
+        blinded = cfg.eve.blinding_fraction > 0
+        dark_hz = np.array([0.0 if blinded else d.dark_count_hz for d in det_cfg])
+        d_t, d_det = dark_counts(self._rng, dark_hz, t0_ps, t1_ps)
+        sort_nearly_sorted(t_click, c_det)
+        ap_prob = np.array([0.0 if blinded else d.afterpulse_prob for d in det_cfg])
+        clk_t, clk_det, clk_ap, ap_lost = apply_dead_time(
+            self._rng, (t_click, c_det), (d_t, d_det),
+            np.array([d.dead_time_ps for d in det_cfg]), ap_prob,
+            np.array([d.afterpulse_delay_ps for d in det_cfg]), self._det_state, t1_ps,
+        )
+        tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
+        self._next_slot = slot_end
+        self._block_id += 1
+        counts = np.bincount(tags.channel - self._ch_number.min(), minlength=int(np.ptp(self._ch_number)) + 1)
+        for num in self._ch_number:
+            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / duration_s
+        truth = {
+            "mu": mu,
+            "fiber_rotation": self._fiber.rotation.copy(),
+            "controller_rotation": u_ctrl,
+            **optics,
+            "fiber_delay_ps": float(self._fiber.delay_ps),
+            "n_slots": n_slots,
+            "clicks_per_detector": np.bincount(clk_det, minlength=4),
+            "afterpulses": int(clk_ap.sum()),
+            "afterpulses_lost": int(ap_lost),
+            "dark_counts": int(d_t.size),
+        }
+        return SimBlock(block_id=self._block_id, tags=tags, alice=alice, truth=truth)
+
+    def _emit(
+        self, slot0: int, n_slots: int, mu: np.ndarray, u_ctrl: np.ndarray
+    ) -> tuple[AliceRecord, np.ndarray, np.ndarray, dict]:
+        """Alice's record and Bob's photon clicks (t_ps, det) for n_slots slots from slot0.
+
+        The fiber drifts every physics_step_s; returns also the optical truth of the block
+        (transmission, mean e_z/e_x, Eve's counts).
+        """
+        cfg = self.config
+        src = cfg.source
+        rate = src.pulse_rate_hz
+        period_ps = 1e12 / rate
+        det_cfg = cfg.detectors
         eff = np.array([d.efficiency for d in det_cfg])
         center = np.array([d.window_center_ps for d in det_cfg])
         width = np.array([d.window_width_ps for d in det_cfg])
+        jitter = np.array([d.jitter_ps for d in det_cfg])
         t_bob = 10.0 ** (-cfg.bob_loss_db / 10.0)
         t_link = transmission(cfg.fiber) * t_bob
-        u_ctrl = self.controller_unitary()
-        jitter = np.array([d.jitter_ps for d in det_cfg])
         step_slots = max(1, int(cfg.physics_step_s * rate))
         alice_arrays = tuple(np.empty(n_slots, dtype=np.uint8) for _ in range(3))
         parts_t, parts_det = [], []
-        eve_stats: dict[str, float] = {}
+        eve_stats: dict = {}
         e_z_acc = e_x_acc = 0.0
         s = slot0
-        while s < slot_end:
-            n = min(step_slots, slot_end - s)
+        while s < slot0 + n_slots:
+            n = min(step_slots, slot0 + n_slots - s)
             u_total = u_ctrl @ self._fiber.rotation
             e_z, e_x = basis_error_probabilities(u_total)
             e_z_acc += e_z * n
@@ -354,42 +401,8 @@ class SimBench:
         alice = AliceRecord(
             basis=alice_arrays[0], bit=alice_arrays[1], intensity=alice_arrays[2], first_slot=slot0
         )
-        t_click = np.concatenate(parts_t)
-        c_det = np.concatenate(parts_det)
-        t0_ps = int(round(slot0 * period_ps + self._sync_delay_ps))
-        t1_ps = int(round(slot_end * period_ps + self._sync_delay_ps))
-        blinded = cfg.eve.blinding_fraction > 0
-        dark_hz = np.array([0.0 if blinded else d.dark_count_hz for d in det_cfg])
-        d_t, d_det = dark_counts(self._rng, dark_hz, t0_ps, t1_ps)
-        sort_nearly_sorted(t_click, c_det)
-        ap_prob = np.array([0.0 if blinded else d.afterpulse_prob for d in det_cfg])
-        clk_t, clk_det, clk_ap, ap_lost = apply_dead_time(
-            self._rng, (t_click, c_det), (d_t, d_det),
-            np.array([d.dead_time_ps for d in det_cfg]), ap_prob,
-            np.array([d.afterpulse_delay_ps for d in det_cfg]), self._det_state, t1_ps,
-        )
-        tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
-        self._next_slot = slot_end
-        self._block_id += 1
-        counts = np.bincount(tags.channel - self._ch_number.min(), minlength=int(np.ptp(self._ch_number)) + 1)
-        for num in self._ch_number:
-            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / duration_s
-        truth = {
-            "mu": mu,
-            "transmission": t_link,
-            "fiber_rotation": self._fiber.rotation.copy(),
-            "controller_rotation": u_ctrl,
-            "e_z": e_z_acc / n_slots,
-            "e_x": e_x_acc / n_slots,
-            "fiber_delay_ps": float(self._fiber.delay_ps),
-            "n_slots": n_slots,
-            "clicks_per_detector": np.bincount(clk_det, minlength=4),
-            "afterpulses": int(clk_ap.sum()),
-            "afterpulses_lost": int(ap_lost),
-            "dark_counts": int(d_t.size),
-            "eve": eve_stats,
-        }
-        return SimBlock(block_id=self._block_id, tags=tags, alice=alice, truth=truth)
+        optics = {"transmission": t_link, "e_z": e_z_acc / n_slots, "e_x": e_x_acc / n_slots, "eve": eve_stats}
+        return alice, np.concatenate(parts_t), np.concatenate(parts_det), optics
 
     def _tagger(
         self, slot0: int, slot_end: int, period_ps: float, t0_ps: int, t1_ps: int,

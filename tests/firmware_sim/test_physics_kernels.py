@@ -221,3 +221,14 @@ def test_tagger_rejects_unsorted():
     with pytest.raises(QkdInputError, match="sorted"):
         detectors.apply_dead_time(np.random.default_rng(0), (np.array([5, 1]), np.zeros(2)), (np.empty(0), np.empty(0)),
                                   np.zeros(4), np.zeros(4), np.ones(4), DetectorState(), 10)
+
+
+def test_is_sorted(rng):
+    from firmware_sim.physics.detectors import is_sorted
+
+    for n in (0, 1, 2, 50):
+        t = np.sort(rng.integers(0, 20, n))
+        assert is_sorted(t)
+        if n > 1 and t[0] != t[-1]:
+            assert not is_sorted(t[::-1].copy())
+    assert is_sorted(np.array([3, 3, 3]))
