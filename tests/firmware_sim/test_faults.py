@@ -9,6 +9,8 @@ import time
 import pytest
 import serial
 
+from firmware_sim.bench import SimBench
+from firmware_sim.config import SimConfig
 from firmware_sim.faults import Faults, InstrumentFaults, corrupt_bytes
 from firmware_sim.instruments.block_store import BlockStore
 from firmware_sim.instruments.epc400 import Epc400Firmware
@@ -26,7 +28,14 @@ IDN_LINE = (IDN + "\n").encode()
 
 
 @pytest.fixture
-def bench(rng):
+def bench():
+    """The real simulated bench (settings only; these tests acquire nothing)."""
+    return SimBench(SimConfig(), seed=5)
+
+
+@pytest.fixture
+def fake_bench(rng):
+    """Deterministic 64-tag blocks for exact tagger frame sizes."""
     return FakeBench(rng)
 
 
@@ -48,10 +57,10 @@ def voa(bench):
 
 
 @pytest.fixture
-def tagger(bench):
+def tagger(fake_bench):
     faults = InstrumentFaults("tagger")
     store = BlockStore()
-    service = TcpService("tagger", TaggerFirmware(bench, faults, store).session, faults)
+    service = TcpService("tagger", TaggerFirmware(fake_bench, faults, store).session, faults)
     service.start()
     client = WireClient(service.host, service.port)
     yield client, faults, store
@@ -97,7 +106,7 @@ def test_dropped_replies_then_recovery(voa, bench):
     client.send(b":INP1:ATT 9;ATT?\n")
     with pytest.raises(socket.timeout):
         client.readline(timeout_s=0.3)
-    assert bench.att[1] == 9.0  # the command took effect, only the reply was lost
+    assert bench.attenuation_db(1) == 9.0  # the command took effect, only the reply was lost
     faults.clear()
     client.send(b"*IDN?\n")
     assert client.readline() == IDN_LINE
@@ -188,11 +197,11 @@ def test_serial_line_dead_while_disconnected(epc, bench):
     faults.set(disconnect=True)
     link.write(b"V1,100\r\n")
     assert link.readline() == b""
-    assert bench.epc[1] == 0  # input discarded: a dead line executes nothing
+    assert bench.epc_voltage_mv(1) == 0  # input discarded: a dead line executes nothing
     faults.clear()
     link.write(b"V1,100\r\n")
     assert link.readline() == b"Done\r\n"
-    assert bench.epc[1] == 100
+    assert bench.epc_voltage_mv(1) == 100
 
 
 def test_serial_corrupt_and_drop(epc):

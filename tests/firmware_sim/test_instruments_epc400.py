@@ -5,15 +5,21 @@ from __future__ import annotations
 import pytest
 import serial
 
+from firmware_sim.bench import SimBench
+from firmware_sim.config import SimConfig
 from firmware_sim.faults import InstrumentFaults
 from firmware_sim.instruments.epc400 import Epc400Firmware
 from firmware_sim.instruments.ptys import PtyPort
-from tests.firmware_sim.fakebench import FakeBench
+
+
+def epc_mv(bench) -> tuple[float, ...]:
+    return tuple(bench.epc_voltage_mv(ch) for ch in range(1, 5))
 
 
 @pytest.fixture
-def bench(rng):
-    return FakeBench(rng)
+def bench():
+    """The real simulated bench (settings only; these tests acquire nothing)."""
+    return SimBench(SimConfig(), seed=5)
 
 
 @pytest.fixture
@@ -39,7 +45,7 @@ def test_set_and_read_all_voltages(port, bench):
     assert ask(link, b"v3,-1000") == b"Done\r\n"
     assert ask(link, b"V4,-4000") == b"Done\r\n"
     assert ask(link, b"V?", 2) == b"Voltage(mV): CH1 +2200 CH2 +5000 CH3 -1000 CH4 -4000\r\nDone\r\n"
-    assert bench.epc == {1: 2200, 2: 5000, 3: -1000, 4: -4000}
+    assert epc_mv(bench) == (2200, 5000, -1000, -4000)
 
 
 def test_zero_high_low(port, bench):
@@ -48,7 +54,7 @@ def test_zero_high_low(port, bench):
     assert ask(link, b"VL2") == b"Done\r\n"
     assert ask(link, b"VZ1") == b"Done\r\n"
     assert ask(link, b"V?", 2) == b"Voltage(mV): CH1 +0 CH2 -5000 CH3 +0 CH4 +0\r\nDone\r\n"
-    assert bench.epc[2] == -5000
+    assert bench.epc_voltage_mv(2) == -5000
 
 
 @pytest.mark.parametrize(
@@ -70,7 +76,7 @@ def test_zero_high_low(port, bench):
 def test_errors_and_no_state_change(port, bench, command, reply):
     link, _ = port
     assert ask(link, command) == reply
-    assert bench.epc == {1: 0, 2: 0, 3: 0, 4: 0}
+    assert epc_mv(bench) == (0, 0, 0, 0)
     assert ask(link, b"V1,10") == b"Done\r\n"
 
 
@@ -78,7 +84,7 @@ def test_bare_cr_and_lf_terminators_and_blank_lines(port, bench):
     link, _ = port
     link.write(b"\r\n\rV1,7\rV2,8\n")
     assert link.readline() + link.readline() == b"Done\r\nDone\r\n"
-    assert bench.epc[1] == 7 and bench.epc[2] == 8
+    assert bench.epc_voltage_mv(1) == 7 and bench.epc_voltage_mv(2) == 8
 
 
 def test_overlong_line_is_rejected_then_recovers(port):

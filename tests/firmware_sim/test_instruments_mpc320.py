@@ -8,6 +8,8 @@ import time
 import pytest
 import serial
 
+from firmware_sim.bench import SimBench
+from firmware_sim.config import SimConfig
 from firmware_sim.faults import InstrumentFaults
 from firmware_sim.instruments import apt
 from firmware_sim.instruments.mpc320_apt import (
@@ -21,7 +23,6 @@ from firmware_sim.instruments.mpc320_apt import (
     Mpc320Firmware,
 )
 from firmware_sim.instruments.ptys import PtyPort
-from tests.firmware_sim.fakebench import FakeBench
 
 
 def host_short(msg_id: int, p1: int = 0, p2: int = 0) -> bytes:
@@ -53,9 +54,14 @@ def read_frame(link: serial.Serial) -> tuple[int, int, int, bytes]:
     return msg_id, p1, p2, b""
 
 
+def paddles_deg(bench) -> tuple[float, ...]:
+    return tuple(bench.paddle_deg(p) for p in range(1, 4))
+
+
 @pytest.fixture
-def bench(rng):
-    return FakeBench(rng)
+def bench():
+    """The real simulated bench (settings only; these tests acquire nothing)."""
+    return SimBench(SimConfig(), seed=5)
 
 
 @pytest.fixture
@@ -91,7 +97,7 @@ def test_move_absolute_completes_with_status_and_reaches_bench(port, bench):
     ident, position, velocity, current, bits = struct.unpack("<HlHhI", data)
     assert (ident, position, velocity, current) == (2, 685, 0, 0)
     assert bits & STATUS_ENABLED
-    assert bench.paddles[2] == pytest.approx(85.0)
+    assert bench.paddle_deg(2) == pytest.approx(85.0)
     assert elapsed >= 685 * DEG_PER_STEP / 400.0 * 0.9
 
 
@@ -114,7 +120,7 @@ def test_move_takes_time_and_status_shows_motion(port, bench):
     assert msg_id == 0x0466
     stopped_at = struct.unpack("<HlHhI", data)[1]
     assert 0 < stopped_at < 1370
-    assert bench.paddles[1] == pytest.approx(stopped_at * DEG_PER_STEP)
+    assert bench.paddle_deg(1) == pytest.approx(stopped_at * DEG_PER_STEP)
 
 
 def test_home_replies_homed_and_sets_status_bit(port, bench):
@@ -128,7 +134,7 @@ def test_home_replies_homed_and_sets_status_bit(port, bench):
     _, _, _, data = read_frame(link)
     assert struct.unpack("<HlHhI", data)[1] == 0
     assert struct.unpack("<HlHhI", data)[4] & STATUS_HOMED
-    assert bench.paddles[3] == 0.0
+    assert bench.paddle_deg(3) == 0.0
 
 
 def test_params_round_trip(port):
@@ -167,7 +173,7 @@ def test_rejected_commands_get_rich_response(port, bench, frame, code):
     msg_id, _, _, data = read_frame(link)
     assert msg_id == 0x0081 and len(data) == 68
     assert struct.unpack_from("<H", data, 2)[0] == code
-    assert bench.paddles == {1: 0.0, 2: 0.0, 3: 0.0}
+    assert paddles_deg(bench) == (0.0, 0.0, 0.0)
 
 
 def test_garbage_and_split_frames_resynchronize(port, bench):
@@ -202,7 +208,7 @@ def test_jog_uses_the_paddle_jog_step_and_clamps(port, bench):
     link.write(host_short(0x046A, 2, 1))
     msg_id, _, _, data = read_frame(link)
     assert msg_id == 0x0464 and struct.unpack("<HlHhI", data)[:2] == (2, 137)
-    assert bench.paddles[2] == pytest.approx(17.0)
+    assert bench.paddle_deg(2) == pytest.approx(17.0)
     link.write(host_short(0x046A, 4, 2))  # reverse from 0: clamped at 0
     msg_id, _, _, data = read_frame(link)
     assert msg_id == 0x0464 and struct.unpack("<HlHhI", data)[:2] == (4, 0)

@@ -6,17 +6,19 @@ import socket
 
 import pytest
 
+from firmware_sim.bench import SimBench
+from firmware_sim.config import SimConfig
 from firmware_sim.faults import InstrumentFaults
 from firmware_sim.instruments.scpi import format_nr3
 from firmware_sim.instruments.servers import TcpService
 from firmware_sim.instruments.voa_scpi import VoaFirmware
-from tests.firmware_sim.fakebench import FakeBench
 from tests.firmware_sim.wire import WireClient
 
 
 @pytest.fixture
-def bench(rng):
-    return FakeBench(rng)
+def bench():
+    """The real simulated bench (settings only; these tests acquire nothing)."""
+    return SimBench(SimConfig(), seed=5)
 
 
 @pytest.fixture
@@ -61,12 +63,12 @@ def test_idn_and_opc(client):
 def test_attenuation_set_and_query_short_and_long_forms(client, bench):
     send(client, b":INP2:ATT 12.5")
     assert ask(client, b":INP2:ATT?") == b"+1.25000000E+001\n"
-    assert bench.att[2] == 12.5
+    assert bench.attenuation_db(2) == 12.5
     send(client, b":input3:attenuation 7dB")
     assert ask(client, b":INPut3:ATTenuation?") == b"+7.00000000E+000\n"
     send(client, b"inp4:chan1:att 3")
     assert ask(client, b"*OPC?") == b"1\n"
-    assert bench.att[4] == 3.0
+    assert bench.attenuation_db(4) == 3.0
     assert ask(client, b":INP1:ATT? MAX") == b"+4.50000000E+001\n"
     assert ask(client, b":SYST:ERR?") == b'+0,"No error"\n'
 
@@ -75,7 +77,7 @@ def test_chained_commands_relative_path_and_joined_replies(client, bench):
     assert ask(client, b":INP1:ATT 5;WAV 1310nm;:OUTP1:STAT OFF;STAT?;:INP1:ATT?;WAV?") == (
         b"0;+5.00000000E+000;+1.31000000E-006\n"
     )
-    assert bench.att[1] == 5.0 and bench.wav[1] == pytest.approx(1310e-9) and bench.out[1] is False
+    assert bench.attenuation_db(1) == 5.0 and bench.wavelength_m(1) == pytest.approx(1310e-9) and bench.output_enabled(1) is False
 
 
 def test_out_of_range_gives_222_and_keeps_setting(client, bench):
@@ -86,7 +88,7 @@ def test_out_of_range_gives_222_and_keeps_setting(client, bench):
     assert ask(client, b":SYST:ERR?") == b'-222,"Data out of range"\n'
     assert ask(client, b":SYST:ERR?") == b'-222,"Data out of range"\n'
     assert ask(client, b":SYST:ERR?") == b'+0,"No error"\n'
-    assert bench.att[1] == 4.0 and bench.wav[1] == 1550e-9
+    assert bench.attenuation_db(1) == 4.0 and bench.wavelength_m(1) == 1550e-9
 
 
 @pytest.mark.parametrize(
@@ -134,7 +136,7 @@ def test_rst_restores_defaults_on_the_bench(client, bench):
     send(client, b"*RST")
     assert ask(client, b"*OPC?") == b"1\n"
     assert ask(client, b":INP2:ATT?;:INP2:WAV?;:OUTP2:STAT?") == b"+0.00000000E+000;+1.55000000E-006;0\n"
-    assert bench.att[2] == 0.0 and bench.out[2] is False
+    assert bench.attenuation_db(2) == 0.0 and bench.output_enabled(2) is False
 
 
 def test_state_read_back_from_bench(client, bench):
@@ -161,7 +163,7 @@ def test_pyvisa_socket_resource_talks_to_the_firmware(voa, bench):
             inst.close()
     finally:
         rm.close()
-    assert bench.att[1] == 6.25
+    assert bench.attenuation_db(1) == 6.25
 
 
 def test_output_state_node_is_optional_as_in_the_manual(client, bench):
@@ -169,4 +171,4 @@ def test_output_state_node_is_optional_as_in_the_manual(client, bench):
     assert ask(client, b":OUTP3?;:OUTPut3:CHANnel1:STATe?") == b"1;1\n"
     send(client, b"outp3 0")
     assert ask(client, b":OUTP3?") == b"0\n"
-    assert bench.out[3] is False
+    assert bench.output_enabled(3) is False

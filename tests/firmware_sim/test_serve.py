@@ -157,3 +157,29 @@ def test_cli_sim_serve_bad_sim_table_exits_2(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert b"bob_loss_db" in err and b"Traceback" not in err
+
+
+def _records(seed: int, commands: bytes) -> list[tuple[int, int, int, int, int]]:
+    with SimServer.from_config(SimConfig(), seed=seed) as server:
+        client = WireClient(*host_port(server.resources.tagger))
+        try:
+            client.send(commands)
+            for _ in commands.splitlines():
+                assert client.readline() == b"OK\n"
+            client.send(b"BLOCK 0.0002\n")
+            return read_frame(client)[1]
+        finally:
+            client.close()
+
+
+def by_channel(records: list[tuple[int, int, int, int, int]], channel: int) -> list[int]:
+    return [r[4] for r in records if r[3] == channel]
+
+
+def test_tagger_delay_moves_that_channels_tags_on_the_sim_bench():
+    plain = _records(21, b"DELAY 1 0\n")
+    moved = _records(21, b"DELAY 2 1000\n")
+    assert len(plain) == len(moved) > 0
+    assert [t + 1000 for t in by_channel(plain, 2)] == by_channel(moved, 2)
+    for ch in (0, 1, 3, 4):
+        assert by_channel(plain, ch) == by_channel(moved, ch)
