@@ -347,8 +347,12 @@ def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
         )
     lo, table = config.role_table()
     return (
-        np.int64(lo), np.append(table, np.int8(ROLE_UNKNOWN)), float(clock.phase_ps + config.offset_ps), float(clock.period_ps),
-        1.0 / float(clock.period_ps), float(config.width_ps) / 2.0,
+        np.int64(lo),
+        np.append(table, np.int8(ROLE_UNKNOWN)),
+        float(clock.phase_ps + config.offset_ps),
+        float(clock.period_ps),
+        1.0 / float(clock.period_ps),
+        float(config.width_ps) / 2.0,
     )
 
 
