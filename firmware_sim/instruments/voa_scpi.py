@@ -7,6 +7,7 @@ terminated; n = channel 1..n_channels, default 1; optional `:CHANnel1` node):
     :INPut<n>:ATTenuation <dB>[DB]|MIN|MAX|DEF    :INPut<n>:ATTenuation? [MIN|MAX|DEF]
     :INPut<n>:WAVelength <m>[M|NM|UM|PM]|MIN|MAX|DEF    :INPut<n>:WAVelength? [MIN|MAX|DEF]
     :OUTPut<n>[:STATe] 0|1|ON|OFF                  :OUTPut<n>[:STATe]?
+    :INPut:ATTenuation:ALL <dB>   :INPut:WAVelength:ALL <m>   :OUTPut[:STATe]:ALL 0|1|ON|OFF
     :SYSTem:ERRor[:NEXT]?
 
 Numbers are answered in NR3 ("+2.50000000E+000"), states as "0"/"1".  The
@@ -63,6 +64,9 @@ class VoaFirmware:
         dev.add(":INPut#[:CHANnel#]:WAVelength", True, self._get_wav)
         dev.add(":OUTPut#[:CHANnel#][:STATe]", False, self._set_state)
         dev.add(":OUTPut#[:CHANnel#][:STATe]", True, self._get_state)
+        dev.add(":INPut[:CHANnel#]:ATTenuation:ALL", False, self._all(self._set_att))
+        dev.add(":INPut[:CHANnel#]:WAVelength:ALL", False, self._all(self._set_wav))
+        dev.add(":OUTPut[:CHANnel#][:STATe]:ALL", False, self._all(self._set_state))
         dev.add(":SYSTem:ERRor[:NEXT]", True, lambda s, a: self._no_arg(a) or dev.pop_error())
         self.device = dev
 
@@ -76,6 +80,19 @@ class VoaFirmware:
         if not 1 <= channel <= self.n_channels or sub != 1:
             raise ScpiError(HEADER_SUFFIX_OUT_OF_RANGE)
         return channel
+
+    def _all(self, setter):
+        """The ':ALL' form of a per-channel setter: every channel, or none if the value is bad."""
+
+        def handler(suffixes: list[int], argument: str) -> None:
+            (sub,) = suffixes
+            if sub != 1:
+                raise ScpiError(HEADER_SUFFIX_OUT_OF_RANGE)
+            setter([1, 1], argument)
+            for ch in range(2, self.n_channels + 1):
+                setter([ch, 1], argument)
+
+        return handler
 
     def reset(self) -> None:
         """*RST: every channel to 0 dB, 1550 nm, output (shutter) disabled."""

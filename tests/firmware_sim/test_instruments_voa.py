@@ -172,3 +172,16 @@ def test_output_state_node_is_optional_as_in_the_manual(client, bench):
     send(client, b"outp3 0")
     assert ask(client, b":OUTP3?") == b"0\n"
     assert bench.output_enabled(3) is False
+
+
+def test_all_forms_set_every_channel(client, bench):
+    send(client, b":INP:ATT:ALL 12;:INP:WAV:ALL 1310NM;:OUTP:STAT:ALL ON")
+    assert ask(client, b"*OPC?") == b"1\n"
+    assert [bench.attenuation_db(ch) for ch in range(1, 5)] == [12.0] * 4
+    assert [bench.output_enabled(ch) for ch in range(1, 5)] == [True] * 4
+    assert bench.wavelength_m(4) == pytest.approx(1310e-9)
+    send(client, b":INP:ATT:ALL 99")
+    assert ask(client, b":SYST:ERR?") == b'-222,"Data out of range"\n'
+    assert bench.attenuation_db(1) == 12.0
+    send(client, b":INP2:ATT:ALL 3")
+    assert ask(client, b":SYST:ERR?") == b'-113,"Undefined header"\n'
