@@ -52,7 +52,8 @@ class LdpcVariant:
     frame_n: code length; rates: the code family; f_start: efficiency of the first
     decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
-    share of a frame; max_iter / bp_method / osd_order: decoder.
+    share of a frame; backend / max_iter / bp_method / osd_order: decoder (see
+    `qkdctl.core.reconcile.ldpc.SyndromeDecoder`).
     """
 
     name: str
@@ -62,6 +63,7 @@ class LdpcVariant:
     f_step: float = 0.04
     max_rounds: int = 8
     punct_fraction: float = 0.05
+    backend: str = "layered"
     max_iter: int = 60
     bp_method: str = "product_sum"
     osd_order: int | None = None
@@ -104,10 +106,10 @@ def family_code(rate: float, n: int, seed: int = CODE_SEED) -> LdpcCode:
 
 
 @lru_cache(maxsize=64)
-def _decoder(rate: float, n: int, seed: int, max_iter: int, bp_method: str,
+def _decoder(rate: float, n: int, seed: int, backend: str, max_iter: int, bp_method: str,
              osd_order: int | None) -> SyndromeDecoder:
-    return SyndromeDecoder(family_code(rate, n, seed), max_iter=max_iter, bp_method=bp_method,
-                           osd_order=osd_order)
+    return SyndromeDecoder(family_code(rate, n, seed), max_iter=max_iter, backend=backend,
+                           bp_method=bp_method, osd_order=osd_order)
 
 
 def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
@@ -230,7 +232,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
     m = code.m
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
-    dec = _decoder(code.rate, v.frame_n, code.seed, v.max_iter, v.bp_method, v.osd_order)
+    dec = _decoder(code.rate, v.frame_n, code.seed, v.backend, v.max_iter, v.bp_method, v.osd_order)
     h_q = binary_entropy(qber_estimate)
     ys, known, done, results = [], [], [], []
     for i, lay in enumerate(layouts):

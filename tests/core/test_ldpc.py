@@ -168,3 +168,56 @@ def test_reveal_positions_punctured_first_then_least_reliable():
     assert pos[:3].tolist() == lay.punct_pos.tolist() and pos[3] == lay.key_pos[7]
     known[pos] = True
     assert lay.key_pos[7] not in L.reveal_positions(lay, known, llr, 2)
+
+
+def _rows(code):
+    return [code.h.indices[code.h.indptr[r]:code.h.indptr[r + 1]].tolist() for r in range(code.m)]
+
+
+@pytest.mark.parametrize("bp_method", ["product_sum", "minimum_sum"])
+def test_layered_decoder_matches_reference(bp_method, rng):
+    code = C.build_code(0.75, 128, seed=11)
+    rows = _rows(code)
+    converged = 0
+    for trial in range(4):
+        e = (rng.random(code.n) < 0.03).astype(np.uint8)
+        if trial == 0:
+            e[:] = 0
+            e[[3, 70]] = 1  # hand case: two errors
+        target = L.syndrome(code, e)
+        priors = np.full(code.n, 0.03)
+        priors[:5] = 0.5  # punctured-like columns
+        llr0 = L._prior_llr(priors)
+        dec = L.SyndromeDecoder(code, max_iter=20, bp_method=bp_method, alpha=0.75)
+        got = dec.decode(target, priors)
+        want_err, want_post, want_it, want_ok = naive.layered_decode(
+            rows, target.tolist(), llr0.astype(np.float64), 20, 0.75, bp_method == "product_sum")
+        assert got.converged == want_ok and got.iterations == want_it
+        if want_ok:  # a failed run may end on float32-vs-float64 ties of punctured columns
+            assert got.error.tolist() == want_err
+            np.testing.assert_allclose(got.llr, want_post, rtol=0.02, atol=0.05)
+        converged += want_ok
+    assert converged >= 3
+
+
+def test_phi_table_is_close_to_exact():
+    xs = np.linspace(0.001, 23.0, 2000).astype(np.float32)
+    table = L.phi_table()
+    got = np.array([L._phi(x, table) for x in xs])
+    want = np.array([naive.phi(x) for x in xs])
+    assert np.max(np.abs(got - want)) < 1e-3
+
+
+def test_decoder_backends_agree_on_easy_frames(rng):
+    code = C.build_code(0.7, 1024, seed=12)
+    e = (rng.random(code.n) < 0.01).astype(np.uint8)
+    target = L.syndrome(code, e)
+    priors = np.full(code.n, 0.01)
+    for dec in (L.SyndromeDecoder(code), L.SyndromeDecoder(code, backend="ldpc"),
+                L.SyndromeDecoder(code, bp_method="minimum_sum")):
+        res = dec.decode(target, priors)
+        assert res.converged and np.array_equal(res.error, e)
+    with pytest.raises(QkdInputError, match="backend"):
+        L.SyndromeDecoder(code, backend="gpu")
+    with pytest.raises(QkdInputError, match="target"):
+        L.SyndromeDecoder(code).decode(target[:-1], priors)

@@ -93,3 +93,39 @@ def untainted(h_dense, order):
 def syndrome(h_dense, bits):
     """H x mod 2 by dense integer product."""
     return (h_dense.astype(np.int64) @ np.asarray(bits, dtype=np.int64)) % 2
+
+
+def phi(x):
+    """-log(tanh(x/2)) computed exactly (x clipped away from 0 and above 24)."""
+    import math
+
+    x = min(max(float(x), 1e-7), 24.0)
+    return -math.log(math.tanh(x / 2))
+
+
+def layered_decode(rows, target, llr0, max_iter, alpha, sum_product):
+    """Row-layered BP on the syndrome equations (float64, exact phi or scaled min-sum).
+
+    rows: list of column lists per check.  Returns (error bits, posterior LLRs, iterations,
+    converged).
+    """
+    post = [float(v) for v in llr0]
+    r_msg = [[0.0] * len(cols) for cols in rows]
+    for it in range(1, max_iter + 1):
+        for c, cols in enumerate(rows):
+            q = [post[v] - r_msg[c][i] for i, v in enumerate(cols)]
+            for i, v in enumerate(cols):
+                others = [q[j] for j in range(len(cols)) if j != i]
+                sign = target[c]
+                for o in others:
+                    sign ^= int(o < 0)
+                if sum_product:
+                    mag = phi(sum(phi(abs(o)) for o in others))
+                else:
+                    mag = alpha * min(abs(o) for o in others)
+                r_msg[c][i] = -mag if sign else mag
+                post[v] = q[i] + r_msg[c][i]
+        err = [int(p < 0) for p in post]
+        if all((sum(err[v] for v in cols) + target[c]) % 2 == 0 for c, cols in enumerate(rows)):
+            return err, post, it, True
+    return err, post, max_iter, False

@@ -167,36 +167,152 @@ class DecodeResult:
     iterations: int
 
 
-class SyndromeDecoder:
-    """Belief-propagation syndrome decoder for one code (ldpc.BpDecoder, optional OSD).
+LLR_CLIP = 30.0  # |prior LLR| cap of the layered decoder (float32)
 
-    `bp_method` "product_sum" or "minimum_sum"; `osd_order` >= 0 switches to BpOsdDecoder
-    (OSD-CS of that order when BP fails), None keeps plain BP.
+
+PHI_STEP = 1.0 / 256  # grid of the tabulated phi(x) = -log(tanh(x/2)) (LLR units)
+PHI_EXACT_BELOW = 1.0 / 16  # phi is steep near 0: computed exactly there
+PHI_MAX = 24.0
+
+
+def phi_table() -> np.ndarray:
+    """phi(x) = -log(tanh(x/2)) on the grid x = i * PHI_STEP, i = 0..PHI_MAX/PHI_STEP (float32)."""
+    x = np.arange(int(PHI_MAX / PHI_STEP) + 2) * PHI_STEP
+    with np.errstate(divide="ignore"):
+        out = -np.log(np.tanh(x / 2))
+    out[0] = out[1] + np.log(2.0)  # finite stand-in; never read (exact below PHI_EXACT_BELOW)
+    return out.astype(np.float32)
+
+
+@njit(cache=True, fastmath=True)
+def _phi(x, table):  # pragma: no cover - compiled
+    if x < PHI_EXACT_BELOW:
+        return -np.log(np.tanh(max(x, np.float32(1e-7)) / 2))
+    u = x * (1.0 / PHI_STEP)
+    i = int(u)
+    if i >= table.shape[0] - 1:
+        return np.float32(0.0)
+    w = u - i
+    return table[i] + w * (table[i + 1] - table[i])
+
+
+@njit(cache=True, fastmath=True)
+def _layered_kernel(indptr, indices, target, llr0, max_iter, alpha, sum_product, table):  # pragma: no cover
+    m = indptr.shape[0] - 1
+    n = llr0.shape[0]
+    post = llr0.copy()
+    r_msg = np.zeros(indices.shape[0], np.float32)
+    q_buf = np.empty(indices.shape[0], np.float32)
+    f_buf = np.empty(indices.shape[0], np.float32)
+    err = np.zeros(n, np.uint8)
+    for it in range(1, max_iter + 1):
+        for c in range(m):
+            lo = indptr[c]
+            hi = indptr[c + 1]
+            min1 = np.float32(1e30)
+            min2 = np.float32(1e30)
+            total = np.float32(0.0)
+            arg = -1
+            neg = target[c]
+            for t in range(lo, hi):
+                q = post[indices[t]] - r_msg[t]
+                q_buf[t] = q
+                a = abs(q)
+                if q < 0:
+                    neg ^= 1
+                if sum_product:
+                    f = _phi(a, table)
+                    f_buf[t] = f
+                    total += f
+                elif a < min1:
+                    min2 = min1
+                    min1 = a
+                    arg = t
+                elif a < min2:
+                    min2 = a
+            for t in range(lo, hi):
+                q = q_buf[t]
+                if sum_product:
+                    mag = _phi(total - f_buf[t], table)
+                else:
+                    mag = alpha * (min2 if t == arg else min1)
+                sgn = neg ^ (1 if q < 0 else 0)
+                r = -mag if sgn else mag
+                r_msg[t] = r
+                post[indices[t]] = q + r
+        for v in range(n):
+            err[v] = 1 if post[v] < 0 else 0
+        ok = True
+        for c in range(m):
+            acc = target[c]
+            for t in range(indptr[c], indptr[c + 1]):
+                acc ^= err[indices[t]]
+            if acc:
+                ok = False
+                break
+        if ok:
+            return err, post, it, True
+    return err, post, max_iter, False
+
+
+_PHI = phi_table()
+
+
+def _prior_llr(priors: np.ndarray) -> np.ndarray:
+    p = np.clip(priors, 1e-300, 1.0)
+    llr = np.log1p(-np.minimum(p, 1 - 1e-16)) - np.log(p)
+    return np.clip(llr, -LLR_CLIP, LLR_CLIP).astype(np.float32)
+
+
+class SyndromeDecoder:
+    """Syndrome decoder for one code: layered normalised min-sum (numba) or the `ldpc` package.
+
+    backend "layered" (default): row-layered min-sum with scaling `alpha`, stops as soon as
+    the hard decision meets the syndrome.  backend "ldpc": ldpc.BpDecoder (`bp_method`
+    "product_sum" or "minimum_sum", flooding), or ldpc.BpOsdDecoder when `osd_order` is
+    given (OSD-CS of that order after a BP failure).
     """
 
-    def __init__(self, code: LdpcCode, max_iter: int = 60, bp_method: str = "product_sum",
-                 ms_scaling_factor: float = 1.0, osd_order: int | None = None) -> None:
+    def __init__(self, code: LdpcCode, max_iter: int = 60, backend: str = "layered",
+                 alpha: float = 0.8, bp_method: str = "product_sum",
+                 osd_order: int | None = None) -> None:
         if max_iter <= 0:
             raise QkdInputError(f"max_iter must be positive, got {max_iter}")
+        if backend not in ("layered", "ldpc"):
+            raise QkdInputError(f"backend must be 'layered' or 'ldpc', got {backend!r}")
         if bp_method not in ("product_sum", "minimum_sum"):
             raise QkdInputError(f"bp_method must be product_sum or minimum_sum, got {bp_method!r}")
+        if not 0.0 < alpha <= 1.0:
+            raise QkdInputError(f"alpha must lie in (0, 1], got {alpha}")
         self.code = code
-        self.osd = osd_order is not None
-        kwargs = dict(error_rate=0.05, max_iter=int(max_iter), bp_method=bp_method,
-                      ms_scaling_factor=float(ms_scaling_factor), schedule="parallel",
-                      input_vector_type="syndrome")
-        if self.osd:
-            from ldpc import BpOsdDecoder
+        self.backend = backend
+        self.max_iter = int(max_iter)
+        self.alpha = np.float32(alpha)
+        self.sum_product = bp_method == "product_sum"
+        self._indptr = code.h.indptr.astype(np.int64)
+        self._indices = code.h.indices.astype(np.int32)
+        self._dec = None
+        if backend == "ldpc":
+            kwargs = dict(error_rate=0.05, max_iter=self.max_iter, bp_method=bp_method,
+                          schedule="parallel", input_vector_type="syndrome")
+            if osd_order is not None:
+                from ldpc import BpOsdDecoder
 
-            self._dec = BpOsdDecoder(code.h, osd_method="OSD_CS", osd_order=int(osd_order), **kwargs)
-        else:
-            self._dec = BpDecoder(code.h, **kwargs)
+                self._dec = BpOsdDecoder(code.h, osd_method="OSD_CS", osd_order=int(osd_order), **kwargs)
+            else:
+                self._dec = BpDecoder(code.h, **kwargs)
 
     def decode(self, target: np.ndarray, priors: np.ndarray) -> DecodeResult:
         """Find e with H e = target (length m) given per-column error priors (length n)."""
         target = np.ascontiguousarray(target, dtype=np.uint8)
+        priors = np.asarray(priors, dtype=np.float64)
         if target.shape != (self.code.m,) or priors.shape != (self.code.n,):
             raise QkdInputError(f"target must have {self.code.m} bits and priors {self.code.n} values")
+        if self._dec is None:
+            err, llr, its, ok = _layered_kernel(
+                self._indptr, self._indices, target, _prior_llr(priors), self.max_iter, self.alpha,
+                self.sum_product, _PHI)
+            return DecodeResult(err, bool(ok), llr.astype(np.float64), int(its))
         self._dec.update_channel_probs(priors)
         err = np.asarray(self._dec.decode(target), dtype=np.uint8)
         ok = bool(np.array_equal(syndrome(self.code, err), target))
