@@ -11,13 +11,16 @@ any channel; methods without a responder run Alice in a thread), then polynomial
 failure or verification fails; residual bit errors are counted over every bit of every
 frame (`residual_bit_errors`; `undetected` = success reported but keys differ, must be 0).
 f = parity bits disclosed / (n h(true frame QBER)).  Throughput = sifted bits / wall time
-of `reconcile` (both roles, channel and authentication included; verification excluded).
+of `reconcile` over all frames (both roles, channel and authentication included;
+verification excluded); `rate_best_frame` = n / fastest frame (less sensitive to other
+load on a shared machine).
 Baseline: the original Cascade (Brassard-Salvail, 4 passes) at the same QBER and n, timed
 in the same run; the original's own baseline is itself.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -28,26 +31,35 @@ from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
 
 QBERS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08)
 FRAMES = {10_000: 1000, 100_000: 100, 1_000_000: 10}
-QUICK_QBERS = (0.01, 0.02, 0.05)
+QUICK_QBERS = (0.02, 0.05)
 QUICK_FRAMES = {10_000: 12, 100_000: 3}
+QUICK_SECONDS_PER_POINT = 0.5  # quick mode: stop a point after this (>= 1 frame)
+METHODS_ENV = "QKDCTL_BENCH_RECONCILE_METHODS"  # comma-separated name prefixes to keep
 BASELINE = "cascade-original"
 EPS_COR = 1e-10
 
 
-def measure(method: str, n: int, qber: float, frames: int, seed: int) -> dict:
-    """Run `frames` frames of one method at (n, qber); return the aggregate figures."""
+def measure(method: str, n: int, qber: float, frames: int, seed: int,
+            max_seconds: float = float("inf")) -> dict:
+    """Run `frames` frames of one method at (n, qber), or fewer (>= 1) once `max_seconds`
+    of reconciliation time are spent; return the aggregate figures."""
     rng = np.random.default_rng(seed)
     threaded = available_methods()[method].responder is None
     fs, rts, msgs, nbytes = [], [], [], []
     seconds = 0.0
+    best_frame = float("inf")
     failed = residual = undetected = 0
-    for _ in range(frames):
+    done = 0
+    while done < frames and (done == 0 or seconds < max_seconds):
+        done += 1
         alice = rng.integers(0, 2, n, dtype=np.uint8)
         errors = (rng.random(n) < qber).astype(np.uint8)
         bob = alice ^ errors
         t0 = time.perf_counter()
         res = reconcile(method, alice, bob, qber, rng, alice_in_thread=threaded)
-        seconds += time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        seconds += elapsed
+        best_frame = min(best_frame, elapsed)
         hash_seed = draw_seed(n, EPS_COR, rng)
         verified = keys_match(verification_tag(alice, hash_seed, EPS_COR)[0],
                               verification_tag(res.bob_bits, hash_seed, EPS_COR)[0])
@@ -60,17 +72,20 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int) -> dict:
         msgs.append(res.messages)
         nbytes.append(res.bytes)
     return {
-        "seconds": seconds, "efficiency": float(np.mean(fs)), "efficiency_std": float(np.std(fs)),
-        "fer": failed / frames, "round_trips": float(np.mean(rts)), "messages": float(np.mean(msgs)),
+        "frames": done, "seconds": seconds, "efficiency": float(np.mean(fs)),
+        "efficiency_std": float(np.std(fs)), "fer": failed / done, "round_trips": float(np.mean(rts)), "messages": float(np.mean(msgs)),
         "bytes_per_frame": float(np.mean(nbytes)), "residual_bit_errors": residual,
-        "undetected": undetected,
+        "undetected": undetected, "rate_best_frame": n / best_frame,
     }
 
 
 def run(quick: bool) -> list[dict]:
-    """The sweep (quick: 3 QBERs, n = 1e4 and 1e5, a dozen frames) as result records."""
-    methods = sorted(available_methods())
-    methods.remove(BASELINE)
+    """The sweep as result records (quick: 2 QBERs, n = 1e4 and 1e5, <= 12 frames and
+    about QUICK_SECONDS_PER_POINT per method and point).  The environment variable
+    QKDCTL_BENCH_RECONCILE_METHODS (comma-separated name prefixes) restricts the methods."""
+    prefixes = [p for p in os.environ.get(METHODS_ENV, "").split(",") if p]
+    methods = sorted(m for m in available_methods()
+                     if m != BASELINE and (not prefixes or m.startswith(tuple(prefixes))))
     qbers = QUICK_QBERS if quick else QBERS
     frames_of = QUICK_FRAMES if quick else FRAMES
     out: list[dict] = []
@@ -79,13 +94,16 @@ def run(quick: bool) -> list[dict]:
             seed = int(n * 1000 + qber * 1e5)
             reconcile(BASELINE, np.zeros(n, np.uint8), np.zeros(n, np.uint8), qber,
                       np.random.default_rng(0), alice_in_thread=False)  # JIT warm-up
-            base = measure(BASELINE, n, qber, frames, seed)
+            budget = QUICK_SECONDS_PER_POINT if quick else float("inf")
+            base = measure(BASELINE, n, qber, frames, seed, budget)
+            base_rate = n * base["frames"] / base["seconds"]
             for method in [BASELINE] + methods:
-                fig = dict(base) if method == BASELINE else measure(method, n, qber, frames, seed)
+                fig = dict(base) if method == BASELINE else measure(
+                    method, n, qber, frames, seed, budget)
                 seconds = fig.pop("seconds")
+                size = n * fig["frames"]
                 out.append(result(
-                    f"reconcile {method} q={qber:g} n={n}", n * frames, seconds, "bit/s",
-                    BASELINE, base["seconds"], method=method, qber=qber, n=n, frames=frames,
-                    **fig,
+                    f"reconcile {method} q={qber:g} n={n}", size, seconds, "bit/s",
+                    BASELINE, size / base_rate, method=method, qber=qber, n=n, **fig,
                 ))
     return out
