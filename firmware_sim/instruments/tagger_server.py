@@ -88,11 +88,12 @@ class TaggerFirmware:
             raise TaggerError(ERR_OUT_OF_RANGE, str(exc)) from None
 
     def reset(self) -> None:
-        """*RST: power-on trigger levels, delays and dead times on every channel."""
+        """*RST: power-on trigger levels, delays and dead times; every channel enabled."""
         for ch, (trig, delay, dead) in self._defaults.items():
             self.bench.set_trigger_level_v(ch, trig)
             self.bench.set_tagger_delay_ps(ch, delay)
             self.bench.set_tagger_dead_time_ps(ch, dead)
+            self.bench.set_tagger_channel_enabled(ch, True)
 
     def command(self, line: str) -> str:
         """Run one non-acquisition command; return its reply line (no terminator)."""
@@ -138,6 +139,16 @@ class TaggerFirmware:
                 raise TaggerError(ERR_OUT_OF_RANGE, f"dead time {d} ps not in 0..1000000000 ps")
             self._apply(self.bench.set_tagger_dead_time_ps, ch, d)
             return "OK"
+        if name == "ENABLE":
+            ch_s, on_s = _args(args, 2, "ENABLE <ch> 0|1")
+            ch = self._channel(ch_s)
+            if on_s not in ("0", "1"):
+                raise TaggerError(ERR_BAD_ARGUMENT, f"state {on_s!r} is not 0 or 1")
+            self.bench.set_tagger_channel_enabled(ch, on_s == "1")
+            return "OK"
+        if name == "ENABLE?":
+            (ch_s,) = _args(args, 1, "ENABLE? <ch>")
+            return "1" if self.bench.tagger_channel_enabled(self._channel(ch_s)) else "0"
         if name == "TRIG?":
             (ch_s,) = _args(args, 1, "TRIG? <ch>")
             return f"{self.bench.trigger_level_v(self._channel(ch_s)):.6f}"

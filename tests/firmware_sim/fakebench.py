@@ -38,6 +38,7 @@ class FakeBench:
         self.delay = {ch: 0 for ch in channels}
         self.dead = {ch: 2000 for ch in channels}
         self.trig = {ch: 0.5 for ch in channels}
+        self.enabled = {ch: True for ch in channels}
         self.now_s = 0.0
         self._next_block = 0
 
@@ -88,6 +89,12 @@ class FakeBench:
 
     def trigger_level_v(self, ch: int) -> float:
         return self.trig[ch]
+
+    def set_tagger_channel_enabled(self, ch: int, on: bool) -> None:
+        self.enabled[ch] = bool(on)
+
+    def tagger_channel_enabled(self, ch: int) -> bool:
+        return self.enabled[ch]
 
     def tagger_channels(self) -> dict[str, int]:
         return dict(zip(("sync", "H", "V", "D", "A"), self.channels))

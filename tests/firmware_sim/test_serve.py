@@ -183,3 +183,19 @@ def test_tagger_delay_moves_that_channels_tags_on_the_sim_bench():
     assert [t + 1000 for t in by_channel(plain, 2)] == by_channel(moved, 2)
     for ch in (0, 1, 3, 4):
         assert by_channel(plain, ch) == by_channel(moved, ch)
+
+
+def test_disabled_tagger_channel_sends_no_tags(sim):
+    client = WireClient(*host_port(sim.resources.tagger))
+    try:
+        client.send(b"ENABLE 3 0\nENABLE? 3\n")
+        assert client.readline() + client.readline() == b"OK\n0\n"
+        client.send(b"BLOCK 0.0002\n")
+        records = read_frame(client)[1]
+        assert by_channel(records, 3) == [] and by_channel(records, 1)
+        client.send(b"*RST\nENABLE? 3\nENABLE 3 2\n")
+        assert client.readline() + client.readline() + client.readline() == (
+            b"OK\n1\nERR 2 state '2' is not 0 or 1\n"
+        )
+    finally:
+        client.close()
