@@ -14,7 +14,10 @@ timeout can expire before MOVE_COMPLETED.  Messages handled:
     MOT_MOVE_JOG 0x046A                  -> MOT_MOVE_COMPLETED 0x0464 + status (param2 1 forward, 2 reverse)
     MOT_MOVE_STOP 0x0465                 -> MOT_MOVE_STOPPED 0x0466 + status
     MOT_REQ_USTATUSUPDATE 0x0490         -> MOT_GET_USTATUSUPDATE 0x0491 + status
-    MOT_ACK_USTATUSUPDATE 0x0492            (keep-alive; counted)
+    HW_START_UPDATEMSGS 0x0011           -> MOT_GET_USTATUSUPDATE for paddles 1, 2, 4 every update_period_s
+    HW_STOP_UPDATEMSGS 0x0012               (updates stop)
+    MOT_ACK_USTATUSUPDATE 0x0492            (keep-alive; without one, updates stop after
+                                             updates_without_ack rounds)
     POL_SET_PARAMS 0x0530 "<HHHHHH"         not_used, velocity %, home_position, jog1..3
     POL_REQ_PARAMS 0x0531                -> POL_GET_PARAMS 0x0532
 
@@ -79,8 +82,12 @@ class Mpc320Firmware:
 
     terminator = b""
 
-    def __init__(self, bench) -> None:
+    def __init__(self, bench, update_period_s: float = 0.1, updates_without_ack: int = 50) -> None:
         self.bench = bench
+        self.update_period_s = update_period_s
+        self.updates_without_ack = updates_without_ack
+        self._next_update_s: float | None = None
+        self._unacked_updates = 0
         self.parser = apt.AptParser()
         self.velocity_pct = 50
         self.home_steps = 0
@@ -154,6 +161,14 @@ class Mpc320Firmware:
             return []
         if msg.msg_id == apt.MOT_ACK_USTATUSUPDATE:
             self.keepalive_count += 1
+            self._unacked_updates = 0
+            return []
+        if msg.msg_id == apt.HW_START_UPDATEMSGS:
+            self._unacked_updates = 0
+            self._next_update_s = now_s + self.update_period_s
+            return []
+        if msg.msg_id == apt.HW_STOP_UPDATEMSGS:
+            self._next_update_s = None
             return []
         if msg.msg_id == apt.HW_REQ_INFO:
             return [self._info()]
@@ -222,8 +237,10 @@ class Mpc320Firmware:
         return replies
 
     def next_event_s(self) -> float | None:
-        """When the next move completes."""
+        """When the next move completes or the next status update is due."""
         ends = [p.motion.t1_s for p in self.paddles.values() if p.motion is not None]
+        if self._next_update_s is not None:
+            ends.append(self._next_update_s)
         return min(ends) if ends else None
 
     def tick(self, now_s: float) -> list[bytes]:
@@ -239,4 +256,11 @@ class Mpc320Firmware:
                 replies.append(apt.encode_short(apt.MOT_MOVE_HOMED, paddle.ident, 0))
             else:
                 replies.append(apt.encode_long(apt.MOT_MOVE_COMPLETED, self._status(paddle, now_s)))
+        if self._next_update_s is not None and now_s >= self._next_update_s:
+            for paddle in self.paddles.values():
+                replies.append(apt.encode_long(apt.MOT_GET_USTATUSUPDATE, self._status(paddle, now_s)))
+            self._unacked_updates += 1
+            self._next_update_s = (
+                None if self._unacked_updates >= self.updates_without_ack else now_s + self.update_period_s
+            )
         return replies

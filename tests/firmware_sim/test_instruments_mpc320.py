@@ -215,3 +215,27 @@ def test_jog_uses_the_paddle_jog_step_and_clamps(port, bench):
     link.write(host_short(0x046A, 1, 3))
     msg_id, _, _, data = read_frame(link)
     assert msg_id == 0x0081 and struct.unpack_from("<HH", data) == (0x046A, RICH_OUT_OF_RANGE)
+
+
+def test_status_updates_need_keepalive(bench):
+    firmware = Mpc320Firmware(bench, update_period_s=0.02, updates_without_ack=3)
+    pty = PtyPort("mpc320", firmware, InstrumentFaults("mpc320"))
+    pty.start()
+    link = serial.Serial(pty.path, timeout=0.3)
+    try:
+        link.write(host_short(0x0011))
+        idents = [struct.unpack_from("<H", read_frame(link)[3])[0] for _ in range(6)]
+        assert idents == [1, 2, 4, 1, 2, 4]
+        link.write(host_short(0x0492))  # keep-alive: 3 more rounds after it, then silence
+        time.sleep(0.3)
+        link.reset_input_buffer()
+        assert link.read(6) == b""
+        link.write(host_short(0x0011))
+        assert read_frame(link)[0] == 0x0491
+        link.write(host_short(0x0012))
+        time.sleep(0.1)
+        link.reset_input_buffer()
+        assert link.read(6) == b""
+    finally:
+        link.close()
+        pty.stop()
