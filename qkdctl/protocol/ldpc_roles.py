@@ -49,7 +49,8 @@ _CACHE_VERSION = 1
 class LdpcVariant:
     """One LDPC reconciliation setting (named knobs; the roles read only these fields).
 
-    frame_n: code length; rates: the code family; f_start: efficiency of the first
+    frame_sizes: code lengths on offer (Bob takes the largest not above the key length, else
+    the smallest); rates: the code family; f_start: efficiency of the first
     decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / bp_method / osd_order: decoder (see
@@ -57,7 +58,7 @@ class LdpcVariant:
     """
 
     name: str
-    frame_n: int = 16384
+    frame_sizes: tuple[int, ...] = (16384, 65536)
     rates: tuple[float, ...] = tuple(sorted(DEGREE_DISTRIBUTIONS))
     f_start: float = 1.05
     f_step: float = 0.04
@@ -148,12 +149,13 @@ class LdpcAliceResponder:
             msg.expect("ldpc/start")
             if msg.int("n") != self.bits.size:
                 raise ProtocolError(f"peer's key has {msg.int('n')} bits, ours {self.bits.size}")
-            if msg.int("frame_n") != v.frame_n:
-                raise ProtocolError(f"peer's frame length {msg.int('frame_n')} != {v.frame_n}")
+            frame_n = msg.int("frame_n")
+            if frame_n not in v.frame_sizes:
+                raise ProtocolError(f"peer's frame length {frame_n} not in {v.frame_sizes}")
             rate = msg.int("rate_pct") / 100
             if round(rate, 2) not in v.rates:
                 raise ProtocolError(f"peer asked for rate {rate}, not in the family {v.rates}")
-            code = family_code(round(rate, 2), v.frame_n, msg.int("seed", 0))
+            code = family_code(round(rate, 2), frame_n, msg.int("seed", 0))
             k = msg.int("k", 1, code.n)
             punct = msg.int("punct", 0, int(code.puncture_order.size))
             if k + punct > code.n:
@@ -221,18 +223,20 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     bits = np.ascontiguousarray(bob_bits, dtype=np.uint8)
     if not 0.0 < qber_estimate < 0.5:
         raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
-    codes = {r: family_code(r, v.frame_n) for r in v.rates}
+    fitting = [f for f in v.frame_sizes if f <= bits.size]
+    frame_n = max(fitting) if fitting else min(v.frame_sizes)
+    codes = {r: family_code(r, frame_n) for r in v.rates}
     widest = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
     k = -(-bits.size // -(-bits.size // widest.k))  # equal frames: spread the shortening
     first = choose_layout(codes, k, qber_estimate, v.f_start, v.punct_fraction)
     code, punct = first.code, int(first.punct_pos.size)
     layouts = _layouts(code, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
-        "n": int(bits.size), "frame_n": v.frame_n, "rate_pct": int(round(code.rate * 100)),
+        "n": int(bits.size), "frame_n": frame_n, "rate_pct": int(round(code.rate * 100)),
         "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
     m = code.m
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
-    dec = _decoder(code.rate, v.frame_n, code.seed, v.backend, v.max_iter, v.bp_method, v.osd_order)
+    dec = _decoder(code.rate, frame_n, code.seed, v.backend, v.max_iter, v.bp_method, v.osd_order)
     h_q = binary_entropy(qber_estimate)
     ys, known, done, results = [], [], [], []
     for i, lay in enumerate(layouts):
@@ -291,7 +295,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     return MethodOutcome(
         bob_bits=out,
         leaked_bits=syndrome_bits + revealed_bits - punctured_bits,
-        extra={"frames": len(layouts), "frame_n": v.frame_n, "rate": code.rate,
+        extra={"frames": len(layouts), "frame_n": frame_n, "rate": code.rate,
                "key_bits_per_frame": k, "syndrome_bits": syndrome_bits,
                "revealed_bits": revealed_bits, "punctured_bits": punctured_bits,
                "shortened_bits": int(sum(lay.short_pos.size for lay in layouts)),
@@ -307,10 +311,8 @@ def ldpc_method(variant: LdpcVariant) -> ReconcileMethod:
 
 
 VARIANTS: dict[str, LdpcVariant] = {
-    # blind rate-adaptive (Martinez-Mateo 2012 / Kiktenko 2017 reveal choice), n = 2^14
+    # blind rate-adaptive (Martinez-Mateo 2012 / Kiktenko 2017 reveal choice)
     "ldpc-blind": LdpcVariant("ldpc-blind"),
-    # blind, n = 2^16 frames: better f, slower decoding per frame
-    "ldpc-blind-64k": LdpcVariant("ldpc-blind-64k", frame_n=65536, f_start=1.03, f_step=0.03),
     # one-shot rate-adaptive (Elkouss et al. 2010): one syndrome at f = 1.2, no reveals
     "ldpc": LdpcVariant("ldpc", f_start=1.2, max_rounds=0),
 }

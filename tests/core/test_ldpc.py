@@ -188,10 +188,10 @@ def test_layered_decoder_matches_reference(bp_method, rng):
         priors = np.full(code.n, 0.03)
         priors[:5] = 0.5  # punctured-like columns
         llr0 = L._prior_llr(priors)
-        dec = L.SyndromeDecoder(code, max_iter=20, bp_method=bp_method, alpha=0.75)
+        dec = L.SyndromeDecoder(code, max_iter=20, bp_method=bp_method, alpha=0.75, stall_iter=6)
         got = dec.decode(target, priors)
         want_err, want_post, want_it, want_ok = naive.layered_decode(
-            rows, target.tolist(), llr0.astype(np.float64), 20, 0.75, bp_method == "product_sum")
+            rows, target.tolist(), llr0.astype(np.float64), 20, 0.75, bp_method == "product_sum", 6)
         assert got.converged == want_ok and got.iterations == want_it
         if want_ok:  # a failed run may end on float32-vs-float64 ties of punctured columns
             assert got.error.tolist() == want_err

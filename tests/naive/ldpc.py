@@ -103,7 +103,7 @@ def phi(x):
     return -math.log(math.tanh(x / 2))
 
 
-def layered_decode(rows, target, llr0, max_iter, alpha, sum_product):
+def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=10**9):
     """Row-layered BP on the syndrome equations (float64, exact phi or scaled min-sum).
 
     rows: list of column lists per check.  Returns (error bits, posterior LLRs, iterations,
@@ -111,6 +111,7 @@ def layered_decode(rows, target, llr0, max_iter, alpha, sum_product):
     """
     post = [float(v) for v in llr0]
     r_msg = [[0.0] * len(cols) for cols in rows]
+    best, best_it = len(rows) + 1, 0
     for it in range(1, max_iter + 1):
         for c, cols in enumerate(rows):
             q = [post[v] - r_msg[c][i] for i, v in enumerate(cols)]
@@ -126,6 +127,11 @@ def layered_decode(rows, target, llr0, max_iter, alpha, sum_product):
                 r_msg[c][i] = -mag if sign else mag
                 post[v] = q[i] + r_msg[c][i]
         err = [int(p < 0) for p in post]
-        if all((sum(err[v] for v in cols) + target[c]) % 2 == 0 for c, cols in enumerate(rows)):
+        unsat = sum((sum(err[v] for v in cols) + target[c]) % 2 for c, cols in enumerate(rows))
+        if unsat == 0:
             return err, post, it, True
+        if unsat < best:
+            best, best_it = unsat, it
+        elif it - best_it >= stall_iter:
+            return err, post, it, False
     return err, post, max_iter, False

@@ -12,7 +12,7 @@ from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
 
 KEY = bytes(range(64))
-SMALL = R.LdpcVariant("ldpc-test", frame_n=1024, f_start=1.1, f_step=0.08, max_rounds=6)
+SMALL = R.LdpcVariant("ldpc-test", frame_sizes=(1024,), f_start=1.1, f_step=0.08, max_rounds=6)
 
 
 class AliceCounter:
@@ -45,7 +45,7 @@ class AliceCounter:
 
 
 def _m(rate_pct):
-    return R.family_code(rate_pct / 100, SMALL.frame_n).m
+    return R.family_code(rate_pct / 100, 1024).m
 
 
 def _frame(rng, n, qber):
@@ -106,7 +106,7 @@ def test_qber_far_above_range_fails_cleanly(rng):
 
 def test_methods_are_listed():
     methods = available_methods()
-    assert {"ldpc", "ldpc-blind", "ldpc-blind-64k"} <= set(methods)
+    assert {"ldpc", "ldpc-blind"} <= set(methods)
 
 
 def test_bad_inputs_raise_typed_errors(rng):
@@ -120,8 +120,8 @@ def test_bad_inputs_raise_typed_errors(rng):
 def _started_responder(rng, n=800):
     a, _ = _frame(rng, n, 0.0)
     resp = R.LdpcAliceResponder(SMALL, a, rng)
-    code = R.family_code(0.8, SMALL.frame_n)
-    start = Message("ldpc/start", {"n": n, "frame_n": SMALL.frame_n, "rate_pct": 80,
+    code = R.family_code(0.8, 1024)
+    start = Message("ldpc/start", {"n": n, "frame_n": 1024, "rate_pct": 80,
                                    "seed": R.CODE_SEED, "k": 700, "punct": 20, "frames": 2})
     (reply,) = resp.handle(start)
     assert reply.kind == "ldpc/syndrome" and reply.fields["bits"].size == (2 * code.m + 7) // 8
@@ -135,6 +135,8 @@ def _started_responder(rng, n=800):
                             "punct": 20, "frames": 2}), "rate"),
     (Message("ldpc/start", {"n": 800, "frame_n": 1024, "rate_pct": 80, "seed": 1, "k": 700,
                             "punct": 20, "frames": 3}), "frame count"),
+    (Message("ldpc/start", {"n": 800, "frame_n": 2048, "rate_pct": 80, "seed": 1, "k": 700,
+                            "punct": 20, "frames": 2}), "frame length"),
     (Message("cascade/start", {"n": 800}), "unexpected message kind"),
 ])
 def test_bad_start_is_refused(msg, match, rng):

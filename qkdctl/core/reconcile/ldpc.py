@@ -197,7 +197,7 @@ def _phi(x, table):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
-def _layered_kernel(indptr, indices, target, llr0, max_iter, alpha, sum_product, table):  # pragma: no cover
+def _layered_kernel(indptr, indices, target, llr0, max_iter, stall_iter, alpha, sum_product, table):  # pragma: no cover
     m = indptr.shape[0] - 1
     n = llr0.shape[0]
     post = llr0.copy()
@@ -205,6 +205,8 @@ def _layered_kernel(indptr, indices, target, llr0, max_iter, alpha, sum_product,
     q_buf = np.empty(indices.shape[0], np.float32)
     f_buf = np.empty(indices.shape[0], np.float32)
     err = np.zeros(n, np.uint8)
+    best_unsat = m + 1
+    best_it = 0
     for it in range(1, max_iter + 1):
         for c in range(m):
             lo = indptr[c]
@@ -242,16 +244,19 @@ def _layered_kernel(indptr, indices, target, llr0, max_iter, alpha, sum_product,
                 post[indices[t]] = q + r
         for v in range(n):
             err[v] = 1 if post[v] < 0 else 0
-        ok = True
+        unsat = 0
         for c in range(m):
             acc = target[c]
             for t in range(indptr[c], indptr[c + 1]):
                 acc ^= err[indices[t]]
-            if acc:
-                ok = False
-                break
-        if ok:
+            unsat += acc
+        if unsat == 0:
             return err, post, it, True
+        if unsat < best_unsat:
+            best_unsat = unsat
+            best_it = it
+        elif it - best_it >= stall_iter:
+            return err, post, it, False  # no progress: give up early
     return err, post, max_iter, False
 
 
@@ -267,15 +272,17 @@ def _prior_llr(priors: np.ndarray) -> np.ndarray:
 class SyndromeDecoder:
     """Syndrome decoder for one code: layered normalised min-sum (numba) or the `ldpc` package.
 
-    backend "layered" (default): row-layered min-sum with scaling `alpha`, stops as soon as
-    the hard decision meets the syndrome.  backend "ldpc": ldpc.BpDecoder (`bp_method`
+    backend "layered" (default): row-layered belief propagation, sum-product with a
+    tabulated phi (`bp_method` "product_sum") or min-sum scaled by `alpha`; stops as soon as
+    the hard decision meets the syndrome, or gives up when the number of unsatisfied checks
+    has not improved for `stall_iter` iterations.  backend "ldpc": ldpc.BpDecoder (`bp_method`
     "product_sum" or "minimum_sum", flooding), or ldpc.BpOsdDecoder when `osd_order` is
     given (OSD-CS of that order after a BP failure).
     """
 
     def __init__(self, code: LdpcCode, max_iter: int = 60, backend: str = "layered",
                  alpha: float = 0.8, bp_method: str = "product_sum",
-                 osd_order: int | None = None) -> None:
+                 osd_order: int | None = None, stall_iter: int = 12) -> None:
         if max_iter <= 0:
             raise QkdInputError(f"max_iter must be positive, got {max_iter}")
         if backend not in ("layered", "ldpc"):
@@ -287,6 +294,7 @@ class SyndromeDecoder:
         self.code = code
         self.backend = backend
         self.max_iter = int(max_iter)
+        self.stall_iter = int(max(1, stall_iter))
         self.alpha = np.float32(alpha)
         self.sum_product = bp_method == "product_sum"
         self._indptr = code.h.indptr.astype(np.int64)
@@ -310,7 +318,8 @@ class SyndromeDecoder:
             raise QkdInputError(f"target must have {self.code.m} bits and priors {self.code.n} values")
         if self._dec is None:
             err, llr, its, ok = _layered_kernel(
-                self._indptr, self._indices, target, _prior_llr(priors), self.max_iter, self.alpha,
+                self._indptr, self._indices, target, _prior_llr(priors), self.max_iter,
+                self.stall_iter, self.alpha,
                 self.sum_product, _PHI)
             return DecodeResult(err, bool(ok), llr.astype(np.float64), int(its))
         self._dec.update_channel_probs(priors)
