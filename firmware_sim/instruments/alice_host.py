@@ -76,6 +76,19 @@ class AliceHost:
         return block.alice
 
     @staticmethod
+    def _record_frame(block_id: int, rec) -> bytearray:
+        """The GET_RECORD response, written into one buffer (records hold ~1e8 slots)."""
+        n = len(rec)
+        frame = bytearray(HEADER.size + RECORD_HEAD.size + 3 * n)
+        HEADER.pack_into(frame, 0, RESPONSE_MAGIC, VERSION, GET_RECORD | REPLY_FLAG, 0, block_id,
+                         RECORD_HEAD.size + 3 * n)
+        RECORD_HEAD.pack_into(frame, HEADER.size, rec.first_slot, n)
+        start = HEADER.size + RECORD_HEAD.size
+        for k, values in enumerate((rec.basis, rec.bit, rec.intensity)):
+            frame[start + k * n:start + (k + 1) * n] = values.data
+        return frame
+
+    @staticmethod
     def _positions(record, payload: bytes) -> np.ndarray:
         if len(payload) % 8:
             raise AliceHostError(ERR_BAD_PAYLOAD, f"slot list of {len(payload)} bytes is not a multiple of 8")
@@ -90,17 +103,14 @@ class AliceHost:
             )
         return pos
 
-    def answer(self, msg_type: int, block_id: int, payload: bytes) -> bytes:
+    def answer(self, msg_type: int, block_id: int, payload: bytes) -> bytes | bytearray:
         """The response frame to one well-framed request."""
         try:
             if msg_type == LIST_BLOCKS:
                 ids = np.array(self.store.ids(), dtype="<i8")
                 return response(LIST_BLOCKS | REPLY_FLAG, block_id, ids.tobytes())
             if msg_type == GET_RECORD:
-                rec = self._record(block_id)
-                body = RECORD_HEAD.pack(rec.first_slot, len(rec))
-                data = body + rec.basis.tobytes() + rec.bit.tobytes() + rec.intensity.tobytes()
-                return response(GET_RECORD | REPLY_FLAG, block_id, data)
+                return self._record_frame(block_id, self._record(block_id))
             fields = {GET_BASES: "basis", GET_INTENSITIES: "intensity", GET_BITS: "bit"}
             if msg_type in fields:
                 rec = self._record(block_id)
