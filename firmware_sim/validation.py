@@ -5,7 +5,9 @@ multi-clicks exactly as the link model does (clicks in one arm: that basis, two 
 in it: random bit; clicks in both arms: random basis) and returns gains and error
 rates per Alice basis and intensity, with the random choices replaced by their
 probabilities (weights 1/2).  `link_model` builds the LinkModel that should agree
-with a bench whose dead time, afterpulsing, drift and Eve are off.
+with a bench whose dead times, drift and Eve are off; afterpulsing agrees to first
+order in afterpulse_prob (the model adds p_ap * <c> per slot, the simulator puts each
+afterpulse into some later slot and lets afterpulses afterpulse).
 """
 
 from __future__ import annotations
@@ -77,14 +79,15 @@ def link_model(bench: SimBench, misalignment: float) -> LinkModel:
         raise QkdInputError("link model needs Alice's Z probability equal to Bob's Z split")
     effs = {d.efficiency for d in cfg.detectors}
     darks = {d.dark_count_hz for d in cfg.detectors}
-    if len(effs) != 1 or len(darks) != 1:
+    aps = {d.afterpulse_prob for d in cfg.detectors}
+    if len(effs) != 1 or len(darks) != 1 or len(aps) != 1:
         raise QkdInputError("link model needs identical detectors")
     eff = effs.pop() * 10 ** (-(cfg.bob_loss_db + cfg.fiber.extra_loss_db) / 10)
     return LinkModel(
         fiber_loss_db_per_km=cfg.fiber.loss_db_per_km,
         detector_efficiency=eff,
         dark_count_prob=-np.expm1(-darks.pop() / cfg.source.pulse_rate_hz),
-        afterpulse_prob=0.0,
+        afterpulse_prob=aps.pop(),
         misalignment=misalignment,
         intensities=tuple(float(m) for m in bench.mu()),
         intensity_probs=cfg.source.p_intensity,
