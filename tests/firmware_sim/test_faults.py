@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ import serial
 from firmware_sim.bench import SimBench
 from firmware_sim.config import SimConfig
 from firmware_sim.faults import Faults, InstrumentFaults, corrupt_bytes
+from firmware_sim.instruments.alice_host import AliceHost
 from firmware_sim.instruments.block_store import BlockStore
 from firmware_sim.instruments.epc400 import Epc400Firmware
 from firmware_sim.instruments.mpc320_apt import Mpc320Firmware
@@ -243,3 +245,53 @@ def test_corrupt_tagger_frame_has_garbled_magic(tagger):
     faults.clear()
     client.send(b"BLOCK 0.001\n")
     assert read_frame(client)[0]["flags"] == 0
+
+
+def test_alice_host_delayed_and_dropped_responses(rng):
+    store = BlockStore()
+    store.put(FakeBench(rng).acquire(1e-3))
+    faults = InstrumentFaults("alice")
+    service = TcpService("alice", AliceHost(store).session, faults)
+    service.start()
+    client = WireClient(service.host, service.port)
+    request = struct.pack("<4sBBHqI", b"QALI", 1, 0x04, 0, 0, 0)
+    try:
+        faults.set(drop_replies=True)
+        client.send(request)
+        with pytest.raises(socket.timeout):
+            client.read_exact(20, timeout_s=0.2)
+        faults.set(drop_replies=False, delay_s=0.3)
+        client.send(request)
+        with pytest.raises(socket.timeout):
+            client.read_exact(20, timeout_s=0.1)
+        assert struct.unpack("<4sBBHqI", client.read_exact(20, timeout_s=2.0))[2] == 0x84
+        faults.clear()
+        client.read_exact(8)
+        client.send(request)
+        assert struct.unpack("<4sBBHqI", client.read_exact(20))[5] == 8
+    finally:
+        client.close()
+        service.stop()
+
+
+def test_concurrent_voa_clients_keep_their_replies(voa, bench):
+    connect, _ = voa
+    clients = [connect() for _ in range(4)]
+    errors: list[str] = []
+
+    def work(k: int, client: WireClient) -> None:
+        for i in range(25):
+            value = f"{(k * 25 + i) % 45}.5".encode()
+            client.send(b":INP%d:ATT %s;ATT?\n" % (k + 1, value))
+            reply = client.readline()
+            if float(reply) != float(value):
+                errors.append(f"client {k}: sent {value!r}, read {reply!r}")
+
+    threads = [threading.Thread(target=work, args=(k, c)) for k, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    clients[0].send(b":SYST:ERR?\n")
+    assert clients[0].readline() == b'+0,"No error"\n'
