@@ -44,9 +44,14 @@ def _delay_kernel(clk_t, clk_det, delay_ps, visible, presorted):
 
 
 @njit(cache=True)
-def _tagger_kernel(a_t, a_role, b_t, b_role, dead_ps, resolution_ps, ch_number, last_tag, bucket,
-                   rate_per_ps, capacity):
-    """Merge two time-sorted edge streams (a: detectors, b: sync/noise) and filter them."""
+def _tagger_kernel(a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role, dead_ps, resolution_ps,
+                   ch_number, last_tag, bucket, rate_per_ps, capacity):
+    """Merge two time-sorted edge streams and filter them.
+
+    a (detectors): edge i has role r = a_code[i] + a_offset and time a_t[i] + a_delay[r]
+    (sorted in that time); edges of roles with a_visible[r] False are skipped.
+    b (sync/noise): role b_role[i], time b_t[i], sorted.
+    """
     n_total = a_t.size + b_t.size
     out_t = np.empty(n_total, dtype=np.int64)
     out_ch = np.empty(n_total, dtype=np.int32)
@@ -57,9 +62,19 @@ def _tagger_kernel(a_t, a_role, b_t, b_role, dead_ps, resolution_ps, ch_number, 
     ia = 0
     ib = 0
     for _ in range(n_total):
-        if ib >= b_t.size or (ia < a_t.size and a_t[ia] <= b_t[ib]):
-            t = a_t[ia]
-            r = a_role[ia]
+        ta = 0
+        ra = 0
+        while ia < a_t.size:
+            ra = a_code[ia] + a_offset
+            if a_visible[ra]:
+                ta = a_t[ia] + a_delay[ra]
+                break
+            ia += 1
+        if ia >= a_t.size and ib >= b_t.size:
+            break
+        if ib >= b_t.size or (ia < a_t.size and ta <= b_t[ib]):
+            t = ta
+            r = ra
             ia += 1
         else:
             t = b_t[ib]
@@ -130,18 +145,22 @@ def tag_stream(
     delay_ps = np.asarray(delay_ps, dtype=np.int64)
     visible = np.asarray(visible, dtype=bool)
     spread = int(np.ptp(delay_ps[1:]))
-    nearly = spread <= NEARLY_SORTED_SPREAD_PS
-    a_t, a_role = _delay_kernel(clk_t_ps, clk_det, delay_ps, visible, nearly)
-    if not nearly:
-        order = np.argsort(a_t, kind="stable")
-        a_t, a_role = a_t[order], a_role[order]
+    if spread == 0:  # equal detector delays keep the clicks sorted: delay them on the fly
+        a_t, a_code, a_offset, a_delay, a_visible = clk_t_ps, clk_det, 1, delay_ps, visible
+    else:
+        nearly = spread <= NEARLY_SORTED_SPREAD_PS
+        a_t, a_code = _delay_kernel(clk_t_ps, clk_det, delay_ps, visible, nearly)
+        if not nearly:
+            order = np.argsort(a_t, kind="stable")
+            a_t, a_code = a_t[order], a_code[order]
+        a_offset, a_delay, a_visible = 0, np.zeros(N_ROLES, dtype=np.int64), np.ones(N_ROLES, dtype=bool)
     b_t = np.concatenate([np.asarray(extra_t_ps[r], dtype=np.int64) + delay_ps[r]
                           for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.int64)])
     b_role = np.concatenate([np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
                              for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.uint8)])
     order = np.argsort(b_t, kind="stable")
     t, ch, missed = _tagger_kernel(
-        a_t, a_role, b_t[order], b_role[order],
+        a_t, a_code, a_offset, a_delay, a_visible, b_t[order], b_role[order],
         np.ascontiguousarray(dead_time_ps, dtype=np.int64), int(resolution_ps),
         np.ascontiguousarray(ch_number, dtype=np.int32), state.last_tag_ps, state.bucket,
         max_rate_tags_per_s * 1e-12, float(buffer_tags),

@@ -159,12 +159,14 @@ def test_sort_nearly_sorted(rng):
     assert np.array_equal(t, want_t) and np.array_equal(d, want_d)
 
 
-def _tag_pair(seed, n, res, rate, cap, visible):
+def _tag_pair(seed, n, res, rate, cap, visible, equal_delays=False):
     rng = np.random.default_rng(seed)
     clk_t = np.sort(rng.integers(0, 200_000, n))
     clk_det = rng.integers(0, 4, n).astype(np.uint8)
     extra = [np.sort(rng.integers(0, 200_000, rng.integers(0, 40))) for _ in range(5)]
     delay = rng.integers(-500, 500, 5)
+    if equal_delays:  # the on-the-fly path: detector inputs share one delay
+        delay[1:] = delay[1]
     dead = rng.integers(0, 300, 5)
     chn = np.array([0, 1, 2, 3, 4], dtype=np.int32) + 1
     state = TaggerState()
@@ -190,7 +192,7 @@ def test_tagger_tiny_hand_case():
     assert missed == 0
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(0, 300),
@@ -198,9 +200,10 @@ def test_tagger_tiny_hand_case():
     rate=st.sampled_from([1e12, 1e9, 2e8]),
     cap=st.integers(1, 20),
     visible=st.lists(st.booleans(), min_size=5, max_size=5),
+    equal_delays=st.booleans(),
 )
-def test_tagger_matches_naive(seed, n, res, rate, cap, visible):
-    got, ref, _ = _tag_pair(seed, n, res, rate, cap, np.array(visible))
+def test_tagger_matches_naive(seed, n, res, rate, cap, visible, equal_delays):
+    got, ref, _ = _tag_pair(seed, n, res, rate, cap, np.array(visible), equal_delays)
     assert got == (ref[0], ref[1], ref[2])
 
 
