@@ -8,7 +8,7 @@ Messages (all fields checked on receipt; anything else raises ProtocolError):
   Alice -> Bob  "ldpc/values"   count, bits (packed u1): her bits at those columns
   Bob -> Alice  "ldpc/done"
 Both build the frame layout from (code, k, punct) with `qkdctl.core.reconcile.ldpc`; Bob
-picks k so the frames are of equal size, the last one shortened by at most frames - 1 bits.  Alice refuses (ProtocolError) a reveal of a
+picks them with `choose_layout` (equal frames, the last one shorter by at most frames - 1).  Alice refuses (ProtocolError) a reveal of a
 shortened or already revealed column, or beyond `max_reveal_fraction` of a frame's key
 bits plus its punctured bits.
 
@@ -226,10 +226,8 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     fitting = [f for f in v.frame_sizes if f <= bits.size]
     frame_n = max(fitting) if fitting else min(v.frame_sizes)
     codes = {r: family_code(r, frame_n) for r in v.rates}
-    widest = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
-    k = -(-bits.size // -(-bits.size // widest.k))  # equal frames: spread the shortening
-    first = choose_layout(codes, k, qber_estimate, v.f_start, v.punct_fraction)
-    code, punct = first.code, int(first.punct_pos.size)
+    first = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
+    code, k, punct = first.code, first.k, int(first.punct_pos.size)
     layouts = _layouts(code, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
         "n": int(bits.size), "frame_n": frame_n, "rate_pct": int(round(code.rate * 100)),

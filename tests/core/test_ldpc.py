@@ -130,10 +130,18 @@ def test_frame_layout_partitions_columns():
 
 def test_choose_layout_reaches_start_efficiency_and_shortens_for_high_qber():
     codes = {r: C.build_code(r, 2048, seed=6) for r in (0.5, 0.7, 0.9)}
+    h = L.binary_entropy(0.03)
     lay = L.choose_layout(codes, 10**6, 0.03, 1.1, 0.05)
-    leak = lay.code.m - lay.punct_pos.size
-    f = leak / (lay.k * L.binary_entropy(0.03))
-    assert 1.1 <= f < 1.1 * (1 + 1e-3)
+    f = (lay.code.m - lay.punct_pos.size) / (lay.k * h)
+    assert 1.1 <= f < 1.1 * (1 + 2e-3)
+    assert lay.punct_pos.size <= 0.05 * 2048
+    # 1.5 frames' worth of key: two equal frames, more puncturing keeps f near its start
+    k_full = lay.k
+    two = L.choose_layout(codes, int(1.5 * k_full), 0.03, 1.1, 0.05)
+    assert two.k == -(-int(1.5 * k_full) // 2)
+    f_two = (two.code.m - two.punct_pos.size) / (two.k * h)
+    capped = L.frame_layout(lay.code, two.k, lay.punct_pos.size)  # same code, p not raised
+    assert f_two <= (capped.code.m - capped.punct_pos.size) / (capped.k * h) < 1.6
     high = L.choose_layout(codes, 10**6, 0.2, 1.1, 0.05)  # beyond rate 0.5: shorten
     assert high.code.rate == 0.5 and high.short_pos.size > 0.3 * high.k
     assert L.choose_layout(codes, 100, 0.03, 1.1, 0.05).k == 100

@@ -81,15 +81,18 @@ def frame_layout(code: LdpcCode, k: int, punct: int) -> FrameLayout:
 
 
 def choose_layout(
-    codes: dict[float, LdpcCode], k_max: int, qber_est: float, f_start: float,
+    codes: dict[float, LdpcCode], n_key: int, qber_est: float, f_start: float,
     punct_fraction: float,
 ) -> FrameLayout:
-    """Pick code and puncturing so the first decoding runs at efficiency `f_start`.
+    """Pick code, frame size and puncturing for `n_key` key bits so decoding starts near `f_start`.
 
-    With p punctured bits a frame of k key bits leaks m - p bits.  Per code, p is capped at
-    min(punct_fraction * n, untainted columns); the key bits are k = (m - p) / (f_start
-    h(qber_est)), at most k_max (the rest is shortened).  The code giving the most key bits
-    wins, ties going to the smallest leak m - p (so a capped frame runs at the lowest f).
+    A frame with p punctured bits leaks m - p bits.  Per code: with p_cap = min(punct_fraction
+    n, untainted columns), a frame holds up to k_full = (m - p_cap) / (f_start h(qber_est))
+    key bits; the key is cut into F = ceil(n_key / k_full) equal frames of k = ceil(n_key / F)
+    bits, and p is raised (up to all untainted columns) towards m - f_start k h so that
+    smaller frames still start near f_start; the rest is shortened.  The code with the least
+    total leak F (m - p) wins, ties going to fewer punctured bits.  Returns the layout of
+    one full frame (the last frame holds n_key - (F - 1) k key bits).
     """
     if not codes:
         raise QkdInputError("no LDPC codes given")
@@ -97,20 +100,25 @@ def choose_layout(
         raise QkdInputError(f"qber_est must lie in (0, 0.5), got {qber_est}")
     if f_start < 1.0 or not 0.0 <= punct_fraction < 1.0:
         raise QkdInputError(f"need f_start >= 1 and 0 <= punct_fraction < 1, got {f_start}, {punct_fraction}")
-    if k_max <= 0:
-        raise QkdInputError(f"k_max must be positive, got {k_max}")
+    if n_key <= 0:
+        raise QkdInputError(f"n_key must be positive, got {n_key}")
     target = f_start * binary_entropy(qber_est)  # leaked bits per key bit
-    best: tuple[int, int, float] | None = None
+    best: tuple[int, int, int, float] | None = None
     for rate, code in codes.items():
-        p_cap = min(int(punct_fraction * code.n), int(code.puncture_order.size))
-        k = min(int((code.m - p_cap) / target), k_max)
-        if k <= 0 or k + p_cap > code.n:
+        untainted = int(code.puncture_order.size)
+        p_cap = min(int(punct_fraction * code.n), untainted)
+        k_full = min(int((code.m - p_cap) / target), code.n - p_cap)
+        if k_full <= 0:
             continue  # the code's rate is too high for this QBER
-        if best is None or (k, p_cap - code.m) > (best[0], best[1] - codes[best[2]].m):
-            best = (k, p_cap, rate)
+        frames = -(-n_key // k_full)
+        k = -(-n_key // frames)
+        p = min(untainted, max(p_cap, int(np.ceil(code.m - target * k))), code.n - k)
+        leak = frames * (code.m - p)
+        if best is None or (leak, p) < (best[0], best[2]):
+            best = (leak, k, p, rate)
     if best is None:
         raise QkdInputError(f"no code of rates {sorted(codes)} reaches QBER {qber_est} at f={f_start}")
-    k, p, rate = best
+    _, k, p, rate = best
     return frame_layout(codes[rate], k, p)
 
 
