@@ -27,25 +27,11 @@ from numba import njit
 from scipy.optimize import brentq
 
 from firmware_sim.config import EveConfig, SourceConfig
-from firmware_sim.physics.clicks import _draw_choices, choice_tables
+from firmware_sim.physics.clicks import SUBBLOCK_SLOTS, _draw_choices, choice_tables
 from qkdctl.core.errors import QkdInputError
 
 N_STATS = 8
 """Stats vector: intercepted, pns_kept, pns_blocked, blind_clicks, ts[+,0], ts[+,1], ts[-,0], ts[-,1]."""
-
-
-@njit(cache=True)
-def _grow_i64(a):
-    out = np.empty(max(16, 2 * a.size), dtype=np.int64)
-    out[: a.size] = a
-    return out
-
-
-@njit(cache=True)
-def _grow_u8(a):
-    out = np.empty(max(16, 2 * a.size), dtype=np.uint8)
-    out[: a.size] = a
-    return out
 
 
 @njit(cache=True)
@@ -65,11 +51,9 @@ def _route_photons(rng, n_ph, q, out_det_flags):
 def _eve_kernel(
     rng, slot0, n, cut, lo, inv, period_ps, delay_ps, jitter_ps, mu, t_link, t_bob, p_det, eff, center, width,
     f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block, pns_forward, p_bob_z,
-    basis, bit, intensity, stats,
+    basis, bit, intensity, stats, click_t, click_det,
 ):
-    cap = 1024 + n // 8
-    click_t = np.empty(cap, dtype=np.int64)
-    click_det = np.empty(cap, dtype=np.uint8)
+    # click_t / click_det have room for 4 clicks per slot
     nc = 0
     hit = np.zeros(4, dtype=np.bool_)
     q = np.zeros(4)
@@ -131,14 +115,11 @@ def _eve_kernel(
                         stats[4 + (0 if sh > 0 else 2) + (j % 2)] += 1
         for j in range(4):
             if hit[j]:
-                if nc + 1 > click_t.size:
-                    click_t = _grow_i64(click_t)
-                    click_det = _grow_u8(click_det)
                 t_arr = (slot0 + i) * period_ps + delay_ps + sh + jitter_ps[j] * rng.standard_normal()
                 click_t[nc] = np.int64(np.rint(t_arr))
                 click_det[nc] = j
                 nc += 1
-    return click_t[:nc], click_det[:nc]
+    return nc
 
 
 def pns_settings(mu_signal: float, t_link: float, t_bob: float, eta_det: float) -> tuple[float, float]:
@@ -207,19 +188,28 @@ def simulate_slots_with_eve(
     intensity = np.empty(n_slots, dtype=np.uint8)
     counts = np.zeros(N_STATS, dtype=np.int64)
     cut, lo, inv = choice_tables(src.p_intensity, src.p_z, src.p_bit_one)
-    c_t, c_det = _eve_kernel(
-        rng, int(slot0), int(n_slots), cut, lo, inv, float(period_ps), float(delay_ps),
-        np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,
-        float(t_link), float(t_bob), p_det, eff,
-        np.ascontiguousarray(center_ps, dtype=np.float64), np.ascontiguousarray(width_ps, dtype=np.float64),
-        eve.intercept_resend_fraction, eve.pns_fraction, eve.blinding_fraction,
-        eve.time_shift_fraction, float(eve.time_shift_ps), block, forward, float(p_bob_z),
-        basis, bit, intensity, counts,
-    )
+    m = min(n_slots, SUBBLOCK_SLOTS)
+    click_t = np.empty(4 * m + 1024, dtype=np.int64)
+    click_det = np.empty(4 * m + 1024, dtype=np.uint8)
+    nc = 0
+    for a in range(0, n_slots, SUBBLOCK_SLOTS):
+        b = min(n_slots, a + SUBBLOCK_SLOTS)
+        if click_t.size - nc < 4 * (b - a):
+            click_t = np.concatenate((click_t[:nc], np.empty(click_t.size, dtype=np.int64)))
+            click_det = np.concatenate((click_det[:nc], np.empty(click_det.size, dtype=np.uint8)))
+        nc += _eve_kernel(
+            rng, int(slot0) + a, b - a, cut, lo, inv, float(period_ps), float(delay_ps),
+            np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,
+            float(t_link), float(t_bob), p_det, eff,
+            np.ascontiguousarray(center_ps, dtype=np.float64), np.ascontiguousarray(width_ps, dtype=np.float64),
+            eve.intercept_resend_fraction, eve.pns_fraction, eve.blinding_fraction,
+            eve.time_shift_fraction, float(eve.time_shift_ps), block, forward, float(p_bob_z),
+            basis[a:b], bit[a:b], intensity[a:b], counts, click_t[nc:], click_det[nc:],
+        )
     for key, val in zip(("intercepted", "pns_kept", "pns_blocked", "blind_clicks"), counts[:4]):
         stats[key] = stats.get(key, 0) + int(val)
     ts = stats.setdefault("time_shift", np.zeros((2, 2), dtype=np.int64))
     ts += counts[4:].reshape(2, 2)
     stats["pns_block"] = block
     stats["pns_forward"] = forward
-    return basis, bit, intensity, c_t, c_det
+    return basis, bit, intensity, click_t[:nc], click_det[:nc]
