@@ -7,6 +7,9 @@ Commands (case-insensitive, ended by CR, LF or CR LF; replies end in CR LF):
     VZ<ch>       channel to 0 mV                                         -> Done
     VH<ch>       channel to +5000 mV                                     -> Done
     VL<ch>       channel to -5000 mV                                     -> Done
+    MDC          fixed-voltage (DC) mode                                 -> Done
+
+Only DC mode is emulated: the scrambling (AC) mode `MAC` answers Error-2.
 
 Errors replace Done: Error-2 unknown command, Error-3 channel out of range,
 Error-4 voltage out of range, Error-5 malformed number.  Lines longer than
@@ -64,6 +67,8 @@ class Epc400Firmware:
         """Run one command line; return the full reply (with Done or Error-N)."""
         cmd = line.strip().upper()
         try:
+            if cmd == "MDC":
+                return DONE
             if cmd == "V?":
                 return self._voltages_line() + DONE
             m = re.fullmatch(r"V([ZHL])(.*)", cmd)

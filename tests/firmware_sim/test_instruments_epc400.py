@@ -93,3 +93,9 @@ def test_overlong_line_is_rejected_then_recovers(port):
     assert link.readline() == b"Error-2\r\n"
     link.write(b"\r\n")
     assert ask(link, b"V1,1") == b"Done\r\n"
+
+
+def test_dc_mode_is_the_emulated_mode(port):
+    link, _ = port
+    assert ask(link, b"MDC") == b"Done\r\n"
+    assert ask(link, b"MAC") == b"Error-2\r\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import pytest
@@ -185,3 +186,27 @@ def test_all_forms_set_every_channel(client, bench):
     assert bench.attenuation_db(1) == 12.0
     send(client, b":INP2:ATT:ALL 3")
     assert ask(client, b":SYST:ERR?") == b'-113,"Undefined header"\n'
+
+
+def test_power_setpoint_and_monitor_follow_the_bench_mu(client, bench):
+    src = bench.config.source
+    photon_w = 6.62607015e-34 * 299792458.0 / src.wavelength_m * src.pulse_rate_hz
+    ref_dbm = 10 * math.log10(src.mu_max * photon_w / 1e-3) + 70.0
+    send(client, b":OUTP1:POW -10")
+    assert float(ask(client, b":INP1:ATT?")) == pytest.approx(ref_dbm + 10.0)
+    assert float(ask(client, b":OUTP1:POW?")) == pytest.approx(-10.0)
+    monitor_dbm = float(ask(client, b":READ1:POW?"))
+    assert monitor_dbm == pytest.approx(10 * math.log10(bench.mu()[0] * photon_w / 1e-3) + 70.0)
+    assert monitor_dbm == pytest.approx(-10.0)
+    send(client, b":OUTP1:POW:UNIT WATT;:OUTP1:POW 2uW")
+    assert ask(client, b":OUTP1:POW:UN?") == b"1\n"
+    assert float(ask(client, b":READ1:SCAL:POW:DC?")) == pytest.approx(2e-6)
+    send(client, b":OUTP1:STAT 0")
+    assert float(ask(client, b":READ1:POW?")) == pytest.approx(1e-11)  # -80 dBm floor
+    assert ask(client, b":READ4:POW?;:OUTP1:POW:UN 0;:READ1:POW?") == b"-8.00000000E+001;-8.00000000E+001\n"
+    send(client, b":OUTP2:POW:CONTR ON")
+    assert ask(client, b":OUTP2:POW:CONTR?") == b"1\n"
+    send(client, b":OUTP2:POW 40")
+    send(client, b":OUTP2:POW 3 dBW")
+    assert ask(client, b":SYST:ERR?") == b'-222,"Data out of range"\n'
+    assert ask(client, b":SYST:ERR?") == b'-131,"Invalid suffix"\n'
