@@ -2,8 +2,9 @@
 
 One uniform per slot (drawn in bulk from the Generator) decides intensity class,
 basis and bit and, with what is left of its precision after rescaling (>= 40 bits),
-whether any detector clicks: for a coherent state the photon numbers reaching the four detectors are independent
-Poisson variables with means lam[class, state, det], so a slot clicks with
+whether any detector clicks: for a coherent state the photon numbers reaching the
+four detectors are independent Poisson variables with means lam[class, state, det],
+so a slot clicks with
 p_any = 1 - exp(-sum lam).  Which detectors clicked (one of 15 patterns) is drawn
 only for clicking slots, from the pattern distribution given at least one click,
 using the same uniform rescaled once more (u / p_any, branch-free comparison with
