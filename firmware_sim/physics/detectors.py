@@ -59,6 +59,7 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
     lost = 0
     i1 = 0
     i2 = 0
+    n_pending = n_pend.sum()
     while True:
         # earliest of: next of stream 1, next of stream 2, earliest afterpulse due before t_end
         te = big
@@ -72,17 +73,19 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
             te = t2[i2]
             j = d2[i2]
             src = 2
-        for k in range(4):
-            if n_pend[k] > 0:
-                ta = pend[k, n_pend[k] - 1]
-                if ta < te and ta < t_end:
-                    te = ta
-                    j = k
-                    src = 0
+        if n_pending > 0:
+            for k in range(4):
+                if n_pend[k] > 0:
+                    ta = pend[k, n_pend[k] - 1]
+                    if ta < te and ta < t_end:
+                        te = ta
+                        j = k
+                        src = 0
         if src < 0:
             break
         if src == 0:
             n_pend[j] -= 1
+            n_pending -= 1
         elif src == 1:
             i1 += 1
         else:
@@ -109,6 +112,7 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
                 k -= 1
             pend[j, k] = ta
             n_pend[j] += 1
+            n_pending += 1
     return out_t[:no], out_det[:no], out_ap[:no], lost
 
 
