@@ -33,6 +33,7 @@ from qkdctl.core.reconcile.codes import LdpcCode
 
 KNOWN_BIT_ERROR_PROB = 1e-9  # prior of a shortened or revealed bit (BP needs 0 < p)
 PUNCTURED_ERROR_PROB = 0.5
+LEAK_TIE = 1.005  # layouts within 0.5 % of the least leak count as equally efficient
 
 
 def binary_entropy(q: float) -> float:
@@ -90,8 +91,9 @@ def choose_layout(
     n, untainted columns), a frame holds up to k_full = (m - p_cap) / (f_start h(qber_est))
     key bits; the key is cut into F = ceil(n_key / k_full) equal frames of k = ceil(n_key / F)
     bits, and p is raised (up to all untainted columns) towards m - f_start k h so that
-    smaller frames still start near f_start; the rest is shortened.  The code with the least
-    total leak F (m - p) wins, ties going to fewer punctured bits.  Returns the layout of
+    smaller frames still start near f_start; the rest is shortened.  Among the codes whose
+    total leak F (m - p) is within LEAK_TIE of the least, the one with fewest frames wins
+    (less decoding work), then the one with fewest punctured bits (puncturing slows BP).  Returns the layout of
     one full frame (the last frame holds n_key - (F - 1) k key bits).
     """
     if not codes:
@@ -103,7 +105,7 @@ def choose_layout(
     if n_key <= 0:
         raise QkdInputError(f"n_key must be positive, got {n_key}")
     target = f_start * binary_entropy(qber_est)  # leaked bits per key bit
-    best: tuple[int, int, int, float] | None = None
+    cands: list[tuple[int, int, int, int, float]] = []
     for rate, code in codes.items():
         untainted = int(code.puncture_order.size)
         p_cap = min(int(punct_fraction * code.n), untainted)
@@ -113,12 +115,11 @@ def choose_layout(
         frames = -(-n_key // k_full)
         k = -(-n_key // frames)
         p = min(untainted, max(p_cap, int(np.ceil(code.m - target * k))), code.n - k)
-        leak = frames * (code.m - p)
-        if best is None or (leak, p) < (best[0], best[2]):
-            best = (leak, k, p, rate)
-    if best is None:
+        cands.append((frames * (code.m - p), frames, p, k, rate))
+    if not cands:
         raise QkdInputError(f"no code of rates {sorted(codes)} reaches QBER {qber_est} at f={f_start}")
-    _, k, p, rate = best
+    least = min(c[0] for c in cands)
+    _, _, p, k, rate = min((c for c in cands if c[0] <= LEAK_TIE * least), key=lambda c: (c[1], c[2]))
     return frame_layout(codes[rate], k, p)
 
 
