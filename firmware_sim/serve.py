@@ -47,11 +47,13 @@ class SimResources:
 class SimServer:
     """All emulated instruments of one bench (threads in this process)."""
 
-    def __init__(self, bench, faults: Faults | None = None, store_blocks: int = 8, voa_channels: int = 4) -> None:
+    def __init__(
+        self, bench, faults: Faults | None = None, store_blocks: int = 8, voa_slots: tuple[int, ...] = (1, 2, 3, 4)
+    ) -> None:
         self.bench = bench
         self.faults = faults if faults is not None else Faults()
         self.store = BlockStore(store_blocks)
-        self.voa = VoaFirmware(bench, self.faults["voa"], n_channels=voa_channels)
+        self.voa = VoaFirmware(bench, self.faults["voa"], slots=voa_slots)
         self.epc = Epc400Firmware(bench)
         self.mpc320 = Mpc320Firmware(bench)
         self.tagger = TaggerFirmware(bench, self.faults["tagger"], self.store)

@@ -1,7 +1,7 @@
 """Emulated Keysight N7764A-style multi-channel VOA: SCPI over a TCP socket.
 
 Command set (each also in long form, case-insensitive, `;`-chainable, "\\n"
-terminated; n = channel 1..n_channels, default 1; optional `:CHANnel1` node):
+terminated; n = a slot number of `slots`, default 1; optional `:CHANnel1` node):
 
     *IDN? *RST *CLS *OPC? *WAI
     :INPut<n>:ATTenuation <dB>[DB]|MIN|MAX|DEF    :INPut<n>:ATTenuation? [MIN|MAX|DEF]
@@ -51,6 +51,7 @@ from firmware_sim.instruments.scpi import (
     parse_number,
 )
 from firmware_sim.instruments.servers import Connection
+from qkdctl.core.errors import QkdInputError
 
 IDN = "Keysight Technologies,N7764A,SIM0000001,1.0.0"
 ATT_MIN_DB, ATT_MAX_DB, ATT_DEF_DB = 0.0, 45.0, 0.0
@@ -80,14 +81,22 @@ class VoaFirmware:
     """SCPI firmware of the VOA, bound to the bench; one lock via the bench."""
 
     def __init__(
-        self, bench, faults: InstrumentFaults, n_channels: int = 4, fixed_attenuation_db: float = 70.0
+        self,
+        bench,
+        faults: InstrumentFaults,
+        slots: tuple[int, ...] = (1, 2, 3, 4),
+        fixed_attenuation_db: float = 70.0,
     ) -> None:
+        """slots: the SCPI numbers <n> of the attenuators, in bench VOA channel order 1, 2, ..."""
+        if len(set(slots)) != len(slots) or min(slots) < 1:
+            raise QkdInputError(f"VOA slots must be distinct numbers >= 1, got {slots}")
         self.bench = bench
         self.faults = faults
-        self.n_channels = n_channels
+        self.slots = tuple(slots)
+        self._bench_channel = {slot: k + 1 for k, slot in enumerate(self.slots)}
         self.fixed_attenuation_db = fixed_attenuation_db
-        self._power_control = {ch: False for ch in range(1, n_channels + 1)}
-        self._unit_watt = {ch: False for ch in range(1, n_channels + 1)}
+        self._power_control = {ch: False for ch in self._bench_channel.values()}
+        self._unit_watt = {ch: False for ch in self._bench_channel.values()}
         self._lock = threading.Lock()
         dev = ScpiDevice()
         dev.add_common("*IDN?", lambda s, a: self._no_arg(a) or IDN)
@@ -121,10 +130,11 @@ class VoaFirmware:
             raise ScpiError(PARAMETER_NOT_ALLOWED)
 
     def _channel(self, suffixes: list[int]) -> int:
-        channel, sub = suffixes
-        if not 1 <= channel <= self.n_channels or sub != 1:
+        """The bench VOA channel of a header's slot suffix."""
+        slot, sub = suffixes
+        if slot not in self._bench_channel or sub != 1:
             raise ScpiError(HEADER_SUFFIX_OUT_OF_RANGE)
-        return channel
+        return self._bench_channel[slot]
 
     def _all(self, setter):
         """The ':ALL' form of a per-channel setter: every channel, or none if the value is bad."""
@@ -133,15 +143,14 @@ class VoaFirmware:
             (sub,) = suffixes
             if sub != 1:
                 raise ScpiError(HEADER_SUFFIX_OUT_OF_RANGE)
-            setter([1, 1], argument)
-            for ch in range(2, self.n_channels + 1):
-                setter([ch, 1], argument)
+            for slot in self.slots:
+                setter([slot, 1], argument)
 
         return handler
 
     def reset(self) -> None:
         """*RST: every channel to 0 dB, 1550 nm, output (shutter) disabled, power control off, dBm."""
-        for ch in range(1, self.n_channels + 1):
+        for ch in self._bench_channel.values():
             self._power_control[ch] = False
             self._unit_watt[ch] = False
             self.bench.set_attenuation_db(ch, ATT_DEF_DB)

@@ -13,6 +13,7 @@ from firmware_sim.faults import InstrumentFaults
 from firmware_sim.instruments.scpi import format_nr3
 from firmware_sim.instruments.servers import TcpService
 from firmware_sim.instruments.voa_scpi import VoaFirmware
+from qkdctl.core.errors import QkdInputError
 from tests.firmware_sim.wire import WireClient
 
 
@@ -210,3 +211,15 @@ def test_power_setpoint_and_monitor_follow_the_bench_mu(client, bench):
     send(client, b":OUTP2:POW 3 dBW")
     assert ask(client, b":SYST:ERR?") == b'-222,"Data out of range"\n'
     assert ask(client, b":SYST:ERR?") == b'-131,"Invalid suffix"\n'
+
+
+def test_slot_numbering_is_configurable(bench):
+    firmware = VoaFirmware(bench, InstrumentFaults("voa"), slots=(1, 3, 5, 7))
+    assert firmware.execute(":INP5:ATT 17;:INP5:ATT?") == "+1.70000000E+001"
+    assert bench.attenuation_db(3) == 17.0
+    assert firmware.execute(":INP2:ATT 1") is None
+    assert firmware.execute(":SYST:ERR?") == '-114,"Header suffix out of range"'
+    firmware.execute(":INP:ATT:ALL 20")
+    assert [bench.attenuation_db(ch) for ch in range(1, 5)] == [20.0] * 4
+    with pytest.raises(QkdInputError, match="slots"):
+        VoaFirmware(bench, InstrumentFaults("voa"), slots=(1, 1))
