@@ -54,7 +54,8 @@ class LdpcVariant:
     decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / bp_method / osd_order: decoder (see
-    `qkdctl.core.reconcile.ldpc.SyndromeDecoder`).
+    `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
+    the failed round's messages (layered backend) instead of starting afresh.
     """
 
     name: str
@@ -68,6 +69,7 @@ class LdpcVariant:
     max_iter: int = 60
     bp_method: str = "product_sum"
     osd_order: int | None = None
+    resume: bool = True
     max_reveal_fraction: float = 0.5
 
 
@@ -236,10 +238,12 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
     dec = _decoder(code.rate, frame_n, code.seed, v.backend, v.max_iter, v.bp_method, v.osd_order)
     h_q = binary_entropy(qber_estimate)
-    ys, known, done, results = [], [], [], []
+    ys, targets, known, known_err, done, results = [], [], [], [], [], []
     for i, lay in enumerate(layouts):
         ys.append(frame_bits(lay, bits[i * k:i * k + lay.k], np.zeros(punct, np.uint8)))
+        targets.append(syndrome(code, ys[i]) ^ s_all[i * m:(i + 1) * m])
         known.append(np.zeros(code.n, dtype=bool))
+        known_err.append(np.zeros(code.n, dtype=np.uint8))
         done.append(False)
         results.append(None)
     revealed_bits = 0
@@ -250,11 +254,13 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         for i, lay in enumerate(layouts):
             if done[i]:
                 continue
-            target = syndrome(code, ys[i]) ^ s_all[i * m:(i + 1) * m]
-            res = dec.decode(target, error_priors(lay, qber_estimate, np.flatnonzero(known[i])))
+            pos = np.flatnonzero(known[i])
+            priors = error_priors(lay, qber_estimate, pos, known_err[i][pos])
+            state = results[i].state if (results[i] is not None and v.resume) else None
+            res = dec.decode(targets[i], priors, state)
             iterations += res.iterations
             results[i] = res
-            done[i] = res.converged
+            done[i] = res.converged and np.array_equal(res.error[pos], known_err[i][pos])
         pending = [i for i in range(len(layouts)) if not done[i]]
         if not pending or rounds >= v.max_rounds:
             break
@@ -278,15 +284,16 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         values = _unpacked(reply, "bits", pos_arr.size)
         for i in np.unique(frame_arr):
             sel = frame_arr == i
-            ys[i][pos_arr[sel]] = values[sel]
-            known[i][pos_arr[sel]] = True
+            p = pos_arr[sel].astype(np.int64)
+            known[i][p] = True
+            known_err[i][p] = values[sel] ^ ys[i][p]  # Bob keeps y; e = x_A + y is now known
         revealed_bits += int(pos_arr.size)
         rounds += 1
     decode_s = time.perf_counter() - t0
     channel.send(Message("ldpc/done", {}))
     out = bits.copy()
     for i, lay in enumerate(layouts):
-        corrected = ys[i] ^ results[i].error if done[i] else ys[i]
+        corrected = ys[i] ^ (results[i].error if done[i] else known_err[i])
         out[i * k:i * k + lay.k] = corrected[lay.key_pos]
     syndrome_bits = m * len(layouts)
     punctured_bits = punct * len(layouts)

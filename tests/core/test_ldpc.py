@@ -230,3 +230,29 @@ def test_decoder_backends_agree_on_easy_frames(rng):
         L.SyndromeDecoder(code, backend="gpu")
     with pytest.raises(QkdInputError, match="target"):
         L.SyndromeDecoder(code).decode(target[:-1], priors)
+
+
+def test_resumed_decoding_matches_reference(rng):
+    code = C.build_code(0.8, 256, seed=13)
+    rows = _rows(code)
+    e = (rng.random(code.n) < 0.06).astype(np.uint8)
+    target = L.syndrome(code, e)
+    lay = L.frame_layout(code, code.n - 10, 10)
+    dec = L.SyndromeDecoder(code, max_iter=3, stall_iter=100)
+    first = dec.decode(target, L.error_priors(lay, 0.06))
+    ref_msgs = [[0.0] * len(cols) for cols in rows]
+    naive.layered_decode(rows, target.tolist(), L._prior_llr(L.error_priors(lay, 0.06)).astype(float),
+                         3, 0.8, True, 100, ref_msgs)
+    # Alice reveals 20 bits: Bob now knows e there; resume from the stored messages
+    known = np.flatnonzero(e)[:10]
+    known = np.concatenate([known, np.flatnonzero(e == 0)[:10]])
+    priors = L.error_priors(lay, 0.06, known, e[known])
+    assert priors[known[0]] > 0.99 and priors[known[-1]] < 0.01
+    again = L.SyndromeDecoder(code, max_iter=20, stall_iter=100).decode(target, priors, first.state)
+    want_err, want_post, want_it, want_ok = naive.layered_decode(
+        rows, target.tolist(), L._prior_llr(priors).astype(float), 20, 0.8, True, 100, ref_msgs)
+    assert again.iterations == want_it and again.converged == want_ok
+    assert again.error.tolist() == want_err
+    np.testing.assert_allclose(again.llr, want_post, rtol=0.02, atol=0.05)
+    with pytest.raises(QkdInputError, match="state"):
+        dec.decode(target, priors, np.zeros(3, np.float32))

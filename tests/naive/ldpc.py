@@ -103,14 +103,18 @@ def phi(x):
     return -math.log(math.tanh(x / 2))
 
 
-def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=10**9):
+def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=10**9, r_msg=None):
     """Row-layered BP on the syndrome equations (float64, exact phi or scaled min-sum).
 
-    rows: list of column lists per check.  Returns (error bits, posterior LLRs, iterations,
-    converged).
+    rows: list of column lists per check; r_msg: check-to-variable messages to resume from
+    (updated in place).  Returns (error bits, posterior LLRs, iterations, converged).
     """
+    if r_msg is None:
+        r_msg = [[0.0] * len(cols) for cols in rows]
     post = [float(v) for v in llr0]
-    r_msg = [[0.0] * len(cols) for cols in rows]
+    for c, cols in enumerate(rows):
+        for i, v in enumerate(cols):
+            post[v] += r_msg[c][i]
     best, best_it = len(rows) + 1, 0
     for it in range(1, max_iter + 1):
         for c, cols in enumerate(rows):

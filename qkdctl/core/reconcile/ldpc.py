@@ -157,23 +157,35 @@ def frame_bits(layout: FrameLayout, key_bits: np.ndarray, pad_bits: np.ndarray) 
     return out
 
 
-def error_priors(layout: FrameLayout, qber_est: float, known_pos: np.ndarray) -> np.ndarray:
-    """Per-column error probability for BP: q on key, 1/2 on punctured, ~0 on shortened/known."""
+def error_priors(layout: FrameLayout, qber_est: float, known_pos: np.ndarray | None = None,
+                 known_err: np.ndarray | None = None) -> np.ndarray:
+    """Per-column prior P(e = 1) for BP: q on key bits, 1/2 on punctured, ~0 on shortened.
+
+    Columns in `known_pos` (revealed by Alice) get ~0 or ~1 from `known_err`, the known
+    error bits x_A + y there (Bob keeps his own y and the syndrome target unchanged).
+    """
     probs = np.full(layout.code.n, KNOWN_BIT_ERROR_PROB)
     probs[layout.key_pos] = qber_est
     probs[layout.punct_pos] = PUNCTURED_ERROR_PROB
-    probs[np.asarray(known_pos, dtype=np.int64)] = KNOWN_BIT_ERROR_PROB
+    if known_pos is not None and len(known_pos):
+        known_err = np.asarray(known_err, dtype=np.uint8)
+        if known_err.shape != np.shape(known_pos):
+            raise QkdInputError("known_err must match known_pos")
+        probs[np.asarray(known_pos, dtype=np.int64)] = np.where(
+            known_err == 1, 1.0 - KNOWN_BIT_ERROR_PROB, KNOWN_BIT_ERROR_PROB)
     return probs
 
 
 @dataclass
 class DecodeResult:
-    """Bob's estimate of e = x_A + y, whether BP met the syndrome, and the posterior LLRs."""
+    """Bob's estimate of e = x_A + y, whether BP met the syndrome, the posterior LLRs, and
+    the check-to-variable messages (`state`, layered backend) to resume from."""
 
     error: np.ndarray
     converged: bool
     llr: np.ndarray
     iterations: int
+    state: np.ndarray | None = None
 
 
 LLR_CLIP = 30.0  # |prior LLR| cap of the layered decoder (float32)
@@ -206,11 +218,14 @@ def _phi(x, table):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
-def _layered_kernel(indptr, indices, target, llr0, max_iter, stall_iter, alpha, sum_product, table):  # pragma: no cover
+def _layered_kernel(indptr, indices, target, llr0, r_msg, max_iter, stall_iter, alpha, sum_product,
+                    table):  # pragma: no cover
     m = indptr.shape[0] - 1
     n = llr0.shape[0]
     post = llr0.copy()
-    r_msg = np.zeros(indices.shape[0], np.float32)
+    for c in range(m):  # resume: posterior = prior + incoming check messages
+        for t in range(indptr[c], indptr[c + 1]):
+            post[indices[t]] += r_msg[t]
     q_buf = np.empty(indices.shape[0], np.float32)
     f_buf = np.empty(indices.shape[0], np.float32)
     err = np.zeros(n, np.uint8)
@@ -319,18 +334,26 @@ class SyndromeDecoder:
             else:
                 self._dec = BpDecoder(code.h, **kwargs)
 
-    def decode(self, target: np.ndarray, priors: np.ndarray) -> DecodeResult:
-        """Find e with H e = target (length m) given per-column error priors (length n)."""
+    def decode(self, target: np.ndarray, priors: np.ndarray,
+               state: np.ndarray | None = None) -> DecodeResult:
+        """Find e with H e = target (length m) given per-column error priors (length n).
+
+        `state` (layered backend): the messages of an earlier decoding of the same target
+        to resume from (a blind round after new priors); it is updated in place.
+        """
         target = np.ascontiguousarray(target, dtype=np.uint8)
         priors = np.asarray(priors, dtype=np.float64)
         if target.shape != (self.code.m,) or priors.shape != (self.code.n,):
             raise QkdInputError(f"target must have {self.code.m} bits and priors {self.code.n} values")
         if self._dec is None:
+            if state is None:
+                state = np.zeros(self._indices.size, dtype=np.float32)
+            elif state.shape != (self._indices.size,) or state.dtype != np.float32:
+                raise QkdInputError(f"state must be float32 of length {self._indices.size}")
             err, llr, its, ok = _layered_kernel(
-                self._indptr, self._indices, target, _prior_llr(priors), self.max_iter,
-                self.stall_iter, self.alpha,
-                self.sum_product, _PHI)
-            return DecodeResult(err, bool(ok), llr.astype(np.float64), int(its))
+                self._indptr, self._indices, target, _prior_llr(priors), state, self.max_iter,
+                self.stall_iter, self.alpha, self.sum_product, _PHI)
+            return DecodeResult(err, bool(ok), llr.astype(np.float64), int(its), state)
         self._dec.update_channel_probs(priors)
         err = np.asarray(self._dec.decode(target), dtype=np.uint8)
         ok = bool(np.array_equal(syndrome(self.code, err), target))
