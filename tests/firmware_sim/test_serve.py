@@ -198,3 +198,19 @@ def test_disabled_tagger_channel_sends_no_tags(sim):
         )
     finally:
         client.close()
+
+
+def test_stop_during_endless_stream_and_long_move():
+    before = threading.active_count()
+    server = SimServer.from_config(SimConfig(), seed=2)
+    r = server.start()
+    tagger = WireClient(*host_port(r.tagger))
+    tagger.send(b"STREAM 0.0001 0\n")
+    assert read_frame(tagger)[0]["n"] > 0
+    mpc = serial.Serial(r.mpc320, timeout=1.0)
+    mpc.write(struct.pack("<HHBB", 0x0530, 12, 0xD0, 0x01) + struct.pack("<HHHHHH", 0, 10, 0, 1, 1, 1))
+    mpc.write(struct.pack("<HHBB", 0x0453, 6, 0xD0, 0x01) + struct.pack("<Hl", 1, 1370))  # 4 s move
+    server.stop()
+    assert threading.active_count() == before
+    mpc.close()
+    tagger.close()
