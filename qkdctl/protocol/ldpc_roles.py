@@ -53,7 +53,7 @@ class LdpcVariant:
     the smallest); rates: the code family; f_start: efficiency of the first
     decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
-    share of a frame; backend / max_iter / bp_method / osd_order: decoder (see
+    share of a frame; backend / max_iter / stall_iter / bp_method / osd_order: decoder (see
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
     the failed round's messages (layered backend) instead of starting afresh.
     """
@@ -61,12 +61,13 @@ class LdpcVariant:
     name: str
     frame_sizes: tuple[int, ...] = (16384, 65536)
     rates: tuple[float, ...] = tuple(sorted(DEGREE_DISTRIBUTIONS))
-    f_start: float = 1.05
-    f_step: float = 0.04
-    max_rounds: int = 8
+    f_start: float = 1.06
+    f_step: float = 0.02
+    max_rounds: int = 12
     punct_fraction: float = 0.05
     backend: str = "layered"
     max_iter: int = 60
+    stall_iter: int = 8
     bp_method: str = "product_sum"
     osd_order: int | None = None
     resume: bool = True
@@ -109,10 +110,10 @@ def family_code(rate: float, n: int, seed: int = CODE_SEED) -> LdpcCode:
 
 
 @lru_cache(maxsize=64)
-def _decoder(rate: float, n: int, seed: int, backend: str, max_iter: int, bp_method: str,
-             osd_order: int | None) -> SyndromeDecoder:
+def _decoder(rate: float, n: int, seed: int, backend: str, max_iter: int, stall_iter: int,
+             bp_method: str, osd_order: int | None) -> SyndromeDecoder:
     return SyndromeDecoder(family_code(rate, n, seed), max_iter=max_iter, backend=backend,
-                           bp_method=bp_method, osd_order=osd_order)
+                           bp_method=bp_method, osd_order=osd_order, stall_iter=stall_iter)
 
 
 def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
@@ -236,7 +237,8 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
     m = code.m
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
-    dec = _decoder(code.rate, frame_n, code.seed, v.backend, v.max_iter, v.bp_method, v.osd_order)
+    dec = _decoder(code.rate, frame_n, code.seed, v.backend, v.max_iter, v.stall_iter, v.bp_method,
+                   v.osd_order)
     h_q = binary_entropy(qber_estimate)
     ys, targets, known, known_err, done, results = [], [], [], [], [], []
     for i, lay in enumerate(layouts):
