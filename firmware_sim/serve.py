@@ -48,7 +48,7 @@ class SimServer:
     """All emulated instruments of one bench (threads in this process)."""
 
     def __init__(
-        self, bench, faults: Faults | None = None, store_blocks: int = 8, voa_slots: tuple[int, ...] = (1, 2, 3, 4)
+        self, bench, faults: Faults | None = None, store_blocks: int = 8, voa_slots: tuple[int, ...] = (1, 3, 5, 7)
     ) -> None:
         self.bench = bench
         self.faults = faults if faults is not None else Faults()

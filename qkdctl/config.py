@@ -122,7 +122,8 @@ class TimingConfig(_Table):
 
     pulse_rate_hz: float = Field(default=1e9, gt=0.0)
     sync_divider: int = Field(default=1000, ge=1)
-    gate_offset_ps: float = 0.0
+    gate_offset_ps: Optional[float] = Field(
+        default=None, description="gate centre after the sync (ps); None = found from the first block")
     gate_width_ps: float = Field(default=400.0, gt=0.0)
 
     @model_validator(mode="after")

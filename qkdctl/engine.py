@@ -29,6 +29,8 @@ import numpy as np
 
 from qkdctl.blockreport import Alarm, BlockReport
 from qkdctl.core.errors import QkdError
+from qkdctl.core.tags import GateConfig, recover_clock
+from qkdctl.core.timing import find_arrival_peak
 from qkdctl.hardware import Acquisition, Hardware, intensities
 from qkdctl.pipeline import BlockSettings, process_block
 from qkdctl.store.consistency import reconcile_stores
@@ -116,6 +118,7 @@ class Engine:
         self.on_block = on_block
         self._stop = threading.Event()
         self.history: list[BlockReport] = []
+        self._found_offset: float | None = None
 
     def stop(self) -> None:
         """Ask the loop to stop after the block in flight (signal-safe)."""
@@ -198,7 +201,8 @@ class Engine:
     def _one_block(self, acq: Acquisition, acquire_s: float, stores: list[KeyStore],
                    db: RunDB, run_id: str) -> BlockReport:
         prior = next((r.qber_z for r in reversed(self.history) if r.status == "ok"), None)
-        settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db))
+        settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
+                           gate=self._gate(acq))
         out = process_block(acq.block_id, acq.tags, acq.alice, settings, self.rng,
                             qber_prior=prior, auth_key=self.auth_key)
         rep = out.report
@@ -224,6 +228,22 @@ class Engine:
         db.add_block(run_id, rep)
         rep.stage_seconds["store"] = time.perf_counter() - t0
         return rep
+
+    def _gate(self, acq: Acquisition) -> GateConfig:
+        """The gate in force for this block; on the first block without a configured
+        offset, centre it on this block's arrival-time peak and keep it."""
+        g = self.settings.gate
+        width = acq.params.get("gate.width_ps", g.width_ps)
+        offset = acq.params.get("gate.offset_ps")
+        if offset is None:
+            offset = self._found_offset
+        if offset is None:
+            s = self.settings
+            clock = recover_clock(acq.tags, s.sync_channel, s.sync_divider, s.nominal_sync_period_ps)
+            offset = find_arrival_peak(acq.tags, clock, list(g.roles)).offset_ps
+            self._found_offset = offset
+            self.hw.apply({"gate.offset_ps": offset})
+        return replace(g, offset_ps=float(offset), width_ps=float(width))
 
     def _retune(self, rep: BlockReport) -> None:
         for tuner in self.tuners:

@@ -23,6 +23,10 @@ from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import TagBlock
 
 
+#: parameters that live in software (the pipeline's gate), accepted by every bench.
+SOFTWARE_PARAMS = frozenset({"gate.offset_ps", "gate.width_ps"})
+
+
 @dataclass(frozen=True)
 class Acquisition:
     """One acquired block: Bob's tags, Alice's record, the parameters in force."""
@@ -106,7 +110,7 @@ class ModelHardware(Hardware):
         return dict(self._params)
 
     def apply(self, params: Mapping[str, float]) -> None:
-        unknown = set(params) - set(self._params)
+        unknown = set(params) - set(self._params) - SOFTWARE_PARAMS
         if unknown:
             raise QkdInputError(f"model bench has no parameters {sorted(unknown)}")
         self._params.update({k: float(v) for k, v in params.items()})

@@ -29,7 +29,8 @@ from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
 from qkdctl.core.polstats import click_matrix
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.sift import sift
-from qkdctl.core.tags import GateConfig, TagBlock, gate, recover_clock
+from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
+from qkdctl.core.timing import SlotAlignment, align_slots
 from qkdctl.protocol.reconcile import efficiency, reconcile
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
@@ -66,16 +67,18 @@ class BlockOutcome:
     bob_key: np.ndarray | None = None
 
 
-def align_record(alice: AliceRecord, tags: TagBlock, clock) -> AliceRecord:
+def align_record(alice: AliceRecord, tags: TagBlock, clock: Clock, slots: np.ndarray,
+                 mu: tuple[float, float, float]) -> tuple[AliceRecord, SlotAlignment]:
     """Alice's record renumbered so that slot 0 is the block's first sync tag.
 
-    Gating numbers slots from the first sync tag seen; the block starts
-    (`tags.start_ps`) at the sync of Alice's slot `alice.first_slot`, so the first
-    sync seen lies round((phase - start_ps) / period) slots later.  Valid while the
-    sync path delay stays within half a pulse period of the block start convention.
+    Gating numbers slots from the first sync tag seen.  A first guess of where it
+    sits in Alice's record comes from the block start (`tags.start_ps`), then the
+    whole-sync shift is settled from public data: detections pile up in Alice's
+    bright slots (`align_slots`).  `slots` are Bob's gated slot numbers.
     """
-    shift = int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
-    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-shift)
+    guess = int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
+    al = align_slots(slots, alice.intensity, mu, guess=guess, step=clock.sync_divider)
+    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-al.shift), al
 
 
 def _abort(report: BlockReport, reason: str) -> BlockOutcome:
@@ -113,8 +116,8 @@ def process_block(
     rep.stage_seconds = stage
     clock = recover_clock(tags, settings.sync_channel, settings.sync_divider,
                           settings.nominal_sync_period_ps)
-    alice = align_record(alice, tags, clock)
     gated = gate(tags, clock, settings.gate)
+    alice, alignment = align_record(alice, tags, clock, gated.slot, settings.mu)
     rep.gate_rejected_fraction = gated.stats.fraction_rejected
     lap("gate")
     sifted = sift(gated, alice, rng)
@@ -133,6 +136,7 @@ def process_block(
         "missed_events": int(tags.missed_events),
         "clock_period_ps": clock.period_ps,
         "missing_sync": clock.n_missing_sync,
+        "slot_shift": alignment.shift,
     }
     lap("sift")
     est = estimate(sifted, rng, disclose_x=True)

@@ -27,3 +27,28 @@ def test_too_few_tags():
     block = TagBlock(np.arange(10), np.ones(10))
     with pytest.raises(QkdInputError, match="need at least 100"):
         find_arrival_peak(block, Clock(period_ps=1000.0, phase_ps=0.0), [1])
+
+
+def test_align_slots_finds_shift_from_intensities(rng):
+    from qkdctl.core.timing import align_slots
+
+    n = 200_000
+    intensity = rng.choice(3, size=n, p=[0.3, 0.4, 0.3]).astype(np.uint8)
+    mu = (0.5, 0.1, 0.0)
+    p_click = np.array(mu)[intensity] * 0.2
+    alice_idx = np.flatnonzero(rng.random(n) < p_click)
+    true_shift = 3000
+    bob_slots = alice_idx - true_shift
+    bob_slots = bob_slots[bob_slots >= 0]
+    al = align_slots(bob_slots, intensity, mu, guess=true_shift + 2000, step=1000)
+    assert al.shift == true_shift
+    assert al.score > al.runner_up
+
+
+def test_align_slots_refuses_without_correlation(rng):
+    from qkdctl.core.timing import align_slots
+
+    intensity = rng.integers(0, 3, 100_000).astype(np.uint8)
+    slots = np.sort(rng.integers(0, 90_000, 3000))
+    with pytest.raises(QkdInputError, match="slot alignment failed"):
+        align_slots(slots, intensity, (0.5, 0.1, 0.0), guess=0, step=1000, n_steps=4)

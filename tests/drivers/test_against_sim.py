@@ -2,7 +2,7 @@
 
 VOA: pyvisa-py TCPIP SOCKET and pyserial socket:// to the SCPI TCP service; EPC-400 and
 MPC320: pyserial on the emulators' ptys. Disagreements between the two readings of the
-manual are kept visible as strict xfails (they flip to failures once resolved).
+manual were resolved on both sides (N7764A slot numbers 1, 3, 5, 7; power control; MDC).
 """
 
 import time
@@ -24,7 +24,7 @@ from firmware_sim.instruments.servers import TcpService
 from firmware_sim.instruments.voa_scpi import VoaFirmware
 from qkdctl.core.errors import InstrumentError
 
-SIM_CHANNELS = (1, 2, 3, 4)  # the emulator numbers N7764A channels 1..4
+N7764A_SLOTS = (1, 3, 5, 7)  # a real N7764A addresses its four attenuators as slots 1, 3, 5, 7
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def faults():
 
 @pytest.fixture
 def voa_port(bench, faults):
-    service = TcpService("voa", VoaFirmware(bench, faults["voa"]).session, faults["voa"])
+    service = TcpService("voa", VoaFirmware(bench, faults["voa"], slots=N7764A_SLOTS).session, faults["voa"])
     service.start()
     yield service.port
     service.stop()
@@ -63,7 +63,7 @@ def mpc_path(bench, faults):
 
 @pytest.mark.parametrize("scheme", ["TCPIP0::127.0.0.1::{}::SOCKET", "socket://127.0.0.1:{}"])
 def test_voa_settings_reach_the_bench(scheme, voa_port, bench):
-    with KeysightN7764A.open(scheme.format(voa_port), channel_numbers=SIM_CHANNELS, timeout_s=1.0) as voa:
+    with KeysightN7764A.open(scheme.format(voa_port), timeout_s=1.0) as voa:
         assert "N7764A" in voa.identity()
         voa.channel(2).attenuation_db = 17.25
         assert voa.channel(2).attenuation_db == pytest.approx(17.25)
@@ -76,7 +76,7 @@ def test_voa_settings_reach_the_bench(scheme, voa_port, bench):
 
 
 def test_voa_error_queue_reports_firmware_errors(voa_port):
-    with KeysightN7764A.open(f"TCPIP0::127.0.0.1::{voa_port}::SOCKET", channel_numbers=SIM_CHANNELS,
+    with KeysightN7764A.open(f"TCPIP0::127.0.0.1::{voa_port}::SOCKET",
                              timeout_s=1.0) as voa:
         with pytest.raises(DeviceError, match=r"':INP9:ATT 1': instrument errors: -1\d\d"):
             voa._set(":INP9:ATT 1")
@@ -84,7 +84,7 @@ def test_voa_error_queue_reports_firmware_errors(voa_port):
 
 
 def test_voa_faults_raise_within_timeout_and_recover(voa_port, faults, bench):
-    with KeysightN7764A.open(f"socket://127.0.0.1:{voa_port}", channel_numbers=SIM_CHANNELS,
+    with KeysightN7764A.open(f"socket://127.0.0.1:{voa_port}",
                              timeout_s=0.2, retries=0) as voa:
         for fault, message in ((dict(drop_replies=True), "timeout"), (dict(corrupt=True), "garbled")):
             faults["voa"].set(**fault)
@@ -99,7 +99,7 @@ def test_voa_faults_raise_within_timeout_and_recover(voa_port, faults, bench):
 
 @pytest.mark.parametrize("scheme", ["TCPIP0::127.0.0.1::{}::SOCKET", "socket://127.0.0.1:{}"])
 def test_voa_late_reply_and_disconnect_then_recovery(scheme, voa_port, faults, bench):
-    with KeysightN7764A.open(scheme.format(voa_port), channel_numbers=SIM_CHANNELS, timeout_s=0.2,
+    with KeysightN7764A.open(scheme.format(voa_port), timeout_s=0.2,
                              retries=0) as voa:
         faults["voa"].set(delay_s=0.3)
         start = time.monotonic()
@@ -117,9 +117,6 @@ def test_voa_late_reply_and_disconnect_then_recovery(scheme, voa_port, faults, b
         assert voa.channel(0).attenuation_db == pytest.approx(bench.attenuation_db(1))
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, InstrumentError),
-                   reason="disagreement: driver addresses N7764A channels as slots 1,3,5,7 (reference notes); "
-                          "emulator numbers them 1..4")
 def test_voa_default_slot_numbering_matches_emulator(voa_port, bench):
     with KeysightN7764A.open(f"socket://127.0.0.1:{voa_port}", timeout_s=1.0) as voa:
         voa.channel(1).attenuation_db = 3.0
@@ -127,10 +124,8 @@ def test_voa_default_slot_numbering_matches_emulator(voa_port, bench):
         voa.channel(3).attenuation_db = 3.0
 
 
-@pytest.mark.xfail(strict=True, raises=InstrumentError,
-                   reason="disagreement: emulator has no :OUTP<n>:POW:CONTR / :READ<n>:POW? (power-control mode)")
 def test_voa_power_control_matches_emulator(voa_port):
-    with KeysightN7764A.open(f"socket://127.0.0.1:{voa_port}", channel_numbers=SIM_CHANNELS, timeout_s=0.5,
+    with KeysightN7764A.open(f"socket://127.0.0.1:{voa_port}", timeout_s=0.5,
                              retries=0) as voa:
         voa.channel(0).power_control_enabled = True
 
@@ -156,8 +151,6 @@ def test_epc_errors_and_faults(epc_path, faults):
         assert epc.get_settings() == (0.0, 0.0, 0.0, 0.0)
 
 
-@pytest.mark.xfail(strict=True, raises=DeviceError,
-                   reason="disagreement: emulator does not implement MDC (fixed-voltage mode) from the notes")
 def test_epc_dc_mode_matches_emulator(epc_path):
     with Epc400.open(epc_path, timeout_s=1.0) as epc:
         epc.set_dc_mode()

@@ -43,7 +43,7 @@ def test_settings_reach_the_sim_bench(sim):
     bench = sim.bench
     port = int(sim.resources.voa.split("::")[2])
     voa = WireClient("127.0.0.1", port)
-    voa.send(b":INP2:ATT 12.5;:OUTP2:STAT 1;:INP2:ATT?\n")
+    voa.send(b":INP3:ATT 12.5;:OUTP3:STAT 1;:INP3:ATT?\n")  # N7764A slot 3 = bench channel 2
     assert voa.readline() == b"+1.25000000E+001\n"
     voa.close()
     assert bench.attenuation_db(2) == 12.5 and bench.output_enabled(2)
