@@ -72,6 +72,8 @@ class SimBench:
     def __init__(self, config: SimConfig, seed: int) -> None:
         if not isinstance(config, SimConfig):
             raise QkdInputError(f"config must be a SimConfig, got {type(config).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise QkdInputError(f"seed must be an integer >= 0, got {seed!r}")
         self._lock = threading.RLock()
         self.config = config
         self.seed = int(seed)

@@ -187,6 +187,10 @@ def test_bad_input_raises():
         bench.acquire(0)
     with pytest.raises(QkdInputError, match="max_slots"):
         bench.acquire(10.0)
+    with pytest.raises(QkdInputError, match="seed"):
+        SimBench(SimConfig(), -1)
+    with pytest.raises(QkdInputError, match="SimConfig"):
+        SimBench({}, 1)
     with pytest.raises(ConfigError, match="pulse_rate_hz"):
         SimConfig.build(source={"pulse_rate_hz": 5e9})
     with pytest.raises(ConfigError, match="channels"):
