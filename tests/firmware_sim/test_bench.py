@@ -230,3 +230,18 @@ def test_detections_map_to_alice_slots():
     resid = (t - block.truth["fiber_delay_ps"]) / period
     assert np.mean(np.abs(resid - np.rint(resid)) < 0.2) > 0.99
     assert slot.size > 1000
+
+
+def test_benchmark_baseline_does_comparable_work():
+    # the numpy baseline of `qkdctl bench sim` makes the same number of tags (no dead time here)
+    from benchmarks.bench_sim import numpy_link
+
+    cfg = quiet_config(tagger={"dead_time_ps": 0})
+    bench = SimBench(cfg, 13)
+    block = bench.acquire(2e-3)
+    t, ch, basis, bit, inten = numpy_link(cfg, bench.mu(), block.truth["n_slots"], np.random.default_rng(1))
+    assert np.all(np.diff(t) >= 0) and basis.size == len(block.alice)
+    n_sim = int(np.sum(block.tags.channel != 0))
+    n_base = int(np.sum(ch != 0))
+    assert abs(n_sim - n_base) < 5 * math.sqrt(n_sim)
+    assert np.sum(ch == 0) == np.sum(block.tags.channel == 0)
