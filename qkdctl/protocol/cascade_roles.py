@@ -164,8 +164,15 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
         elif acct["total_parity"] < 0 and not first_block_only:
             acct["total_parity"] = int(par.sum()) & 1
         acct["parity_rounds"] += 1
-        odd = state.start_pass(slot, par)
-        while state.active_searches and not state.overflowed:
+        divisor = variant.wave_divisor if slot > 0 else 1
+        odd = state.start_pass(slot, par, -1 if divisor == 1 else 0)
+        while not state.overflowed:
+            if not state.active_searches:
+                waiting = state.waiting_blocks(slot) if divisor > 1 else 0
+                if waiting == 0:
+                    break
+                state.resume_pass(slot, -(-waiting // divisor))
+                continue
             slot_ids, starts, ends = state.requests()
             if acct["leaked"] + starts.size > n:
                 return None

@@ -348,8 +348,7 @@ def _compact(blk_off, sob, srch, live, cnt):
 
 
 @njit(cache=True)
-def _start_pass_kernel(p, alice_par, n, words, perm, pos, ksize, tree, tree_off, tsize, sob,
-                       blk_off, srch, live, fq, defer, cnt):
+def _set_roots_kernel(p, alice_par, n, words, ksize, tree, tree_off, tsize):
     k = ksize[p]
     ts = tsize[p]
     odd = 0
@@ -358,15 +357,28 @@ def _start_pass_kernel(p, alice_par, n, words, perm, pos, ksize, tree, tree_off,
         err = np.int8(alice_par[bl] ^ _range_parity(words[p], s, min(n, s + k)))
         tree[tree_off[p] + bl * ts + 1] = err
         odd += err
-    for bl in range(alice_par.shape[0]):
-        if tree[tree_off[p] + bl * ts + 1] == 1:
+    return odd
+
+
+@njit(cache=True)
+def _start_odd_blocks_kernel(p, limit, n, words, perm, pos, ksize, tree, tree_off, tsize, sob,
+                             blk_off, srch, live, fq, defer, cnt):
+    """Start searches in up to `limit` (< 0: all) odd blocks of pass p without one."""
+    k = ksize[p]
+    ts = tsize[p]
+    started = 0
+    for bl in range(-(-n // k)):
+        if limit >= 0 and started >= limit:
+            break
+        if tree[tree_off[p] + bl * ts + 1] == 1 and sob[blk_off[p] + bl] < 0:
             s = bl * k
             _start_search(p, bl, 1, s, min(n, s + k), perm, tree, tree_off, tsize, sob, blk_off,
                           srch, live, fq, cnt)
+            started += 1
     _settle(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
             defer, cnt)
     _compact(blk_off, sob, srch, live, cnt)
-    return odd
+    return started
 
 
 @njit(cache=True)
@@ -571,12 +583,29 @@ class CascadeBobState:
         self.cnt[_STARTED] = max(self.cnt[_STARTED], slot + 1)
         return int(self.ksize[slot])
 
-    def start_pass(self, slot: int, alice_parities: np.ndarray) -> int:
-        """Apply Alice's block parities of `slot`; start searches; return the odd block count."""
+    def start_pass(self, slot: int, alice_parities: np.ndarray, limit: int = -1) -> int:
+        """Apply Alice's block parities of `slot`; start searches in up to `limit` (< 0: all)
+        odd blocks; return the number of odd blocks."""
         par = np.ascontiguousarray(alice_parities, dtype=np.uint8)
         if par.size > self.nblocks[slot]:
             raise QkdInputError(f"{par.size} block parities for {self.nblocks[slot]} blocks")
-        return int(_start_pass_kernel(slot, par, *self._args()))
+        odd = int(_set_roots_kernel(slot, par, self.n, self.words, self.ksize, self.tree,
+                                    self.tree_off, self.tsize))
+        _start_odd_blocks_kernel(slot, limit, *self._args())
+        return odd
+
+    def waiting_blocks(self, slot: int) -> int:
+        """Odd blocks of `slot` without a search."""
+        lo = self.tree_off[slot]
+        nb = int(-(-self.n // self.ksize[slot]))
+        roots = self.tree[lo + 1: lo + nb * self.tsize[slot]: self.tsize[slot]][:nb]
+        sob = self.sob[self.blk_off[slot]: self.blk_off[slot] + nb]
+        return int(np.count_nonzero((roots == 1) & (sob < 0)))
+
+    def resume_pass(self, slot: int, limit: int = -1) -> int:
+        """Start searches in up to `limit` (< 0: all) odd blocks of `slot` still without one
+        (blocks evened meanwhile by the cascade effect are skipped); return how many."""
+        return int(_start_odd_blocks_kernel(slot, limit, *self._args()))
 
     def requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot u1, start i4, end i4) of the left half of every active search."""
