@@ -45,6 +45,7 @@ class BlockReport:
     key_bits: int = 0
     key_id: str = ""
     keyrate_terms: dict = field(default_factory=dict)
+    telemetry: dict = field(default_factory=dict)  # qkdctl.core.telemetry.block_telemetry
     stage_seconds: dict = field(default_factory=dict)
     alarms: list = field(default_factory=list)
     params: dict = field(default_factory=dict)

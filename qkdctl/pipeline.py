@@ -30,10 +30,12 @@ from qkdctl.core.polstats import click_matrix
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.sift import sift
 from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
+from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
 from qkdctl.protocol.reconcile import efficiency, reconcile
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
+TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ def process_block(
     gated = gate(tags, clock, settings.gate)
     alice, alignment = align_record(alice, tags, clock, gated.slot, settings.mu)
     rep.gate_rejected_fraction = gated.stats.fraction_rejected
+    rep.telemetry = block_telemetry(gated, alice.intensity, alice.first_slot,
+                                    min(TELEMETRY_WINDOWS, len(alice)))
     lap("gate")
     sifted = sift(gated, alice, rng)
     rep.detections = int(sifted.counts.clicked)
