@@ -23,7 +23,7 @@ import numpy as np
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.amplify import toeplitz_hash
 from qkdctl.core.constants import BASIS_X, BASIS_Z
-from qkdctl.core.errors import ReconciliationError, SecurityAbort
+from qkdctl.core.errors import QkdInputError, ReconciliationError, SecurityAbort
 from qkdctl.core.estimate import estimate
 from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
 from qkdctl.core.polstats import click_matrix
@@ -32,10 +32,13 @@ from qkdctl.core.sift import sift
 from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
 from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
-from qkdctl.protocol.reconcile import efficiency, reconcile
+from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
 TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
+DEFAULT_CASCADE = "cascade-yanetal"  # best throughput/efficiency balance in docs/reconciliation.md
+CASCADE_MAX_QBER = 0.09  # above this, LDPC (if available) is preferred
+LDPC_ABOVE_RTT_S = 1e-3  # round trip beyond which Cascade's ~100 round trips dominate
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,17 @@ class BlockOutcome:
     bob_key: np.ndarray | None = None
 
 
+def choose_method(qber_estimate: float, round_trip_s: float = 0.0) -> str:
+    """Reconciliation method for a block: Cascade where round trips are cheap (the
+    in-process channel), LDPC (one or two round trips) over a slow link or when the
+    QBER is beyond Cascade's efficient range."""
+    methods = available_methods()
+    ldpc = sorted(m for m in methods if m.startswith("ldpc"))
+    if ldpc and (round_trip_s > LDPC_ABOVE_RTT_S or qber_estimate > CASCADE_MAX_QBER):
+        return "ldpc-blind" if "ldpc-blind" in ldpc else ldpc[0]
+    return DEFAULT_CASCADE
+
+
 def align_record(alice: AliceRecord, tags: TagBlock, clock: Clock, slots: np.ndarray,
                  mu: tuple[float, float, float]) -> tuple[AliceRecord, SlotAlignment]:
     """Alice's record renumbered so that slot 0 is the block's first sync tag.
@@ -79,7 +93,12 @@ def align_record(alice: AliceRecord, tags: TagBlock, clock: Clock, slots: np.nda
     bright slots (`align_slots`).  `slots` are Bob's gated slot numbers.
     """
     guess = int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
-    al = align_slots(slots, alice.intensity, mu, guess=guess, step=clock.sync_divider)
+    try:
+        al = align_slots(slots, alice.intensity, mu, guess=guess, step=clock.sync_divider)
+    except QkdInputError:
+        # No intensity correlation (e.g. an intercept-resend Eve re-prepares the pulses):
+        # keep the block-start guess; a wrong guess shows up as QBER ~ 1/2 and aborts.
+        al = SlotAlignment(shift=guess, score=float("nan"), runner_up=float("nan"))
     return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-al.shift), al
 
 
@@ -141,6 +160,7 @@ def process_block(
         "clock_period_ps": clock.period_ps,
         "missing_sync": clock.n_missing_sync,
         "slot_shift": alignment.shift,
+        "slot_alignment": "guess" if alignment.score != alignment.score else "intensity",
     }
     lap("sift")
     est = estimate(sifted, rng, disclose_x=True)
@@ -156,8 +176,9 @@ def process_block(
     z = sifted.z
     q_ec = qber_prior if qber_prior is not None else rep.qber_x
     q_ec = min(max(q_ec, QBER_FLOOR), 0.25)
+    method = choose_method(q_ec) if settings.method == "auto" else settings.method
     try:
-        rec = reconcile(settings.method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
+        rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
     lap("reconcile")

@@ -124,13 +124,17 @@ class LiveHardware(Hardware):
 
 def sim_config_of(cfg: LabConfig):
     """The firmware_sim SimConfig of a lab config: [sim] plus the config's timing,
-    channel map, source calibration and controller model (so both sides agree)."""
+    channel map, source calibration, choice probabilities and controller model
+    (so Alice's simulated source does what the protocol's bound assumes)."""
     from firmware_sim.config import SimConfig
 
     table = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.sim.items()}
     source = dict(table.get("source", {}))
     source.update(pulse_rate_hz=cfg.timing.pulse_rate_hz, sync_divider=cfg.timing.sync_divider,
                   mu_max=cfg.engine.mu_at_0db)
+    if cfg.protocol is not None:
+        source.update(p_intensity=tuple(cfg.protocol.intensity_probs), p_z=cfg.protocol.key_basis_prob)
+        table.setdefault("p_bob_z", cfg.protocol.key_basis_prob)
     table["source"] = source
     tagger = dict(table.get("tagger", {}))
     tagger["channels"] = cfg.channels.model_dump()
