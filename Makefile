@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/qkdctl demo
+	$(VENV)/bin/qkdctl run lab_configs/sim_bench.toml --out runs/latest
 
 test: install
 	$(PY) -m pytest
