@@ -50,6 +50,7 @@ class BlockReport:
     alarms: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     tuner: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain-dict form (JSON-serializable once NaN handling is applied by the caller)."""

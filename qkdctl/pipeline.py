@@ -116,13 +116,16 @@ def process_block(
     rng: np.random.Generator,
     qber_prior: float | None = None,
     auth_key: bytes | None = None,
+    selector: Selector | None = None,
 ) -> BlockOutcome:
     """Run the whole post-processing of one block; never raises on a security failure.
 
     qber_prior: QBER expected in Z (e.g. the last block's corrected rate), used only
     to parametrize reconciliation.  auth_key: pre-shared key of the authenticated
     channel (simulation draws one from rng when None).  Bad input (malformed tags,
-    impossible settings) raises QkdInputError.
+    impossible settings) raises QkdInputError.  selector: keeps a subset of the sifted
+    events (public features only, same rule in both bases) before estimation and
+    reconciliation; None keeps all (qkdctl.select, docs/selection.md).
     """
     rep = BlockReport(block_id=block_id, n_tags=len(tags))
     stage: dict[str, float] = {}
@@ -162,6 +165,8 @@ def process_block(
         "slot_shift": alignment.shift,
         "slot_alignment": "guess" if alignment.score != alignment.score else "intensity",
     }
+    if selector is not None:
+        sifted, rep.selection = apply_selection(selector, gated, sifted)
     lap("sift")
     est = estimate(sifted, rng, disclose_x=True)
     rep.qber_x = float(est.qber_basis[BASIS_X])
