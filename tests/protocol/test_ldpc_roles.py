@@ -75,7 +75,8 @@ def test_success_means_equal_keys_and_leakage_is_exact(seed, n, qber):
     assert ex["syndrome_bits"] == counter.syndrome_bits
     assert ex["revealed_bits"] == counter.revealed_bits
     assert res.leaked_bits == counter.syndrome_bits + counter.revealed_bits - ex["punctured_bits"]
-    assert res.round_trips == 2 + ex["blind_rounds"] or res.round_trips == 1 + ex["blind_rounds"] + 1
+    # start -> syndromes, one per blind round, then the confirmation's request -> tag
+    assert res.round_trips == 2 + ex["blind_rounds"]
     if res.success:
         assert np.array_equal(res.bob_bits, a)
     else:
