@@ -154,6 +154,8 @@ class Engine:
         run_id = uuid.uuid4().hex[:12]
         summary = RunSummary(run_id=run_id, out_dir=str(self.out_dir), seed=self.seed)
         db.start_run(run_id, self.config_text, self.seed)
+        for tuner in self.tuners:
+            tuner.start_run(db, run_id)
         q: queue.Queue = queue.Queue(maxsize=max(1, self.options.queue_depth))
         deadline = time.monotonic() + seconds if seconds is not None else None
         producer = threading.Thread(target=self._acquire_loop, args=(q, blocks, deadline),

@@ -48,6 +48,9 @@ class Tuner(ABC):
     name: str = "tuner"
     probe_budget: int = 0
 
+    def start_run(self, db, run_id: str) -> None:
+        """Called by the engine as a run starts, with its RunDB (for tuners that record there)."""
+
     @abstractmethod
     def propose(
         self,
