@@ -113,8 +113,9 @@ def detector_probabilities(u_total: np.ndarray, p_bob_z: float) -> np.ndarray:
     Rows sum to 1.
     """
     out_states = BB84_STATES @ u_total.T  # row s = U @ state_s
-    p_h = np.abs(out_states @ BB84_STATES[0].conj()) ** 2
-    p_d = np.abs(out_states @ BB84_STATES[2].conj()) ** 2
+    # clipped: rounding in a product of unitaries can push |<H|psi>|^2 a few ulp above 1
+    p_h = np.clip(np.abs(out_states @ BB84_STATES[0].conj()) ** 2, 0.0, 1.0)
+    p_d = np.clip(np.abs(out_states @ BB84_STATES[2].conj()) ** 2, 0.0, 1.0)
     probs = np.empty((4, 4), dtype=np.float64)
     probs[:, 0] = p_bob_z * p_h
     probs[:, 1] = p_bob_z * (1.0 - p_h)
