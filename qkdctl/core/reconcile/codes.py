@@ -6,8 +6,10 @@ for discrete-variable QKD", ISIT 2009 (arXiv:0901.2140), density-evolution optim
 the binary symmetric channel.  The paper prints the thresholds, not the polynomials; the
 coefficients below are the edge fractions measured on the n = 4000 IPEG matrices built
 from those polynomials and published with Kiktenko et al., PRA 96, 042317 (2017)
-(RQC symmetric-reconciliation, codes_4000.txt), rounded, with fractions below 1 % folded
-into the nearest kept degree.  Check degrees are left to PEG, which keeps them
+(RQC symmetric-reconciliation, codes_4000.txt), rounded to 3 digits; fractions of about
+1 % or less are folded into the nearest kept degree, and the rate-0.5 row is simplified
+further (4->3, 10-11->9, 14/17->15, 49->47, 55-66->57), so these are close relatives of
+the published ensembles, not exact copies (their thresholds were not re-derived here).  Check degrees are left to PEG, which keeps them
 concentrated (two adjacent values), as in the paper.
 
 Construction is progressive edge growth (Hu, Eleftheriou, Arnold, IEEE Trans. IT 51,
@@ -52,12 +54,6 @@ DEGREE_DISTRIBUTIONS: dict[float, tuple[tuple[int, float], ...]] = {
     0.85: ((2, 0.043), (3, 0.195), (4, 0.056), (5, 0.090), (6, 0.081), (7, 0.011),
            (9, 0.049), (21, 0.475)),
     0.90: ((2, 0.077), (3, 0.281), (5, 0.089), (9, 0.196), (12, 0.306), (21, 0.050)),
-}
-
-# BP thresholds p* on the BSC from Elkouss et al. 2009, Table I (for the report and tests).
-BP_THRESHOLDS: dict[float, float] = {
-    0.50: 0.1071, 0.55: 0.0904, 0.60: 0.0766, 0.65: 0.0633, 0.70: 0.0504,
-    0.75: 0.0392, 0.80: 0.0298, 0.85: 0.0199, 0.90: 0.0109,
 }
 
 PEG_MAX_DEPTH = 6  # check layers searched per new edge
