@@ -33,6 +33,8 @@ from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
 from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
 from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
+from qkdctl.select.apply import apply_selection
+from qkdctl.select.selectors import Selector
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
 TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
