@@ -32,6 +32,7 @@ from qkdctl.core.sift import sift
 from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
 from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
+from qkdctl.core.verify import draw_seed, keys_match, verification_tag
 from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
 from qkdctl.select.apply import apply_selection
 from qkdctl.select.selectors import Selector
@@ -189,7 +190,7 @@ def process_block(
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
     lap("reconcile")
-    wrong = z.alice_bit != z.bob_bit
+    wrong = rec.bob_bits != z.bob_bit  # the bits reconciliation corrected: Bob's errors
     rep.qber_z = float(wrong.mean())
     rep.qber_by_intensity["z"] = [
         float(wrong[z.intensity == k].mean()) if np.any(z.intensity == k) else float("nan")
@@ -199,11 +200,19 @@ def process_block(
     rep.leaked_bits = int(rec.leaked_bits + rec.confirm_bits)
     rep.round_trips = int(rec.round_trips)
     rep.ec_efficiency = efficiency(rec.leaked_bits, z.alice_bit.size, rep.qber_z)
-    rep.verified = bool(rec.success)
     if not rec.success:
-        return _abort(rep, "verification failed: keys differ after reconciliation")
+        return _abort(rep, "reconciliation failed: the method's confirmation found keys still differ")
     if rep.qber_z > settings.qber_abort:
         return _abort(rep, f"QBER_Z {rep.qber_z:.4f} above threshold {settings.qber_abort}")
+    # Verification (eps_cor): Alice publishes a seed and her polynomial-hash tag; Bob compares.
+    seed = draw_seed(z.alice_bit.size, settings.eps_cor, rng)
+    tag_a, tag_bits = verification_tag(z.alice_bit, seed, settings.eps_cor)
+    tag_b, _ = verification_tag(rec.bob_bits, seed, settings.eps_cor)
+    rep.leaked_bits += tag_bits  # counted in full (Lim's log2(2/eps_cor) term is kept too)
+    rep.verified = keys_match(tag_a, tag_b)
+    lap("verify")
+    if not rep.verified:
+        return _abort(rep, "verification failed: hash tags differ after reconciliation")
 
     n_key = np.bincount(z.intensity, minlength=3)
     m_key = np.bincount(z.intensity[wrong], minlength=3)

@@ -61,3 +61,22 @@ def test_later_blocks_align_with_alice(model, rng):
     assert acq.alice.first_slot > 0
     rep = process_block(1, acq.tags, acq.alice, _settings(model), rng).report
     assert rep.qber_x < 0.05, rep.abort_reason
+
+
+def test_verification_tag_counts_as_leakage_and_catches_a_flip(model, rng, monkeypatch):
+    import qkdctl.pipeline as pipeline
+    from qkdctl.core.verify import tag_length_bits
+
+    alice, tags = generate_block(model, 10_000_000, rng, sync_divider=100)
+    real = pipeline.reconcile
+
+    def one_bit_wrong(*args, **kwargs):
+        rec = real(*args, **kwargs)
+        rec.bob_bits[7] ^= 1  # a residual error the method's confirmation missed
+        return rec
+
+    monkeypatch.setattr(pipeline, "reconcile", one_bit_wrong)
+    out = pipeline.process_block(0, tags, alice, _settings(model), rng)
+    assert out.report.status == "aborted" and "hash tags differ" in out.report.abort_reason
+    assert out.alice_key is None and out.report.key_bits == 0
+    assert out.report.leaked_bits >= tag_length_bits(out.report.sifted_bits_z, 1e-15)
