@@ -143,3 +143,39 @@ def visibility(click_matrix: object) -> float:
     (x_h, z_h), (x_d, z_d), _ = measured_components(click_matrix)
     a, d, p = x_h**2 + z_h**2, x_d**2 + z_d**2, x_h * x_d + z_h * z_d
     return float(np.sqrt(0.5 * (a + d + np.sqrt((a - d) ** 2 + 4.0 * p**2))))
+
+
+def component_sigmas(click_matrix: object) -> np.ndarray:
+    """Binomial standard errors of (x_H, z_H, x_D, z_D) of `measured_components`.
+
+    A contrast c = (P - M) / (P + M) of N = P + M clicks has variance (1 - c^2) / N;
+    a contrast of zero clicks gets sigma 1 (no information).  1 - c^2 is floored at
+    1 / N so a perfect contrast still carries one count's worth of uncertainty.
+    """
+    c = _check_matrix(click_matrix)
+    (x_h, z_h), (x_d, z_d), _ = measured_components(c)
+    out = []
+    for (row_p, row_m), (xv, zv) in (((0, 1), (x_h, z_h)), ((2, 3), (x_d, z_d))):
+        rows = c[[row_p, row_m]]
+        for n, val in ((rows[:, 2:].sum(), xv), (rows[:, :2].sum(), zv)):
+            out.append(1.0 if n <= 0 else np.sqrt(max(1.0 - val * val, 1.0 / n) / n))
+    return np.array(out)
+
+
+def predicted_components(total: np.ndarray) -> np.ndarray:
+    """(x_H, z_H, x_D, z_D) of pure states through the total rotation `total` (SU(2))."""
+    o = so3_from_su2(total)
+    return np.array([o[0, 2], o[2, 2], o[0, 0], o[2, 0]])
+
+
+def chi2_given_rotation(measured: np.ndarray, sigma: np.ndarray, total: np.ndarray) -> float:
+    """chi^2 of measured (x_H, z_H, x_D, z_D) against v * predicted(total), v fitted.
+
+    v (common visibility) is the weighted least-squares factor; under the hypothesis
+    that `total` is the true rotation the value is ~ chi^2 with 3 degrees of freedom.
+    """
+    pred = predicted_components(total)
+    w = 1.0 / np.asarray(sigma) ** 2
+    den = float(np.sum(w * pred * pred))
+    v = float(np.sum(w * measured * pred)) / den if den > 0 else 0.0
+    return float(np.sum(w * (measured - v * pred) ** 2))

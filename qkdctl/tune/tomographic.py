@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.stats import chi2 as chi2_dist
 from scipy.spatial.transform import Rotation
 
 from qkdctl.blockreport import BlockReport
@@ -31,6 +32,8 @@ from qkdctl.core.errors import QkdInputError
 from qkdctl.tune.base import Probe, Proposal, Tuner
 from qkdctl.tune.polarization import (
     ControllerCalibration,
+    chi2_given_rotation,
+    component_sigmas,
     measured_components,
     received_rotation_candidates,
     so3_from_su2,
@@ -56,35 +59,57 @@ def settings_params(settings: Sequence[float]) -> dict[str, float]:
 class TomographicTuner(Tuner):
     """Closed-form compensation from BB84 click statistics (no probes).
 
-    qber_threshold: abort threshold of the link; deadband_fraction: do nothing while
-    the QBER caused by the rotation (the optical QBER above the visibility floor,
-    (1 - z_H / v) / 2 and (1 - x_D / v) / 2) is below deadband_fraction *
-    qber_threshold; min_clicks: fewest clicks per contrast to trust a block;
-    pool_blocks: click matrices of up to this many newest blocks taken at the same
-    settings are summed (less noise while the tuner is idle); max_chi2: largest
-    chi^2 per residual of the two-setting fit before the reference block is dropped.
+    Deadband (statistical): nothing is done while the pooled click statistics are
+    consistent with a perfectly compensated link at the settings in force (chi^2 of
+    the four measured contrasts against v * the aligned prediction, binomial errors,
+    below the (1 - significance) quantile of chi^2 with 3 degrees of freedom).
+    Near alignment the residual rotation w (rotation vector of controller x fiber)
+    has a first-order visible part w_y and a hidden part (w_x, w_z) seen only at
+    second order and only up to the mirror sign: the visible part is corrected when
+    the test rejects; the hidden part only when a second chi^2 test (against the
+    visible-only residual, 2 degrees of freedom) rejects too.  Corrections are
+    damped by `gain`; a hidden part whose mirror branch is not yet resolved by a
+    two-setting fit is corrected by `mirror_probe_gain` only (half a step: the next
+    block, at the new settings, resolves the branch).  Residual rotations above
+    `acquire_rad` are corrected in full (acquisition).
+
+    Lag: after a proposal the tuner waits for a block taken with the proposed
+    settings (the engine applies a proposal made after block k from block k+2 on),
+    at most `settle_blocks` blocks.  min_clicks: fewest clicks per contrast to trust
+    a block; pool_blocks: click matrices of up to this many newest blocks at the
+    same settings are summed; max_chi2: largest chi^2 per residual of the
+    two-setting fit before its reference block is dropped.
     """
 
     name = "tomographic"
 
-    def __init__(self, calibration: ControllerCalibration, qber_threshold: float = 0.11,
-                 deadband_fraction: float = 0.02, min_clicks: int = 200, pool_blocks: int = 4,
-                 max_chi2: float = 25.0) -> None:
+    def __init__(self, calibration: ControllerCalibration, significance: float = 1e-3,
+                 gain: float = 0.9, mirror_probe_gain: float = 0.5, acquire_rad: float = 0.3,
+                 min_clicks: int = 200, pool_blocks: int = 4, max_chi2: float = 25.0,
+                 settle_blocks: int = 3) -> None:
         if calibration is None:
             raise QkdInputError("tomographic tuner needs the polarization controller's calibration")
-        if not 0.0 < qber_threshold < 0.5:
-            raise QkdInputError(f"qber_threshold must lie in (0, 0.5), got {qber_threshold}")
-        if not 0.0 <= deadband_fraction < 1.0:
-            raise QkdInputError(f"deadband_fraction must lie in [0, 1), got {deadband_fraction}")
+        if not 0.0 < significance < 0.5:
+            raise QkdInputError(f"significance must lie in (0, 0.5), got {significance}")
+        if not (0.0 < gain <= 1.0 and 0.0 < mirror_probe_gain <= 1.0):
+            raise QkdInputError(f"gain and mirror_probe_gain must lie in (0, 1], got {gain}, {mirror_probe_gain}")
+        if not acquire_rad > 0.0:
+            raise QkdInputError(f"acquire_rad must be > 0, got {acquire_rad}")
         if min_clicks < 1:
             raise QkdInputError(f"min_clicks must be >= 1, got {min_clicks}")
-        self.calibration = calibration
-        self.deadband_qber = deadband_fraction * qber_threshold
-        self.min_clicks = int(min_clicks)
         if pool_blocks < 1:
             raise QkdInputError(f"pool_blocks must be >= 1, got {pool_blocks}")
+        if settle_blocks < 0:
+            raise QkdInputError(f"settle_blocks must be >= 0, got {settle_blocks}")
+        self.calibration = calibration
+        self.chi2_visible = float(chi2_dist.isf(significance, 3))
+        self.chi2_hidden = float(chi2_dist.isf(significance, 2))
+        self.gain, self.mirror_probe_gain = float(gain), float(mirror_probe_gain)
+        self.acquire_rad = float(acquire_rad)
+        self.min_clicks = int(min_clicks)
         self.pool_blocks = int(pool_blocks)
         self.max_chi2 = float(max_chi2)
+        self.settle_blocks = int(settle_blocks)
         self.decisive_chi2 = 25.0  # chi^2 gap between mirror branches that counts as resolved
         self.weak_chi2 = 4.0  # below this gap the fit says nothing about the mirror branch
         self._anchor: np.ndarray | None = None  # fiber rotation of the last resolved fit
@@ -92,6 +117,9 @@ class TomographicTuner(Tuner):
         self._last: tuple | None = None
         # newest usable block whose settings differ from the newest one's (mirror reference)
         self._ref: tuple | None = None
+        # settings of the last proposal not yet seen in force, and blocks waited for them
+        self._awaiting: tuple[float, ...] | None = None
+        self._waited = 0
 
     def _pool(self, history: Sequence[BlockReport], params: Mapping[str, float]):
         """(settings, summed click matrix) of the newest blocks taken with the newest block's settings."""
@@ -171,13 +199,31 @@ class TomographicTuner(Tuner):
         k = int(np.argmax([su2_fidelity(f, self._anchor) for f in cands]))
         return cands[k], k, why + "; mirror from last resolved fit"
 
+    def _settling(self, history: Sequence[BlockReport]) -> bool:
+        """True while the last proposal has not yet reached a block (engine lag)."""
+        if self._awaiting is None:
+            return False
+        n = self.calibration.n_settings
+        rep = history[-1]
+        seen = rep.params and all(f"pol.{i}" in rep.params for i in range(1, n + 1))
+        if seen and np.allclose(controller_settings(rep.params, n), self._awaiting, rtol=0, atol=1e-6):
+            self._awaiting = None
+            return False
+        self._waited += 1
+        if self._waited > self.settle_blocks:
+            self._awaiting = None
+            return False
+        return True
+
     def propose(self, history: Sequence[BlockReport], params: Mapping[str, float],
                 probe: Probe | None = None) -> Proposal | None:
-        """Settings that undo the fiber rotation seen in the newest block (None in the deadband)."""
+        """Settings that undo the significant part of the residual rotation (None in the deadband)."""
         if not history:
             return None
         n = self.calibration.n_settings
         current = controller_settings(params, n)
+        if self._settling(history):
+            return None
         pooled = self._pool(history, params)
         if pooled is None:
             return None
@@ -187,17 +233,41 @@ class TomographicTuner(Tuner):
             return None
         self._remember((block_settings, (xz_h, xz_d), visibility(cm), min_clicks))
         fiber, choice, how = self._fit(self.fiber_candidates(cm, block_settings))
-        vis = visibility(cm)
-        e_rot = max(0.5 * (1.0 - xz_h[1] / vis), 0.5 * (1.0 - xz_d[0] / vis))
-        if e_rot < self.deadband_qber:
+        c_blk, c_cur = self.calibration.rotation(block_settings), self.calibration.rotation(current)
+        measured = np.array([xz_h[0], xz_h[1], xz_d[0], xz_d[1]])
+        sigma = component_sigmas(cm)
+        # residual rotation (Bloch rotation vector) of controller x fiber at the settings in force
+        omega = Rotation.from_matrix(so3_from_su2(c_cur @ fiber)).as_rotvec()
+        # the settings in force predict the block's statistics through the block's own settings
+        to_blk = c_blk @ np.conj(c_cur).T
+        chi2_aligned = chi2_given_rotation(measured, sigma, to_blk)
+        if chi2_aligned < self.chi2_visible:
             return None
-        target = np.conj(fiber).T
+        angle = float(np.linalg.norm(omega))
+        resolved = "two-setting fit" in how and "not decisive" not in how
+        if angle > self.acquire_rad:
+            apply, what = omega, f"acquire: full correction of {angle:.3f} rad"
+        else:
+            visible = np.array([0.0, omega[1], 0.0])
+            chi2_vis = chi2_given_rotation(measured, sigma, to_blk @ _su2(visible))
+            if chi2_vis < self.chi2_hidden:
+                apply, what = self.gain * visible, f"visible part w_y {omega[1]:+.4f} rad"
+            else:
+                g_h = self.gain if resolved else self.mirror_probe_gain
+                apply = np.array([g_h * omega[0], self.gain * omega[1], g_h * omega[2]])
+                what = (f"visible w_y {omega[1]:+.4f} and hidden (w_x, w_z) ({omega[0]:+.4f}, {omega[2]:+.4f}) "
+                        f"rad, hidden gain {g_h:.2f} ({'resolved' if resolved else 'mirror probe'})")
+        target = _su2(-apply) @ c_cur
         inv = self.calibration.settings_for(target, start=current)
+        self._awaiting, self._waited = tuple(inv.settings), 0
         return Proposal(
             params=settings_params(inv.settings),
-            reason=(f"QBER from rotation {e_rot:.4f} (visibility {vis:.4f}) above deadband "
-                    f"{self.deadband_qber:.4f}: "
-                    f"invert reconstructed rotation (mirror branch {choice} by {how}; "
-                    f"settings fidelity {inv.fidelity:.5f})"),
-            extra={"fit_fidelity": inv.fidelity, "mirror_branch": choice},
+            reason=(f"misalignment significant (chi2 {chi2_aligned:.1f} > {self.chi2_visible:.1f}): "
+                    f"{what}; mirror branch {choice} by {how}; settings fidelity {inv.fidelity:.5f}"),
+            extra={"fit_fidelity": inv.fidelity, "mirror_branch": choice, "chi2_aligned": chi2_aligned},
         )
+
+
+def _su2(rotvec: np.ndarray) -> np.ndarray:
+    """SU(2) of a Bloch rotation vector (rad)."""
+    return su2_from_rotation(Rotation.from_rotvec(np.asarray(rotvec, dtype=float)))

@@ -5,11 +5,11 @@ import pytest
 
 from benchmarks.tune_sim import KeyModel, SimBench, calibration_for, run_loop, sim_config
 from drivers.polarization.calibration import PaddleCalibration
-from firmware_sim.physics.polarization import detector_probabilities, random_su2
+from firmware_sim.physics.polarization import detector_probabilities, random_su2, su2_from_rotation_vector
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.tune import make_tuner
-from qkdctl.tune.polarization import su2_fidelity
+from qkdctl.tune.polarization import chi2_given_rotation, su2_fidelity
 from qkdctl.tune.tomographic import TomographicTuner, settings_params
 
 
@@ -59,9 +59,9 @@ def test_bad_input_and_factory():
     cal = PaddleCalibration()
     with pytest.raises(QkdInputError, match="calibration"):
         TomographicTuner(None)
-    with pytest.raises(QkdInputError, match="deadband_fraction"):
-        TomographicTuner(cal, deadband_fraction=2.0)
-    tuner = make_tuner("tomographic", cal, {"deadband_fraction": 0.05})
+    with pytest.raises(QkdInputError, match="significance"):
+        TomographicTuner(cal, significance=2.0)
+    tuner = make_tuner("tomographic", cal, {"significance": 0.01})
     assert isinstance(tuner, TomographicTuner)
     with pytest.raises(ConfigError, match="unknown tuner"):
         make_tuner("magic", cal, {})
@@ -69,3 +69,62 @@ def test_bad_input_and_factory():
         make_tuner("tomographic", cal, {"bogus": 1})
     with pytest.raises(QkdInputError, match="pol.3"):
         tuner.propose([report(0, np.eye(2), cal, (1.0, 2.0, 3.0))], {"pol.1": 0.0, "pol.2": 0.0})
+
+
+def noisy_report(i, fiber, cal, settings, rng, n=4e4, vis=0.99):
+    """Poisson click matrix of n clicks through fiber and controller, depolarized to vis."""
+    p = detector_probabilities(cal.rotation(settings) @ fiber, 0.5)
+    cm = rng.poisson((vis * p + (1 - vis) * 0.25) * n / 4).astype(float)
+    return BlockReport(block_id=i, counts={"click_matrix": cm.tolist()}, params=settings_params(settings))
+
+
+def test_chi2_hand_case():
+    # aligned link at visibility 0.98: contrasts (0, 0.98, 0.98, 0) fit v = 0.98 exactly
+    assert chi2_given_rotation(np.array([0, 0.98, 0.98, 0]), np.full(4, 0.01), np.eye(2)) == pytest.approx(0, abs=1e-12)
+    # x_H = 0.05 off with sigma 0.01: chi^2 = 25
+    assert chi2_given_rotation(np.array([0.05, 0.98, 0.98, 0]), np.full(4, 0.01), np.eye(2)) == pytest.approx(25.0)
+
+
+def test_statistical_deadband_ignores_noise(rng):
+    cal = PaddleCalibration()
+    settings = (0.0, 0.0, 0.0)
+    acted = 0
+    for i in range(30):
+        tuner = TomographicTuner(cal)
+        acted += tuner.propose([noisy_report(i, np.eye(2), cal, settings, rng)], settings_params(settings)) is not None
+    assert acted <= 1  # significance 1e-3 per block
+
+
+@pytest.mark.parametrize("axis,part", [((0, 0.06, 0), "visible part"), ((0.25, 0, 0.0), "hidden")])
+def test_significant_rotation_is_corrected(rng, axis, part):
+    cal = PaddleCalibration()
+    settings = (0.0, 0.0, 0.0)
+    fiber = su2_from_rotation_vector(np.array(axis))
+    tuner = TomographicTuner(cal)
+    prop = tuner.propose([noisy_report(0, fiber, cal, settings, rng)], settings_params(settings))
+    assert prop is not None and part in prop.reason
+    new = tuple(prop.params[f"pol.{k}"] for k in (1, 2, 3))
+    before = su2_fidelity(cal.rotation(settings) @ fiber, np.eye(2))
+    after = su2_fidelity(cal.rotation(new) @ fiber, np.eye(2))
+    if part == "visible part":
+        assert after > before and 1 - after < 0.1 * (1 - before)
+    else:  # hidden: mirror unresolved, half a step (right or wrong branch)
+        assert "mirror probe" in prop.reason
+
+
+def test_waits_for_the_proposal_to_take_effect(rng):
+    cal = PaddleCalibration()
+    old = (0.0, 0.0, 0.0)
+    fiber = su2_from_rotation_vector(np.array([0.0, 0.2, 0.0]))
+    tuner = TomographicTuner(cal)
+    history = [noisy_report(0, fiber, cal, old, rng)]
+    prop = tuner.propose(history, settings_params(old))
+    assert prop is not None
+    # the engine's lag: the next block was still taken with the old settings
+    history.append(noisy_report(1, fiber, cal, old, rng))
+    assert tuner.propose(history, prop.params) is None
+    new = tuple(prop.params[f"pol.{k}"] for k in (1, 2, 3))
+    history.append(noisy_report(2, fiber, cal, new, rng))
+    assert tuner._awaiting is not None
+    tuner.propose(history, prop.params)
+    assert tuner._awaiting is None or tuner._awaiting != tuple(new)
