@@ -1,7 +1,10 @@
 """Tuners: retune the bench between key blocks (classical and QML, one interface).
 
 `make_tuner(name, calibration, options)` builds one by the name used in the lab
-config's [tuner] table; `options` are the tuner's keyword arguments.
+config's [tuner] table; `options` are the tuner's keyword arguments.  calibration:
+the polarization controller's calibration for "tomographic", "spsa", "nelder-mead";
+the source's mean photon number at 0 dB (mu_at_0db) for "decoy-direct", "decoy-mlp".
+The default polarization tuner is "tomographic" (docs/qml.md).
 """
 
 from __future__ import annotations
@@ -35,10 +38,40 @@ def _nelder_mead(calibration, options: Mapping) -> Tuner:
     return NelderMeadTuner(calibration, **options)
 
 
+def _qml_compile(calibration, options: Mapping, method: str | None = None) -> Tuner:
+    from qkdctl.qml.factory import make_compile_tuner
+
+    return make_compile_tuner(calibration, options, method)
+
+
+def _decoy_direct(calibration, options: Mapping) -> Tuner:
+    from qkdctl.tune.decoy import DecoyDirectTuner
+
+    return DecoyDirectTuner(**_with_source(calibration, options))
+
+
+def _decoy_mlp(calibration, options: Mapping) -> Tuner:
+    from qkdctl.tune.decoy_predictor import DecoyMlpTuner
+
+    return DecoyMlpTuner(**_with_source(calibration, options))
+
+
+def _with_source(calibration, options: Mapping) -> dict:
+    """Decoy tuners' options; `calibration` is the source's mu_at_0db (photons/pulse) or None."""
+    opts = dict(options)
+    if calibration is not None:
+        opts.setdefault("mu_at_0db", float(calibration))
+    return opts
+
+
 _FACTORIES: dict[str, Callable[[object, Mapping], Tuner]] = {
     "tomographic": _tomographic,
     "spsa": _spsa,
     "nelder-mead": _nelder_mead,
+    "decoy-direct": _decoy_direct,
+    "decoy-mlp": _decoy_mlp,
+    "qml-compile": _qml_compile,
+    "qml-compile-pshift": lambda calibration, options: _qml_compile(calibration, options, "pshift"),
 }
 
 
