@@ -1,0 +1,173 @@
+"""Record a bench to HDF5 and replay a recording through the same engine as a live run.
+
+`record_bench` opens the bench of a lab config (real drivers, or the embedded
+simulated bench), sets the config's intensities on the VOA and writes blocks of
+`[engine].block_seconds` into a `qkdctl-recording` file (`qkdctl record`).
+
+`ReplayHardware` is a `Hardware` whose blocks come from such a file through the
+replay drivers (`drivers.replay.ReplayTagger` / `ReplayAlice`), so `replay_run`
+feeds the recorded tags to the unchanged `Engine` and pipeline (`qkdctl replay`).
+A recording fixes the optics: a replay accepts only the software parameters
+(gate offset and width); asking it to move a VOA or a polarization controller
+raises `QkdInputError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from drivers.replay import ReplayAlice, ReplayTagger
+from qkdctl.config import LabConfig, parse_config
+from qkdctl.core.errors import ConfigError, QkdInputError
+from qkdctl.core.tags import GateConfig
+from qkdctl.engine import Engine, EngineOptions, RunSummary
+from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
+from qkdctl.pipeline import BlockSettings
+from qkdctl.store.recording import RecordingReader, record_to_hdf5
+from qkdctl.wiring import intensity_params, open_bench
+
+#: method used when [engine].reconciliation is "auto".
+AUTO_METHOD = "cascade-biconf"
+
+
+def block_settings(cfg: LabConfig) -> BlockSettings:
+    """Pipeline settings of a lab config ([protocol], [channels], [timing], [engine]).
+
+    The gate offset is 0 ps when [timing].gate_offset_ps is unset: the engine then
+    finds it from the first block's arrival-time peak.
+    """
+    if cfg.protocol is None:
+        raise ConfigError(f"{cfg.source}: missing table [protocol]")
+    p, t = cfg.protocol, cfg.timing
+    method = cfg.engine.reconciliation
+    return BlockSettings(
+        sync_channel=cfg.channels.sync,
+        sync_divider=t.sync_divider,
+        nominal_sync_period_ps=1e12 / t.pulse_rate_hz * t.sync_divider,
+        gate=GateConfig.from_channels(cfg.channels.model_dump(), offset_ps=t.gate_offset_ps or 0.0,
+                                      width_ps=t.gate_width_ps),
+        mu=p.intensities,
+        p_mu=p.intensity_probs,
+        eps_sec=p.eps_sec,
+        eps_cor=p.eps_cor,
+        qber_abort=p.qber_abort_threshold,
+        method=AUTO_METHOD if method == "auto" else method,
+    )
+
+
+def config_from_text(text: str, source: str) -> LabConfig:
+    """A lab config from TOML text (e.g. the config stored in a recording)."""
+    if not text.strip():
+        raise ConfigError(f"{source}: holds no config text; pass --config")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: stored config is not valid TOML ({exc})") from None
+    return parse_config(data, source)
+
+
+def operating_params(cfg: LabConfig) -> dict[str, float]:
+    """Operating parameters a recording was made with: VOA settings of the config's
+    intensities and the configured gate."""
+    params = intensity_params(cfg.protocol.intensities, cfg.engine.mu_at_0db)
+    params["gate.width_ps"] = cfg.timing.gate_width_ps
+    if cfg.timing.gate_offset_ps is not None:
+        params["gate.offset_ps"] = cfg.timing.gate_offset_ps
+    return params
+
+
+def record_bench(cfg: LabConfig, config_text: str, seconds: float, path: str | os.PathLike,
+                 seed: int = 0) -> int:
+    """Record `seconds` of the config's bench into an HDF5 file; return the number of blocks.
+
+    Blocks last [engine].block_seconds (s); the VOA, when present, is first set to
+    the config's intensities.  seed: seed of the embedded simulated bench (stored).
+    """
+    if cfg.protocol is None:
+        raise ConfigError(f"{cfg.source}: missing table [protocol]")
+    with open_bench(cfg, seed=seed) as hw:
+        if hw.voa is not None:
+            hw.apply(intensity_params(cfg.protocol.intensities, cfg.engine.mu_at_0db))
+        return record_to_hdf5((hw.tagger, hw.alice), seconds, path, config_text,
+                              seeds={"bench": seed}, block_s=cfg.engine.block_seconds)
+
+
+class ReplayHardware(Hardware):
+    """The blocks of an HDF5 recording, in order, as a bench (optics fixed by the recording).
+
+    params: the operating parameters in force when it was recorded (see
+    `operating_params`); only gate.offset_ps / gate.width_ps can be changed.
+    """
+
+    def __init__(self, reader: RecordingReader, params: Mapping[str, float], mu_at_0db: float = 1.0) -> None:
+        if len(reader) == 0:
+            reader.close()
+            raise QkdInputError(f"recording {str(reader.path)!r} holds no complete block")
+        self.reader = reader
+        self.tagger = ReplayTagger.from_recording(reader)
+        self.alice = ReplayAlice(recording=reader)
+        self.mu_at_0db = mu_at_0db
+        self._params = {k: float(v) for k, v in params.items()}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, cfg: LabConfig) -> "ReplayHardware":
+        """Open a recording with the operating parameters of its lab config."""
+        return cls(RecordingReader(path), operating_params(cfg), cfg.engine.mu_at_0db)
+
+    @property
+    def n_blocks(self) -> int:
+        """Get the number of complete recorded blocks."""
+        return len(self.reader)
+
+    def block_seconds(self) -> float:
+        """Median recorded block length (s), from the blocks' start/stop times."""
+        rows = self.reader.rows
+        return float(np.median(rows["stop_ps"] - rows["start_ps"])) * 1e-12
+
+    def params(self) -> dict[str, float]:
+        return dict(self._params)
+
+    def apply(self, params: Mapping[str, float]) -> None:
+        fixed = sorted(set(params) - SOFTWARE_PARAMS)
+        if fixed:
+            raise QkdInputError(f"a replay cannot change {fixed}: the recording fixed the optics")
+        self._params.update({k: float(v) for k, v in params.items()})
+
+    def acquire(self, duration_s: float) -> Acquisition:
+        """The next recorded block (`duration_s` is only checked; blocks are as recorded)."""
+        tags = self.tagger.read_block(duration_s)
+        alice = self.alice.record_for(tags)
+        return Acquisition(int(tags.meta.get("block_id", 0)), tags, alice, self.params())
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def replay_run(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: LabConfig | None = None,
+               seed: int | None = None, blocks: int | None = None) -> RunSummary:
+    """Run the engine over a recording (every block, or the first `blocks`); return the summary.
+
+    cfg: the lab config to process with (default: the one stored in the recording).
+    No tuners run (the optics are fixed); the run database and key stores go to out_dir.
+    """
+    with RecordingReader(path) as probe:
+        stored_text = probe.config_text
+    if cfg is None:
+        cfg = config_from_text(stored_text, f"recording {str(path)!r}")
+        config_text = stored_text
+    else:
+        config_text = Path(cfg.source).read_text() if Path(cfg.source).is_file() else stored_text
+    settings = block_settings(cfg)
+    with ReplayHardware.open(path, cfg) as hw:
+        n = hw.n_blocks if blocks is None else min(int(blocks), hw.n_blocks)
+        if n < 1:
+            raise QkdInputError(f"--blocks must be >= 1, got {blocks}")
+        options = EngineOptions(block_seconds=hw.block_seconds(), queue_depth=cfg.engine.queue_depth,
+                                max_consecutive_aborts=cfg.engine.max_consecutive_aborts)
+        engine = Engine(hw, settings, out_dir, options=options, seed=seed, config_text=config_text)
+        return engine.run(blocks=n)
