@@ -282,5 +282,10 @@ def replay(
         fail(SecurityAbort(f"run aborted: {summary['abort_reason']}"))
 
 
+from qkdctl.qml.cli import qml_app  # noqa: E402  (sub-app of `qkdctl qml`)
+
+app.add_typer(qml_app, name="qml")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
