@@ -141,6 +141,7 @@ class EngineConfig(_Table):
     blocks: Optional[int] = Field(default=None, ge=1, description="default number of blocks of `run`")
     queue_depth: int = Field(default=2, ge=1, le=64)
     max_consecutive_aborts: int = Field(default=5, ge=1)
+    startup_blocks: int = Field(default=20, ge=1, description="aborted blocks allowed before the first key")
     reconciliation: str = Field(default="auto", description="'auto' or a method name")
     mu_at_0db: float = Field(default=1.0, gt=0.0, description="mean photons/pulse at 0 dB VOA")
 

@@ -44,11 +44,16 @@ Detector = Callable[[BlockReport, Sequence[BlockReport]], list[Alarm]]
 
 @dataclass
 class EngineOptions:
-    """Loop settings. block_seconds: acquisition time per block (s)."""
+    """Loop settings. block_seconds: acquisition time per block (s).
+
+    Until the first block makes key, the bench is still being aligned: aborted
+    blocks then count against `startup_blocks`, not `max_consecutive_aborts`.
+    """
 
     block_seconds: float = 0.05
     queue_depth: int = 2
     max_consecutive_aborts: int = 5
+    startup_blocks: int = 20
     history_length: int = 200
 
 
@@ -184,11 +189,13 @@ class Engine:
                     consecutive += 1
                 if self.on_block is not None:
                     self.on_block(report)
-                if consecutive >= self.options.max_consecutive_aborts:
+                aligning = summary.secret_bits == 0
+                limit = self.options.startup_blocks if aligning else self.options.max_consecutive_aborts
+                if consecutive >= limit:
                     summary.status = "aborted"
                     summary.abort_reason = (
-                        f"{consecutive} consecutive blocks failed security checks; "
-                        f"last: {report.abort_reason}"
+                        f"{consecutive} consecutive blocks failed security checks"
+                        f"{' before any key' if aligning else ''}; last: {report.abort_reason}"
                     )
                     break
             if summary.status == "running":
@@ -202,11 +209,10 @@ class Engine:
 
     def _one_block(self, acq: Acquisition, acquire_s: float, stores: list[KeyStore],
                    db: RunDB, run_id: str) -> BlockReport:
-        prior = next((r.qber_z for r in reversed(self.history) if r.status == "ok"), None)
         settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
                            gate=self._gate(acq))
         out = process_block(acq.block_id, acq.tags, acq.alice, settings, self.rng,
-                            qber_prior=prior, auth_key=self.auth_key)
+                            auth_key=self.auth_key)
         rep = out.report
         rep.duration_s = self.options.block_seconds
         rep.params = dict(acq.params)

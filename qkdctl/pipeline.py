@@ -7,8 +7,8 @@ amplification.  Every figure goes into a BlockReport; a failed security check
 returns the report with status 'aborted' and no key.
 
 What a prediction may change: the QBER fed to reconciliation (block sizes,
-code rate) comes from the previous block's corrected error rate when there is
-one, else from the fully disclosed X basis.  The key length never uses a
+code rate) comes from this block's fully disclosed X basis unless the caller
+passes a prediction (`qber_prior`).  The key length never uses a
 prediction: it uses this block's X-basis errors and the Z errors counted after
 reconciliation.
 """

@@ -76,7 +76,8 @@ def run_bench(cfg: LabConfig, config_text: str, out_dir: Path, *, blocks: int | 
         engine = Engine(
             hw, settings, out_dir,
             options=EngineOptions(block_seconds=cfg.engine.block_seconds, queue_depth=cfg.engine.queue_depth,
-                                  max_consecutive_aborts=cfg.engine.max_consecutive_aborts),
+                                  max_consecutive_aborts=cfg.engine.max_consecutive_aborts,
+                                  startup_blocks=cfg.engine.startup_blocks),
             tuners=make_tuners(cfg, hw.calibration), seed=seed, config_text=config_text, on_block=on_block,
         )
         with stop_on_signals(engine):

@@ -44,8 +44,9 @@ def test_run_stores_identical_keys_and_agrees_with_db(tmp_path):
 
 
 def test_high_qber_aborts_run_without_keys(tmp_path):
-    summary = _setup(tmp_path, misalignment=0.25, max_consecutive_aborts=2).run(blocks=10)
-    assert summary.status == "aborted" and summary.blocks == 2
+    summary = _setup(tmp_path, misalignment=0.25, startup_blocks=3).run(blocks=10)
+    assert summary.status == "aborted" and summary.blocks == 3
+    assert "before any key" in summary.abort_reason
     assert summary.secret_bits == 0
     assert KeyStore(tmp_path / "keys" / "alice").ids() == []
 
