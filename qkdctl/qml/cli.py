@@ -84,6 +84,8 @@ def jobs(
     from rich.table import Table
 
     table = Table("job id", "backend", "status", "shots", "circuits", "latency s", "queue s", "tag")
+    for col in table.columns:
+        col.overflow = "fold"  # job ids are copied from here: never truncated
     for r in rows:
         fmt = (lambda v: "" if v is None else f"{v:.3f}")
         table.add_row(r["job_id"], r["backend"], r["status"], str(r["shots"]), str(r["circuits"]),

@@ -109,6 +109,7 @@ class QmlCompileTuner(Tuner):
         self.calibration = calibration
         self.backend = backend
         self.settings = settings
+        self.name = "qml-compile-pshift" if settings.method == "pshift" else "qml-compile"
         self.rng = rng
         self.ledger = ledger if ledger is not None else JobLedger.in_memory(backend=backend)
         self.deadband_qber = deadband_fraction * qber_threshold
