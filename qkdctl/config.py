@@ -3,7 +3,7 @@
 A config holding only [link] and [protocol] is valid for planning commands;
 commands that touch a bench also need [instruments].  Tables: [link],
 [protocol], [instruments.tagger|alice|voa|polarization], [channels], [timing],
-[engine], [tuner], [sim] (the simulated bench's parameters, validated by
+[engine], [tuner], [detect], [sim] (the simulated bench's parameters, validated by
 firmware_sim when the embedded bench starts).  Unknown top-level tables are
 kept, so site-specific tables do not break a config.
 """
@@ -155,6 +155,13 @@ class TunerConfig(_Table):
     options: dict = Field(default_factory=dict)
 
 
+class DetectConfig(_Table):
+    """[detect]: detectors run on every block (qkdctl.detect.make_detector names)."""
+
+    detectors: list[str] = Field(default_factory=lambda: ["rules"])
+    options: dict = Field(default_factory=dict, description="per detector name: its options")
+
+
 class LabConfig(BaseModel):
     """A whole lab config.  Unknown top-level tables are kept (extra='allow')."""
 
@@ -167,6 +174,7 @@ class LabConfig(BaseModel):
     timing: TimingConfig = TimingConfig()
     engine: EngineConfig = EngineConfig()
     tuner: TunerConfig = TunerConfig()
+    detect: DetectConfig = DetectConfig()
     sim: dict = Field(default_factory=dict, description="SimConfig fields (firmware_sim)")
     _source: str = PrivateAttr(default="config")
 

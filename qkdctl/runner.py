@@ -52,6 +52,13 @@ def make_tuners(cfg: LabConfig, calibration) -> list:
     return tuners
 
 
+def make_detectors(cfg: LabConfig) -> list:
+    """Detectors named in [detect] (each a callable report, history -> alarms)."""
+    from qkdctl.detect.factory import make_detector
+
+    return [make_detector(name, cfg.detect.options.get(name, {})) for name in cfg.detect.detectors]
+
+
 @contextmanager
 def stop_on_signals(engine: Engine):
     """SIGINT/SIGTERM finish the block in flight, then stop (main thread only)."""
@@ -78,7 +85,8 @@ def run_bench(cfg: LabConfig, config_text: str, out_dir: Path, *, blocks: int | 
             options=EngineOptions(block_seconds=cfg.engine.block_seconds, queue_depth=cfg.engine.queue_depth,
                                   max_consecutive_aborts=cfg.engine.max_consecutive_aborts,
                                   startup_blocks=cfg.engine.startup_blocks),
-            tuners=make_tuners(cfg, hw.calibration), seed=seed, config_text=config_text, on_block=on_block,
+            tuners=make_tuners(cfg, hw.calibration), detectors=make_detectors(cfg), seed=seed,
+            config_text=config_text, on_block=on_block,
         )
         with stop_on_signals(engine):
             return engine.run(blocks=blocks, seconds=seconds)
