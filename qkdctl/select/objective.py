@@ -9,6 +9,7 @@ leak modelled as f_ec * n * h(QBER) of the kept key-basis events.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,8 +67,18 @@ def selection_length_bits(block: LabelledBlock, keep_z: np.ndarray, keep_x: np.n
 
 
 def total_length_bits(blocks: list[LabelledBlock], keep, settings: DecoySettings, f_ec: float) -> float:
-    """Sum over blocks of max(length, 0), keep(features) -> bool mask applied to both bases."""
-    total = 0.0
-    for b in blocks:
-        total += max(selection_length_bits(b, keep(b.z), keep(b.x), settings, f_ec), 0.0)
-    return total
+    """Sum over blocks of max(length, 0) (bits), keep(features) -> bool mask for either basis."""
+    return math.fsum(max(selection_length_bits(b, keep(b.z), keep(b.x), settings, f_ec), 0.0)
+                     for b in blocks)
+
+def labelled_block(gated, sifted) -> LabelledBlock:
+    """LabelledBlock of a processed block (gated clicks and its sifted events, both bases).
+
+    The error flags compare Alice's and Bob's bits: after a verified reconciliation
+    (key basis) and the disclosure (test basis) both parties know them.
+    """
+    from qkdctl.select.features import event_features
+
+    fz, fx = event_features(gated, sifted)
+    return LabelledBlock(fz, fx, sifted.z.alice_bit != sifted.z.bob_bit,
+                         sifted.x.alice_bit != sifted.x.bob_bit)

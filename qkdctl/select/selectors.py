@@ -17,6 +17,7 @@ chosen to maximise the finite-key length of past blocks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,14 +27,16 @@ from qkdctl.core.errors import QkdInputError
 from qkdctl.core.keyrate import DecoySettings
 from qkdctl.core.tags import GateConfig
 from qkdctl.select.features import EventFeatures
-from qkdctl.select.objective import LabelledBlock, total_length_bits
+from qkdctl.select.objective import LabelledBlock, selection_length_bits, total_length_bits
 
-THRESHOLD_KEEP_FRACTIONS = np.linspace(0.5, 1.0, 26)
-"""Candidate kept fractions (of the training events) for a score threshold."""
+THRESHOLD_KEEP_FRACTIONS = np.linspace(1.0, 0.5, 26)
+"""Candidate kept fractions (of the training events) for a score threshold, keep-all first."""
 WINDOW_GRID_STEPS = 16
 """Grid steps per window edge in fit_window."""
 MIN_GAP_CANDIDATES = (0, 2, 10, 100, 1000, 10_000)
 """Candidate minimum gaps (slots) to the previous click in fit_window."""
+MAX_TRAINING_ROWS = 60_000
+"""Rows a model is trained on at most (an even stride through the training events)."""
 
 
 class Selector(Protocol):
@@ -170,26 +173,29 @@ class SklearnErrorModel:
 
 
 def training_rows(blocks: list[LabelledBlock]) -> tuple[np.ndarray, np.ndarray]:
-    """(public feature rows, error flags) of every event of both bases of the blocks."""
+    """(public feature rows, error flags) of the events of both bases of the blocks
+    (every event, or an even stride of them beyond MAX_TRAINING_ROWS)."""
     _check_training(blocks)
-    xs = [f.public_matrix() for b in blocks for f in (b.z, b.x)]
-    ys = [w for b in blocks for w in (b.wrong_z, b.wrong_x)]
-    return np.concatenate(xs), np.concatenate(ys).astype(bool)
+    xs = np.concatenate([f.public_matrix() for b in blocks for f in (b.z, b.x)])
+    ys = np.concatenate([w for b in blocks for w in (b.wrong_z, b.wrong_x)]).astype(bool)
+    stride = -(-ys.size // MAX_TRAINING_ROWS)
+    return xs[::stride], ys[::stride]
 
 
 def fit_threshold(name: str, model: ErrorModel, blocks: list[LabelledBlock], settings: DecoySettings,
                   f_ec: float) -> ScoreSelector:
     """Threshold of a fitted model maximizing the summed finite-key length of `blocks`."""
     _check_training(blocks)
-    scores = np.concatenate([model.score(f.public_matrix()) for b in blocks for f in (b.z, b.x)])
-    best: tuple[float, float] = (float("-inf"), float(np.max(scores)))
+    scored = [(b, model.score(b.z.public_matrix()), model.score(b.x.public_matrix())) for b in blocks]
+    every = np.concatenate([s for _, sz, sx in scored for s in (sz, sx)])
+    best: tuple[float, float] = (float("-inf"), float("inf"))  # ties keep more events
     for frac in THRESHOLD_KEEP_FRACTIONS:
-        thr = float(np.quantile(scores, frac))
-        s = total_length_bits(blocks, ScoreSelector(name, model, thr).keep, settings, f_ec)
-        if s > best[0]:
-            best = (s, thr)
+        thr = float(np.quantile(every, frac)) if frac < 1.0 else float("inf")
+        total = math.fsum(max(selection_length_bits(b, sz <= thr, sx <= thr, settings, f_ec), 0.0)
+                          for b, sz, sx in scored)
+        if total > best[0]:
+            best = (total, thr)
     return ScoreSelector(name, model, best[1])
-
 
 def fit_model_selector(name: str, model: ErrorModel, blocks: list[LabelledBlock],
                        settings: DecoySettings, f_ec: float) -> ScoreSelector:
