@@ -282,6 +282,18 @@ def replay(
         fail(SecurityAbort(f"run aborted: {summary['abort_reason']}"))
 
 
+@app.command()
+def report(
+    run_dir: str = typer.Argument(..., help="Output directory of a run (holds run.sqlite)."),
+    out: Optional[str] = typer.Option(None, "--out", help="HTML file (default: RUN_DIR/report.html)."),
+    run_id: Optional[str] = typer.Option(None, "--run", help="Run id (default: the latest run)."),
+) -> None:
+    """Write the HTML run report (QBER, rates, parameters, tuners, reconciliation, detectors, alarms)."""
+    from qkdctl.report.html import write_report
+
+    print(guarded(lambda: write_report(run_dir, out, run_id)))
+
+
 from qkdctl.qml.cli import qml_app  # noqa: E402  (sub-app of `qkdctl qml`)
 
 app.add_typer(qml_app, name="qml")

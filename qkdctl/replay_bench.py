@@ -24,41 +24,11 @@ import numpy as np
 from drivers.replay import ReplayAlice, ReplayTagger
 from qkdctl.config import LabConfig, parse_config
 from qkdctl.core.errors import ConfigError, QkdInputError
-from qkdctl.core.tags import GateConfig
 from qkdctl.engine import Engine, EngineOptions, RunSummary
 from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
-from qkdctl.pipeline import BlockSettings
+from qkdctl.runner import block_settings, make_detectors, stop_on_signals
 from qkdctl.store.recording import RecordingReader, record_to_hdf5
 from qkdctl.wiring import intensity_params, open_bench
-
-#: method used when [engine].reconciliation is "auto".
-AUTO_METHOD = "cascade-biconf"
-
-
-def block_settings(cfg: LabConfig) -> BlockSettings:
-    """Pipeline settings of a lab config ([protocol], [channels], [timing], [engine]).
-
-    The gate offset is 0 ps when [timing].gate_offset_ps is unset: the engine then
-    finds it from the first block's arrival-time peak.
-    """
-    if cfg.protocol is None:
-        raise ConfigError(f"{cfg.source}: missing table [protocol]")
-    p, t = cfg.protocol, cfg.timing
-    method = cfg.engine.reconciliation
-    return BlockSettings(
-        sync_channel=cfg.channels.sync,
-        sync_divider=t.sync_divider,
-        nominal_sync_period_ps=1e12 / t.pulse_rate_hz * t.sync_divider,
-        gate=GateConfig.from_channels(cfg.channels.model_dump(), offset_ps=t.gate_offset_ps or 0.0,
-                                      width_ps=t.gate_width_ps),
-        mu=p.intensities,
-        p_mu=p.intensity_probs,
-        eps_sec=p.eps_sec,
-        eps_cor=p.eps_cor,
-        qber_abort=p.qber_abort_threshold,
-        method=AUTO_METHOD if method == "auto" else method,
-    )
-
 
 def config_from_text(text: str, source: str) -> LabConfig:
     """A lab config from TOML text (e.g. the config stored in a recording)."""
@@ -153,7 +123,9 @@ def replay_run(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: LabConf
     """Run the engine over a recording (every block, or the first `blocks`); return the summary.
 
     cfg: the lab config to process with (default: the one stored in the recording).
-    No tuners run (the optics are fixed); the run database and key stores go to out_dir.
+    The config's detectors run; tuners do not (the optics are fixed).  Settings as
+    in `qkdctl run` (`qkdctl.runner.block_settings`).  The run database and key
+    stores go to out_dir; SIGINT/SIGTERM finish the block in flight, then stop.
     """
     with RecordingReader(path) as probe:
         stored_text = probe.config_text
@@ -162,12 +134,17 @@ def replay_run(path: str | os.PathLike, out_dir: str | os.PathLike, cfg: LabConf
         config_text = stored_text
     else:
         config_text = Path(cfg.source).read_text() if Path(cfg.source).is_file() else stored_text
+    if cfg.protocol is None:
+        raise ConfigError(f"{cfg.source}: missing table [protocol]")
     settings = block_settings(cfg)
     with ReplayHardware.open(path, cfg) as hw:
         n = hw.n_blocks if blocks is None else min(int(blocks), hw.n_blocks)
         if n < 1:
             raise QkdInputError(f"--blocks must be >= 1, got {blocks}")
         options = EngineOptions(block_seconds=hw.block_seconds(), queue_depth=cfg.engine.queue_depth,
-                                max_consecutive_aborts=cfg.engine.max_consecutive_aborts)
-        engine = Engine(hw, settings, out_dir, options=options, seed=seed, config_text=config_text)
-        return engine.run(blocks=n)
+                                max_consecutive_aborts=cfg.engine.max_consecutive_aborts,
+                                startup_blocks=cfg.engine.startup_blocks)
+        engine = Engine(hw, settings, out_dir, options=options, detectors=make_detectors(cfg), seed=seed,
+                        config_text=config_text)
+        with stop_on_signals(engine):
+            return engine.run(blocks=n)

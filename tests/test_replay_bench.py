@@ -9,14 +9,7 @@ from qkdctl.cli import app
 from qkdctl.config import load_config
 from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.hardware import ModelHardware
-from qkdctl.replay_bench import (
-    AUTO_METHOD,
-    ReplayHardware,
-    block_settings,
-    config_from_text,
-    operating_params,
-    replay_run,
-)
+from qkdctl.replay_bench import ReplayHardware, config_from_text, operating_params, replay_run
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.recording import RecordingReader, RecordingWriter
 from qkdctl.store.rundb import RunDB
@@ -130,14 +123,10 @@ def test_empty_recording_and_missing_config_are_input_errors(tmp_path):
         replay_run(path, tmp_path / "out")
 
 
-def test_block_settings_from_config():
-    cfg = config_from_text(_config_text(), "t")
-    s = block_settings(cfg)
-    assert s.method == AUTO_METHOD and s.sync_divider == 100
-    assert s.nominal_sync_period_ps == pytest.approx(1e5)
-    assert s.gate.offset_ps == 300.0 and s.mu == cfg.protocol.intensities
+def test_replay_with_a_config_lacking_protocol_is_config_error(recording, tmp_path):
+    cfg = config_from_text("[timing]\nsync_divider = 100\n", "plain.toml")
     with pytest.raises(ConfigError, match="protocol"):
-        block_settings(config_from_text("[timing]\nsync_divider = 10\n", "t"))
+        replay_run(recording, tmp_path, cfg)
 
 
 def test_cli_replay_json_and_bad_file(recording, tmp_path):
