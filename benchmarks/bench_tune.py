@@ -7,23 +7,52 @@ engine's one-block lag between a proposal and its effect.  Figures per tuner: me
 measured QBER, fraction of blocks above the 0.11 threshold, secret key retained
 relative to the oracle (controller set to the exact inverse of the true fiber
 rotation before every block, same seed), probes, circuit shots, tuner wall time.
-The baseline timed in the same run is "none" (no tuner).  Results: docs/qml.md.
+The baseline timed in the same run is "none" (no tuner).  The decoy rows compare
+the learned predictor with the direct finite-key optimizer (fraction of the optimal
+rate, speed-up).  Results: docs/qml.md.
 """
 
 from __future__ import annotations
 
 import time
 
-from benchmarks.common import result
+import numpy as np
+
+from benchmarks.common import best_seconds, result
+from benchmarks.make_decoy_data import sample_figures
 from benchmarks.tune_sim import DRIFTS, KeyModel, SimBench, calibration_for, retained, run_loop, sim_config
 from qkdctl.tune import make_tuner
+from qkdctl.tune.decoy import finite_key_rate, optimize_decoy
+from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, DecoyPredictor, load_training_set
 
 THRESHOLD = 0.11
 TUNERS = (("tomographic", {}), ("spsa", {"seed": 5}), ("nelder-mead", {}))
 
 
+def decoy_rows(quick: bool) -> list[dict]:
+    """Learned decoy predictor vs the direct optimizer on held-out links (seed 99).
+
+    Per link: optimal finite-key rate (direct, timed: the baseline) and the rate at the
+    MLP's prediction (timed per prediction, training excluded).  quick: 6 links, else 30.
+    """
+    features, targets, _ = load_training_set(DEFAULT_TRAINING_SET)
+    pred = DecoyPredictor(seed=0).fit(features, targets)
+    fracs, t_direct, t_pred = [], [], []
+    for fig in sample_figures(np.random.default_rng(99), 6 if quick else 30):
+        opt = optimize_decoy(fig)
+        if opt.rate_per_pulse <= 0:
+            continue
+        t_direct.append(opt.seconds)
+        t_pred.append(best_seconds(lambda: pred.predict(fig.features()), repeats=5))
+        fracs.append(max(finite_key_rate(fig, pred.predict(fig.features())[0]), 0.0) / opt.rate_per_pulse)
+    n = len(fracs)
+    return [result("tune/decoy/mlp", n, float(np.sum(t_pred)), "links/s", "decoy-direct", float(np.sum(t_direct)),
+                   mean_fraction_of_optimal=float(np.mean(fracs)), min_fraction_of_optimal=float(np.min(fracs)),
+                   speedup=float(np.sum(t_direct) / np.sum(t_pred)), training_links=len(features))]
+
+
 def run(quick: bool) -> list[dict]:
-    """One result per (drift, tuner); quick: 20 blocks of 5 ms, else 100 blocks of 10 ms."""
+    """One result per (drift, tuner), then the decoy rows; quick: 20 blocks of 5 ms, else 100 of 10 ms."""
     n_blocks, block_s = (20, 5e-3) if quick else (100, 1e-2)
     out = []
     for drift in DRIFTS:
@@ -46,4 +75,4 @@ def run(quick: bool) -> list[dict]:
             out.append(result(f"tune/{drift}/{name}", n_blocks, secs, "blocks/s", "none", t_none,
                               drift=drift, tuner=name, block_s=block_s,
                               retained_vs_oracle=retained(res, oracle), **res.summary(THRESHOLD)))
-    return out
+    return out + decoy_rows(quick)

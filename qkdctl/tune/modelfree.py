@@ -73,7 +73,7 @@ class SpsaTuner(_ProbeTuner):
 
     name = "spsa"
 
-    def __init__(self, calibration, rng: np.random.Generator, a: float = 0.02, c: float = 0.02,
+    def __init__(self, calibration, rng: np.random.Generator, a: float = 0.005, c: float = 0.005,
                  probe_budget: int = 4, probe_s: float = 1e-3, qber_threshold: float = 0.11,
                  deadband_fraction: float = 0.02) -> None:
         super().__init__(calibration, probe_budget, probe_s, qber_threshold, deadband_fraction)

@@ -12,9 +12,7 @@ from qkdctl.tune.modelfree import _cost
 from qkdctl.tune.tomographic import settings_params
 
 
-@pytest.mark.parametrize("name,opts,factor", [pytest.param("spsa", {"seed": 2, "a": 0.1}, 0.5, marks=pytest.mark.xfail(
-                                                  strict=True, reason="SPSA gains untuned: known not to halve QBER in 15 blocks")),
-                                              ("nelder-mead", {}, 0.5)])
+@pytest.mark.parametrize("name,opts,factor", [("spsa", {"seed": 2}, 0.5), ("nelder-mead", {}, 0.5)])
 def test_probe_tuners_reduce_qber(name, opts, factor):
     cal = PaddleCalibration()
     fiber = su2_from_rotation_vector(np.array([0.15, -0.1, 0.1]))
@@ -29,6 +27,8 @@ def test_probe_tuners_reduce_qber(name, opts, factor):
     first = _cost(probe(params, 0.0))
     for i in range(15):
         prop = tuner.propose([probe(params, 0.0)], params, probe)
+        if prop is None:  # inside the deadband
+            continue
         assert prop.probes_used <= tuner.probe_budget
         params = {**params, **prop.params}
     assert _cost(probe(params, 0.0)) < factor * first
