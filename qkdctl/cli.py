@@ -294,6 +294,57 @@ def report(
     print(guarded(lambda: write_report(run_dir, out, run_id)))
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="Secret keys of a run: list, export (never printed).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("list")
+def keys_list(
+    run_dir: str = typer.Argument(..., help="Output directory of a run."),
+    side: str = typer.Option("alice", "--side", help="Whose key store: alice or bob."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List key ids, lengths, states and blocks (no key bits)."""
+    from dataclasses import asdict
+
+    from qkdctl.store.export import list_keys
+
+    keys = guarded(lambda: list_keys(run_dir, side))
+    if as_json:
+        print(json.dumps({"side": side, "keys": [asdict(k) for k in keys]}))
+        return
+    from rich.table import Column, Table
+
+    table = Table("bits", "state", "run", "block")
+    table.columns.insert(0, Column("key id", no_wrap=True, min_width=36))
+    for k in keys:
+        table.add_row(k.key_id, str(k.n_bits), k.state, k.run_id or "-", "-" if k.block_id is None else str(k.block_id))
+    Console().print(table)
+    available = sum(k.n_bits for k in keys if k.state == "available")
+    Console().print(f"{len(keys)} keys, {available} bits available ({side})", highlight=False)
+
+
+@keys_app.command("export")
+def keys_export(
+    run_dir: str = typer.Argument(..., help="Output directory of a run."),
+    to: str = typer.Option(..., "--to", help="File to create (0600; never overwritten)."),
+    ids: Optional[list[str]] = typer.Option(None, "--ids", help="Key ids (comma-separated or repeated)."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Number of bits (oldest whole keys are consumed)."),
+    side: str = typer.Option("alice", "--side", help="Whose key store: alice or bob."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Write keys to a file (packed bits, MSB first) and mark them used; key bits are never printed."""
+    from qkdctl.store.export import export_keys
+
+    names = None if ids is None else [k for arg in ids for k in arg.split(",") if k]
+    res = guarded(lambda: export_keys(run_dir, to, ids=names, n_bits=bits, side=side))
+    if as_json:
+        print(json.dumps({"key_ids": res.key_ids, "bits": res.n_bits, "path": res.path}))
+    else:
+        Console().print(f"exported {res.n_bits} bits from {len(res.key_ids)} key(s) {', '.join(res.key_ids)} "
+                        f"to {res.path}", highlight=False, soft_wrap=True)
+
+
 from qkdctl.qml.cli import qml_app  # noqa: E402  (sub-app of `qkdctl qml`)
 
 app.add_typer(qml_app, name="qml")
