@@ -8,8 +8,8 @@ from qkdctl.core.sift import sift
 from qkdctl.core.tags import Gated, GateStats
 
 
-def make_block(rng: np.random.Generator, n_slots: int = 200_000, p_click: float = 0.05,
-               p_noise: float = 0.3, half_width_ps: float = 150.0):
+def make_block(rng: np.random.Generator, n_slots: int = 300_000, p_click: float = 0.6,
+               p_noise: float = 0.1, half_width_ps: float = 150.0):
     """(gated, alice): signal clicks with 40 ps jitter and correct bits; noise clicks
     (uniform in the gate, random detector) wrong half of the time."""
     basis = rng.integers(0, 2, n_slots).astype(np.uint8)
