@@ -194,3 +194,21 @@ def test_cascade_over_tcp_between_threads(rng):
     server.close()
     assert result.success and np.array_equal(result.bob_bits, alice_bits)
     assert result.round_trips > 10
+
+
+@pytest.mark.parametrize("method", ["cascade-original", "cascade-tuned", "cascade-biconf"])
+def test_single_thread_direct_channel_matches_threaded_run(method):
+    alice, bob = _frame(np.random.default_rng(5), 5000, 0.03)
+    threaded = reconcile(method, alice, bob, 0.03, np.random.default_rng(9))
+    direct = reconcile(method, alice, bob, 0.03, np.random.default_rng(9), alice_in_thread=False)
+    assert direct.success and threaded.success
+    assert np.array_equal(direct.bob_bits, threaded.bob_bits)
+    assert (direct.leaked_bits, direct.round_trips, direct.messages, direct.bytes) == (
+        threaded.leaked_bits, threaded.round_trips, threaded.messages, threaded.bytes)
+
+
+def test_single_thread_mode_needs_default_channel(rng):
+    bits = np.zeros(100, np.uint8)
+    with pytest.raises(QkdInputError, match="single-thread"):
+        reconcile("cascade-original", bits, bits, 0.02, rng,
+                  channels=in_process_pair(KeyPool(KEY), KeyPool(KEY)), alice_in_thread=False)
