@@ -6,9 +6,20 @@ tests pass the same random bytes to both parties) and accounts for every byte co
 `HmacAuthenticator` (the default) computes HMAC-SHA256 with a 32-byte session key taken
 once from the pool when the channel is opened, truncated to `tag_bytes` (default 32).
 Key consumed: 32 bytes per session, 0 bytes per message.  Security is computational (the
-PRF security of HMAC-SHA256), not information-theoretic: a one-time Wegman-Carter tag
-would consume fresh key per message instead.  The MAC input binds a direction label (so a
-reflected message fails), the sequence number and the encoded message.
+PRF security of HMAC-SHA256), not information-theoretic.
+
+`WegmanCarterAuthenticator` (mac="wegman-carter") is information-theoretically secure:
+tag = PolyHash_s(message) XOR pad, PolyHash_s the polynomial hash over GF(2^64)
+(x^64 + x^4 + x^3 + x + 1) of the message's 64-bit words and its length, with a hash key
+s of 8 bytes per session, and a fresh 8-byte one-time pad per message.  A forgery of a
+message of L words succeeds with probability <= (L + 2) / 2^64.  Pads are addressed by
+(direction, sequence number): each session reserves `pads_per_direction` pads per
+direction up front (in a fixed order, so both parties hold the same pads); reserved
+pads count as consumed.  Key consumed: 8 + 16 * pads_per_direction bytes per session,
+i.e. 8 bytes per message in each direction the session may carry.
+
+Both MACs bind a direction label (so a reflected message fails), the sequence number and
+the encoded message.
 """
 
 from __future__ import annotations
@@ -16,9 +27,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
+from numba import njit
+
 from qkdctl.core.errors import ProtocolError, QkdInputError
 
 HMAC_SESSION_KEY_BYTES = 32
+WC_HASH_KEY_BYTES = 8
+WC_PAD_BYTES = 8
+_GF64_LOW = np.uint64(0x1B)  # x^64 = x^4 + x^3 + x + 1
 
 
 class KeyPool:
@@ -75,3 +92,73 @@ class HmacAuthenticator:
         """Raise ProtocolError unless `tag` authenticates (direction, seq, body)."""
         if not hmac.compare_digest(self.tag(direction, seq, body), tag):
             raise ProtocolError(f"bad MAC on message {seq} ({direction.decode()})")
+
+
+@njit(cache=True)
+def _gf64_mul(a, b):
+    r = np.uint64(0)
+    for i in range(64):
+        if (b >> np.uint64(i)) & np.uint64(1):
+            r ^= a
+        carry = a >> np.uint64(63)
+        a = a << np.uint64(1)
+        if carry:
+            a ^= _GF64_LOW
+    return r
+
+
+@njit(cache=True)
+def _poly_hash_kernel(words, n_bytes, s):
+    h = np.uint64(0)
+    for i in range(words.shape[0]):
+        h = _gf64_mul(h ^ words[i], s)
+    return _gf64_mul(h ^ np.uint64(n_bytes), s)
+
+
+def poly_hash64(data: bytes, s: int) -> int:
+    """Polynomial hash over GF(2^64) of `data` (zero-padded 64-bit LE words, then its length)."""
+    padded = data + b"\x00" * (-len(data) % 8)
+    words = np.frombuffer(padded, dtype="<u8").astype(np.uint64)
+    return int(_poly_hash_kernel(words, len(data), np.uint64(s)))
+
+
+class WegmanCarterAuthenticator:
+    """One-time Wegman-Carter tags: GF(2^64) polynomial hash XOR a per-message pad."""
+
+    tag_bytes = 8
+
+    def __init__(self, pool: KeyPool, pads_per_direction: int = 2048) -> None:
+        if pads_per_direction < 1:
+            raise QkdInputError(f"pads_per_direction must be >= 1, got {pads_per_direction}")
+        key = int.from_bytes(pool.take(WC_HASH_KEY_BYTES), "little")
+        self._s = key or 1  # a zero hash key would make every tag the bare pad
+        self._pads = {
+            b"A->B": pool.take(WC_PAD_BYTES * pads_per_direction),
+            b"B->A": pool.take(WC_PAD_BYTES * pads_per_direction),
+        }
+        self.key_bytes_consumed = WC_HASH_KEY_BYTES + 2 * WC_PAD_BYTES * pads_per_direction
+
+    def tag(self, direction: bytes, seq: int, body: bytes) -> bytes:
+        """Tag of message `seq` sent in `direction` (uses that message's one-time pad)."""
+        pads = self._pads.get(direction)
+        if pads is None:
+            raise ProtocolError(f"unknown direction {direction!r}")
+        if (seq + 1) * WC_PAD_BYTES > len(pads):
+            raise ProtocolError(f"one-time pads exhausted at message {seq} ({direction.decode()})")
+        pad = int.from_bytes(pads[seq * WC_PAD_BYTES:(seq + 1) * WC_PAD_BYTES], "little")
+        h = poly_hash64(direction + seq.to_bytes(8, "little") + body, self._s)
+        return (h ^ pad).to_bytes(8, "little")
+
+    def check(self, direction: bytes, seq: int, body: bytes, tag: bytes) -> None:
+        """Raise ProtocolError unless `tag` authenticates (direction, seq, body)."""
+        if not hmac.compare_digest(self.tag(direction, seq, body), tag):
+            raise ProtocolError(f"bad MAC on message {seq} ({direction.decode()})")
+
+
+def make_authenticator(pool: KeyPool, mac: str):
+    """The authenticator named `mac`: "hmac-sha256" (default) or "wegman-carter"."""
+    if mac == "hmac-sha256":
+        return HmacAuthenticator(pool)
+    if mac == "wegman-carter":
+        return WegmanCarterAuthenticator(pool)
+    raise QkdInputError(f"unknown MAC {mac!r}; use 'hmac-sha256' or 'wegman-carter'")

@@ -7,8 +7,9 @@ A `Channel` sends and receives typed `Message`s.  Every frame on the wire is::
 Each direction has its own sequence counter starting at 0; the receiver accepts only the
 next expected number, so a replayed, reordered, dropped, forged or truncated frame raises
 `ProtocolError`.  After the first error the channel is aborted: every later send/recv
-raises too, so a role that hits an error discloses nothing further.  The MAC and the key
-it consumes are described in `qkdctl.protocol.auth`.
+raises too, so a role that hits an error discloses nothing further.  The MACs
+(HMAC-SHA256, default; Wegman-Carter one-time tags) and the key they consume are
+described in `qkdctl.protocol.auth`.
 
 Implementations only move frames (`_send_frame` / `_recv_frame`): `InProcessChannel`
 (queue pair; Alice runs in a thread — the default), `direct_pair` (one thread: Alice's
@@ -37,7 +38,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from qkdctl.core.errors import ProtocolError
-from qkdctl.protocol.auth import HmacAuthenticator, KeyPool
+from qkdctl.protocol.auth import KeyPool, make_authenticator
 from qkdctl.protocol.messages import Message, decode, encode
 
 _SEQ_BYTES = 8
@@ -57,8 +58,9 @@ class ChannelStats:
 class Channel(ABC):
     """Authenticated, sequenced message channel; subclasses move raw frames."""
 
-    def __init__(self, pool: KeyPool, direction_out: bytes, direction_in: bytes) -> None:
-        self._auth = HmacAuthenticator(pool)
+    def __init__(self, pool: KeyPool, direction_out: bytes, direction_in: bytes,
+                 mac: str = "hmac-sha256") -> None:
+        self._auth = make_authenticator(pool, mac)
         self._out = direction_out
         self._in = direction_in
         self._seq_out = 0
@@ -135,8 +137,9 @@ class InProcessChannel(Channel):
     """One end of an in-process queue pair (build both ends with `in_process_pair`)."""
 
     def __init__(self, pool: KeyPool, direction_out: bytes, direction_in: bytes,
-                 outbox: queue.SimpleQueue, inbox: queue.SimpleQueue) -> None:
-        super().__init__(pool, direction_out, direction_in)
+                 outbox: queue.SimpleQueue, inbox: queue.SimpleQueue,
+                 mac: str = "hmac-sha256") -> None:
+        super().__init__(pool, direction_out, direction_in, mac)
         self._outbox = outbox
         self._inbox = inbox
 
@@ -161,8 +164,8 @@ class DirectBobChannel(InProcessChannel):
     """Bob's end of a `direct_pair`: each send runs Alice's responder in this thread."""
 
     def __init__(self, pool: KeyPool, outbox: queue.SimpleQueue, inbox: queue.SimpleQueue,
-                 alice: InProcessChannel, responder) -> None:
-        super().__init__(pool, b"B->A", b"A->B", outbox, inbox)
+                 alice: InProcessChannel, responder, mac: str = "hmac-sha256") -> None:
+        super().__init__(pool, b"B->A", b"A->B", outbox, inbox, mac)
         self._alice = alice
         self._responder = responder
 
@@ -175,20 +178,23 @@ class DirectBobChannel(InProcessChannel):
         return super()._recv_frame(0)  # replies are queued before recv, or never come
 
 
-def direct_pair(alice_pool: KeyPool, bob_pool: KeyPool, responder) -> tuple[InProcessChannel, DirectBobChannel]:
+def direct_pair(alice_pool: KeyPool, bob_pool: KeyPool, responder,
+                mac: str = "hmac-sha256") -> tuple[InProcessChannel, DirectBobChannel]:
     """(alice_end, bob_end) in one thread: Alice's `responder.handle(msg) -> [replies]` runs
     inside Bob's send; frames are encoded, authenticated, sequenced and counted as usual."""
     a_to_b: queue.SimpleQueue = queue.SimpleQueue()
     b_to_a: queue.SimpleQueue = queue.SimpleQueue()
-    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a)
-    bob = DirectBobChannel(bob_pool, b_to_a, a_to_b, alice, responder)
+    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a, mac)
+    bob = DirectBobChannel(bob_pool, b_to_a, a_to_b, alice, responder, mac)
     return alice, bob
 
 
-def in_process_pair(alice_pool: KeyPool, bob_pool: KeyPool) -> tuple[InProcessChannel, InProcessChannel]:
-    """(alice_end, bob_end) of an in-process channel; the pools hold the same pre-shared key."""
+def in_process_pair(alice_pool: KeyPool, bob_pool: KeyPool,
+                    mac: str = "hmac-sha256") -> tuple[InProcessChannel, InProcessChannel]:
+    """(alice_end, bob_end) of an in-process channel; the pools hold the same pre-shared key;
+    mac: "hmac-sha256" or "wegman-carter" (see `qkdctl.protocol.auth`)."""
     a_to_b: queue.SimpleQueue = queue.SimpleQueue()
     b_to_a: queue.SimpleQueue = queue.SimpleQueue()
-    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a)
-    bob = InProcessChannel(bob_pool, b"B->A", b"A->B", b_to_a, a_to_b)
+    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a, mac)
+    bob = InProcessChannel(bob_pool, b"B->A", b"A->B", b_to_a, a_to_b, mac)
     return alice, bob

@@ -21,11 +21,12 @@ _LEN_BYTES = 4
 class TcpChannel(Channel):
     """Channel over a connected TCP socket (role 'alice' or 'bob' sets the MAC directions)."""
 
-    def __init__(self, sock: socket.socket, pool: KeyPool, role: str) -> None:
+    def __init__(self, sock: socket.socket, pool: KeyPool, role: str,
+                 mac: str = "hmac-sha256") -> None:
         if role not in ("alice", "bob"):
             raise ProtocolError(f"TCP channel role must be 'alice' or 'bob', got {role!r}")
         out, inn = (b"A->B", b"B->A") if role == "alice" else (b"B->A", b"A->B")
-        super().__init__(pool, out, inn)
+        super().__init__(pool, out, inn, mac)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
 
@@ -73,20 +74,22 @@ def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return server
 
 
-def accept(server: socket.socket, pool: KeyPool, timeout_s: float = 30.0) -> TcpChannel:
+def accept(server: socket.socket, pool: KeyPool, timeout_s: float = 30.0,
+           mac: str = "hmac-sha256") -> TcpChannel:
     """Accept one peer on `server`; the listening side plays Alice."""
     server.settimeout(timeout_s)
     try:
         conn, _ = server.accept()
     except socket.timeout:
         raise ProtocolError(f"no TCP peer connected within {timeout_s} s") from None
-    return TcpChannel(conn, pool, "alice")
+    return TcpChannel(conn, pool, "alice", mac)
 
 
-def connect(host: str, port: int, pool: KeyPool, timeout_s: float = 30.0) -> TcpChannel:
+def connect(host: str, port: int, pool: KeyPool, timeout_s: float = 30.0,
+            mac: str = "hmac-sha256") -> TcpChannel:
     """Connect to Alice at host:port; the connecting side plays Bob."""
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except OSError as exc:
         raise ProtocolError(f"cannot connect to {host}:{port}: {exc}") from None
-    return TcpChannel(sock, pool, "bob")
+    return TcpChannel(sock, pool, "bob", mac)

@@ -212,3 +212,12 @@ def test_single_thread_mode_needs_default_channel(rng):
     with pytest.raises(QkdInputError, match="single-thread"):
         reconcile("cascade-original", bits, bits, 0.02, rng,
                   channels=in_process_pair(KeyPool(KEY), KeyPool(KEY)), alice_in_thread=False)
+
+
+def test_cascade_over_wegman_carter_channel(rng):
+    alice_bits, bob_bits = _frame(rng, 3000, 0.03)
+    key = rng.bytes(40000)
+    channels = in_process_pair(KeyPool(key), KeyPool(key), mac="wegman-carter")
+    result = reconcile("cascade-original", alice_bits, bob_bits, 0.03, rng, channels=channels)
+    assert result.success and np.array_equal(result.bob_bits, alice_bits)
+    assert result.auth_key_bytes == 8 + 2 * 2048 * 8

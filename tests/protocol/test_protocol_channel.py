@@ -171,3 +171,44 @@ def test_tcp_channel_loopback_two_threads():
     with pytest.raises(ProtocolError, match="closed"):
         bob.recv(timeout_s=2)
     bob.close()
+
+
+def test_poly_hash_tiny_case_and_random_against_reference():
+    from qkdctl.protocol.auth import poly_hash64
+    from tests.naive import auth as naive_auth
+
+    assert naive_auth.gf64_mul(1 << 63, 2) == 0x1B  # x^63 * x = x^64 = x^4 + x^3 + x + 1
+    assert poly_hash64(b"", 5) == naive_auth.poly_hash64(b"", 5) == 0
+    rng = np.random.default_rng(3)
+    for size in (1, 7, 8, 9, 100):
+        data = rng.bytes(size)
+        s = int(rng.integers(1, 2**63))
+        assert poly_hash64(data, s) == naive_auth.poly_hash64(data, s)
+    assert poly_hash64(b"\x00", 5) != poly_hash64(b"\x00\x00", 5)  # length is bound
+
+
+def test_wegman_carter_channel_authenticates_and_accounts_key():
+    from qkdctl.protocol.auth import WC_HASH_KEY_BYTES, WC_PAD_BYTES
+
+    key = np.random.default_rng(4).bytes(40000)
+    alice, bob = in_process_pair(KeyPool(key), KeyPool(key), mac="wegman-carter")
+    bob.send(Message("q", {"a": np.arange(50, dtype=np.int32)}))
+    assert alice.recv().array("a", np.int32)[-1] == 49
+    assert bob.auth_key_bytes == WC_HASH_KEY_BYTES + 2 * 2048 * WC_PAD_BYTES
+    bob.send(Message("q", {"i": 1}))
+    frame = bytearray(alice._inbox.get_nowait())
+    frame[-1] ^= 0x80
+    alice._inbox.put(bytes(frame))
+    with pytest.raises(ProtocolError, match="bad MAC"):
+        alice.recv()
+
+
+def test_wegman_carter_pads_run_out_and_unknown_mac_is_rejected():
+    from qkdctl.protocol.auth import WegmanCarterAuthenticator
+
+    auth = WegmanCarterAuthenticator(KeyPool(bytes(range(40))), pads_per_direction=2)
+    auth.tag(b"A->B", 1, b"x")
+    with pytest.raises(ProtocolError, match="exhausted"):
+        auth.tag(b"A->B", 2, b"x")
+    with pytest.raises(QkdInputError, match="unknown MAC"):
+        in_process_pair(KeyPool(b"k" * 64), KeyPool(b"k" * 64), mac="crc32")
