@@ -26,7 +26,7 @@ from qkdctl.pipeline import BlockSettings, align_record, process_block
 from qkdctl.select.objective import labelled_block
 from qkdctl.select.predictor import QberPredictor, sample_bits_for
 from qkdctl.select.quantum import AerStateBackend, QuantumKernelModel
-from qkdctl.select.selectors import ScoreSelector, SklearnErrorModel, WindowSelector, fit_model_selector, fit_window
+from qkdctl.select.selectors import SklearnErrorModel, WindowSelector, fit_model_selector, fit_window
 
 MU = (0.47, 0.17, 2e-4)
 P_MU = (0.1, 0.5, 0.4)
