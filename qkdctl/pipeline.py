@@ -24,12 +24,12 @@ from qkdctl.blockreport import BlockReport
 from qkdctl.core.amplify import toeplitz_hash
 from qkdctl.core.constants import BASIS_X, BASIS_Z
 from qkdctl.core.errors import QkdInputError, ReconciliationError, SecurityAbort
-from qkdctl.core.estimate import estimate
-from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
+from qkdctl.core.estimate import Estimate, estimate
+from qkdctl.core.keyrate import DecoySettings, DecoyStats, KeyLength, key_length
 from qkdctl.core.polstats import click_matrix
 from qkdctl.core.records import AliceRecord
-from qkdctl.core.sift import sift
-from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
+from qkdctl.core.sift import SiftedKey, SiftResult, sift
+from qkdctl.core.tags import Clock, GateConfig, Gated, TagBlock, gate, recover_clock
 from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
 from qkdctl.core.verify import draw_seed, keys_match, verification_tag
@@ -95,14 +95,111 @@ def align_record(alice: AliceRecord, tags: TagBlock, clock: Clock, slots: np.nda
     whole-sync shift is settled from public data: detections pile up in Alice's
     bright slots (`align_slots`).  `slots` are Bob's gated slot numbers.
     """
-    guess = int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
+    al = align_or_guess(slots, alice.intensity, mu, shift_guess(tags, clock), clock.sync_divider)
+    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-al.shift), al
+
+
+def shift_guess(tags: TagBlock, clock: Clock) -> int:
+    """First guess of Alice's index of the block's first sync slot, from the block start."""
+    return int(round((clock.phase_ps - tags.start_ps) / clock.period_ps))
+
+
+def align_or_guess(slots: np.ndarray, intensity: np.ndarray, mu: tuple[float, float, float],
+                   guess: int, step: int) -> SlotAlignment:
+    """`align_slots` on Alice's intensities, or the guess when they do not correlate."""
     try:
-        al = align_slots(slots, alice.intensity, mu, guess=guess, step=clock.sync_divider)
+        return align_slots(slots, intensity, mu, guess=guess, step=step)
     except QkdInputError:
         # No intensity correlation (e.g. an intercept-resend Eve re-prepares the pulses):
         # keep the block-start guess; a wrong guess shows up as QBER ~ 1/2 and aborts.
-        al = SlotAlignment(shift=guess, score=float("nan"), runner_up=float("nan"))
-    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-al.shift), al
+        return SlotAlignment(shift=guess, score=float("nan"), runner_up=float("nan"))
+
+
+def report_sift(rep: BlockReport, tags: TagBlock, clock: Clock, gated: Gated, sifted: SiftResult,
+                alignment: SlotAlignment, clicks: list | None) -> None:
+    """Fill the report's detection and sifting counts (clicks: the 4x4 click matrix, or None)."""
+    rep.gate_rejected_fraction = gated.stats.fraction_rejected
+    rep.detections = int(sifted.counts.clicked)
+    rep.sifted_bits_z = len(sifted.z)
+    rep.sifted_bits_x = len(sifted.x)
+    rep.counts = {
+        "single": sifted.counts.single,
+        "double_same": sifted.counts.double_same,
+        "double_cross": sifted.counts.double_cross,
+        "multi": sifted.counts.multi,
+        "basis_mismatch": sifted.counts.basis_mismatch,
+        "kept_per_detector": gated.stats.kept_per_role.tolist(),
+        "click_matrix": clicks,
+        "overflow": bool(tags.overflow),
+        "missed_events": int(tags.missed_events),
+        "clock_period_ps": clock.period_ps,
+        "missing_sync": clock.n_missing_sync,
+        "slot_shift": alignment.shift,
+        "slot_alignment": "guess" if alignment.score != alignment.score else "intensity",
+    }
+
+
+def report_estimate(rep: BlockReport, est: Estimate, settings: BlockSettings) -> str | None:
+    """Fill QBER_X and gains from the disclosed X basis; the abort reason, or None."""
+    rep.qber_x = float(est.qber_basis[BASIS_X])
+    rep.qber_by_intensity = {"x": est.qber[BASIS_X].tolist()}
+    rep.gains_by_intensity = {"z": est.gain[BASIS_Z].tolist(), "x": est.gain[BASIS_X].tolist()}
+    if rep.sifted_bits_z == 0 or rep.sifted_bits_x == 0:
+        return "no sifted detections in one basis"
+    if not rep.qber_x <= settings.qber_abort:
+        return f"QBER_X {rep.qber_x:.4f} above threshold {settings.qber_abort}"
+    return None
+
+
+def ec_qber(qber_x: float, qber_prior: float | None = None) -> float:
+    """QBER handed to reconciliation: the prior if given, else QBER_X, clipped to [floor, 0.25]."""
+    q = qber_prior if qber_prior is not None else qber_x
+    return min(max(q, QBER_FLOOR), 0.25)
+
+
+def report_correction(rep: BlockReport, z: SiftedKey, corrected: np.ndarray, method: str, leaked_bits: int,
+                      method_leaked_bits: int, round_trips: int, success: bool,
+                      settings: BlockSettings) -> tuple[np.ndarray, str | None]:
+    """Fill QBER_Z (the bits reconciliation changed in Bob's key), leakage and f; return the
+    error mask and the abort reason, or None."""
+    wrong = corrected != z.bob_bit  # the bits reconciliation corrected: Bob's errors
+    rep.qber_z = float(wrong.mean())
+    rep.qber_by_intensity["z"] = [
+        float(wrong[z.intensity == k].mean()) if np.any(z.intensity == k) else float("nan")
+        for k in range(3)
+    ]
+    rep.method = method
+    rep.leaked_bits = int(leaked_bits)
+    rep.round_trips = int(round_trips)
+    rep.ec_efficiency = efficiency(method_leaked_bits, z.bob_bit.size, rep.qber_z)
+    if not success:
+        return wrong, "reconciliation failed: the method's confirmation found keys still differ"
+    if rep.qber_z > settings.qber_abort:
+        return wrong, f"QBER_Z {rep.qber_z:.4f} above threshold {settings.qber_abort}"
+    return wrong, None
+
+
+def key_length_of(n_key, m_key, n_test, m_test, leaked_bits: int, settings: BlockSettings) -> KeyLength:
+    """Finite-key length from a block's public counts per intensity (Z detections, Z errors,
+    X detections, X errors) and the bits leaked by reconciliation and verification."""
+    stats = DecoyStats(n_key=tuple(n_key), m_key=tuple(m_key), n_test=tuple(n_test),
+                       m_test=tuple(m_test), leak_ec_bits=leaked_bits)
+    return key_length(stats, DecoySettings(settings.mu, settings.p_mu, settings.eps_sec, settings.eps_cor))
+
+
+def report_key_length(rep: BlockReport, z_intensity: np.ndarray, wrong: np.ndarray, est: Estimate,
+                      settings: BlockSettings) -> tuple[KeyLength, str | None]:
+    """Key length of the block from its counts; fills keyrate_terms; the abort reason, or None."""
+    kl = key_length_of(np.bincount(z_intensity, minlength=3), np.bincount(z_intensity[wrong], minlength=3),
+                       est.sampled[BASIS_X], est.errors[BASIS_X], rep.leaked_bits, settings)
+    rep.keyrate_terms = kl.as_dict()
+    inconsistent = [f for f in kl.flags if "inconsistent" in f]
+    if inconsistent:
+        return kl, "decoy statistics inconsistent with the bounds: " + "; ".join(inconsistent)
+    if not kl.has_key:
+        why = "; ".join(kl.flags)
+        return kl, f"finite-key length {kl.length_bits:.0f} <= 0" + (f" ({why})" if why else "")
+    return kl, None
 
 
 def _abort(report: BlockReport, reason: str) -> BlockOutcome:
@@ -145,65 +242,32 @@ def process_block(
                           settings.nominal_sync_period_ps)
     gated = gate(tags, clock, settings.gate)
     alice, alignment = align_record(alice, tags, clock, gated.slot, settings.mu)
-    rep.gate_rejected_fraction = gated.stats.fraction_rejected
     rep.telemetry = block_telemetry(gated, alice.intensity, alice.first_slot,
                                     min(TELEMETRY_WINDOWS, len(alice)))
     lap("gate")
     sifted = sift(gated, alice, rng)
-    rep.detections = int(sifted.counts.clicked)
-    rep.sifted_bits_z = len(sifted.z)
-    rep.sifted_bits_x = len(sifted.x)
-    rep.counts = {
-        "single": sifted.counts.single,
-        "double_same": sifted.counts.double_same,
-        "double_cross": sifted.counts.double_cross,
-        "multi": sifted.counts.multi,
-        "basis_mismatch": sifted.counts.basis_mismatch,
-        "kept_per_detector": gated.stats.kept_per_role.tolist(),
-        "click_matrix": click_matrix(gated, alice).tolist(),
-        "overflow": bool(tags.overflow),
-        "missed_events": int(tags.missed_events),
-        "clock_period_ps": clock.period_ps,
-        "missing_sync": clock.n_missing_sync,
-        "slot_shift": alignment.shift,
-        "slot_alignment": "guess" if alignment.score != alignment.score else "intensity",
-    }
+    report_sift(rep, tags, clock, gated, sifted, alignment, click_matrix(gated, alice).tolist())
     if selector is not None:
         sifted, rep.selection = apply_selection(selector, gated, sifted)
     lap("sift")
     est = estimate(sifted, rng, disclose_x=True)
-    rep.qber_x = float(est.qber_basis[BASIS_X])
-    rep.qber_by_intensity = {"x": est.qber[BASIS_X].tolist()}
-    rep.gains_by_intensity = {"z": est.gain[BASIS_Z].tolist(), "x": est.gain[BASIS_X].tolist()}
+    reason = report_estimate(rep, est, settings)
     lap("estimate")
-    if rep.sifted_bits_z == 0 or rep.sifted_bits_x == 0:
-        return _abort(rep, "no sifted detections in one basis")
-    if not rep.qber_x <= settings.qber_abort:
-        return _abort(rep, f"QBER_X {rep.qber_x:.4f} above threshold {settings.qber_abort}")
+    if reason:
+        return _abort(rep, reason)
 
     z = sifted.z
-    q_ec = qber_prior if qber_prior is not None else rep.qber_x
-    q_ec = min(max(q_ec, QBER_FLOOR), 0.25)
+    q_ec = ec_qber(rep.qber_x, qber_prior)
     method = choose_method(q_ec) if settings.method == "auto" else settings.method
     try:
         rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
     lap("reconcile")
-    wrong = rec.bob_bits != z.bob_bit  # the bits reconciliation corrected: Bob's errors
-    rep.qber_z = float(wrong.mean())
-    rep.qber_by_intensity["z"] = [
-        float(wrong[z.intensity == k].mean()) if np.any(z.intensity == k) else float("nan")
-        for k in range(3)
-    ]
-    rep.method = rec.method
-    rep.leaked_bits = int(rec.leaked_bits + rec.confirm_bits)
-    rep.round_trips = int(rec.round_trips)
-    rep.ec_efficiency = efficiency(rec.leaked_bits, z.alice_bit.size, rep.qber_z)
-    if not rec.success:
-        return _abort(rep, "reconciliation failed: the method's confirmation found keys still differ")
-    if rep.qber_z > settings.qber_abort:
-        return _abort(rep, f"QBER_Z {rep.qber_z:.4f} above threshold {settings.qber_abort}")
+    wrong, reason = report_correction(rep, z, rec.bob_bits, rec.method, rec.leaked_bits + rec.confirm_bits,
+                                      rec.leaked_bits, rec.round_trips, rec.success, settings)
+    if reason:
+        return _abort(rep, reason)
     # Verification (eps_cor): Alice publishes a seed and her polynomial-hash tag; Bob compares.
     seed = draw_seed(z.alice_bit.size, settings.eps_cor, rng)
     tag_a, tag_bits = verification_tag(z.alice_bit, seed, settings.eps_cor)
@@ -214,23 +278,10 @@ def process_block(
     if not rep.verified:
         return _abort(rep, "verification failed: hash tags differ after reconciliation")
 
-    n_key = np.bincount(z.intensity, minlength=3)
-    m_key = np.bincount(z.intensity[wrong], minlength=3)
-    stats = DecoyStats(
-        n_key=tuple(n_key), m_key=tuple(m_key),
-        n_test=tuple(est.sampled[BASIS_X]), m_test=tuple(est.errors[BASIS_X]),
-        leak_ec_bits=rep.leaked_bits,
-    )
-    kl = key_length(stats, DecoySettings(settings.mu, settings.p_mu,
-                                         settings.eps_sec, settings.eps_cor))
-    rep.keyrate_terms = kl.as_dict()
+    kl, reason = report_key_length(rep, z.intensity, wrong, est, settings)
     lap("keyrate")
-    inconsistent = [f for f in kl.flags if "inconsistent" in f]
-    if inconsistent:
-        return _abort(rep, "decoy statistics inconsistent with the bounds: " + "; ".join(inconsistent))
-    if not kl.has_key:
-        why = "; ".join(kl.flags)
-        return _abort(rep, f"finite-key length {kl.length_bits:.0f} <= 0" + (f" ({why})" if why else ""))
+    if reason:
+        return _abort(rep, reason)
 
     n = z.alice_bit.size
     seed = rng.integers(0, 2, n + kl.key_length_bits - 1, dtype=np.uint8)
