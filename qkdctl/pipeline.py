@@ -39,7 +39,7 @@ from qkdctl.select.selectors import Selector
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
 TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
-DEFAULT_CASCADE = "cascade-yanetal"  # best throughput/efficiency balance in docs/reconciliation.md
+DEFAULT_CASCADE = "cascade-biconf"  # f 1.09-1.10 at the fastest throughput but the original (docs/reconciliation.md)
 CASCADE_MAX_QBER = 0.09  # above this, LDPC (if available) is preferred
 LDPC_ABOVE_RTT_S = 1e-3  # round trip beyond which Cascade's ~100 round trips dominate
 

@@ -48,7 +48,8 @@ def make_tuners(cfg: LabConfig, calibration) -> list:
         options = cfg.tuner.options.get(name, {})
         if role == "polarization" and calibration is None:
             raise ConfigError(f"{cfg.source}: tuner.polarization = {name!r} needs [instruments.polarization]")
-        tuners.append(make_tuner(name, calibration, options))
+        # Intensity tuners are calibrated by the source (photons/pulse at 0 dB).
+        tuners.append(make_tuner(name, cfg.engine.mu_at_0db if role == "intensities" else calibration, options))
     return tuners
 
 
