@@ -32,7 +32,7 @@ from qkdctl.core.errors import QkdError
 from qkdctl.core.tags import GateConfig, recover_clock
 from qkdctl.core.timing import find_arrival_peak
 from qkdctl.hardware import Acquisition, Hardware, intensities
-from qkdctl.pipeline import BlockSettings, process_block
+from qkdctl.pipeline import BlockOutcome, BlockSettings, process_block
 from qkdctl.store.consistency import reconcile_stores
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.rundb import RunDB
@@ -40,6 +40,32 @@ from qkdctl.tune.base import Tuner
 
 # detector(report, history) -> alarms; an 'abort' alarm discards the block's key.
 Detector = Callable[[BlockReport, Sequence[BlockReport]], list[Alarm]]
+
+
+class LocalProcessor:
+    """Both roles in this process (the default): `process_block`, keys into both stores.
+
+    A block processor gives `sides` (the key stores it writes, under out_dir/keys/),
+    `process(acq, settings, rng, auth_key) -> BlockOutcome`, then for each block either
+    `store(outcome, stores) -> key_id` (after the detectors passed it) or `discard(report)`.
+    The two-process Bob of `qkdctl.roles` is the other one.
+    """
+
+    sides = ("alice", "bob")
+
+    def process(self, acq: Acquisition, settings: BlockSettings, rng: np.random.Generator,
+                auth_key: bytes) -> BlockOutcome:
+        """The whole pipeline on Alice's record and Bob's tags."""
+        return process_block(acq.block_id, acq.tags, acq.alice, settings, rng, auth_key=auth_key)
+
+    def store(self, out: BlockOutcome, stores: list[KeyStore]) -> str:
+        """Alice's key, then Bob's under the same id (both fsynced)."""
+        key_id = stores[0].add(out.alice_key)
+        stores[1].add(out.bob_key, key_id=key_id)
+        return key_id
+
+    def discard(self, report: BlockReport) -> None:
+        """Nothing to tell anyone: the block's keys are dropped."""
 
 
 @dataclass
@@ -108,6 +134,7 @@ class Engine:
         config_text: str = "",
         auth_key: bytes | None = None,
         on_block: Callable[[BlockReport], None] | None = None,
+        processor=None,
     ) -> None:
         self.hw = hardware
         self.settings = settings
@@ -121,6 +148,7 @@ class Engine:
         # Pre-shared authentication key of the classical channel (HMAC: not consumed).
         self.auth_key = auth_key if auth_key is not None else secrets.token_bytes(64)
         self.on_block = on_block
+        self.processor = processor if processor is not None else LocalProcessor()
         self._stop = threading.Event()
         self.history: list[BlockReport] = []
         self._found_offset: float | None = None
@@ -154,7 +182,7 @@ class Engine:
         """Run until `blocks` blocks or `seconds` of wall time (or stop()); return the summary."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         db = RunDB(self.out_dir)
-        stores = [KeyStore(self.out_dir / "keys" / "alice"), KeyStore(self.out_dir / "keys" / "bob")]
+        stores = [KeyStore(self.out_dir / "keys" / side) for side in self.processor.sides]
         reconcile_stores(db, stores)
         run_id = uuid.uuid4().hex[:12]
         summary = RunSummary(run_id=run_id, out_dir=str(self.out_dir), seed=self.seed)
@@ -211,8 +239,7 @@ class Engine:
                    db: RunDB, run_id: str) -> BlockReport:
         settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
                            gate=self._gate(acq))
-        out = process_block(acq.block_id, acq.tags, acq.alice, settings, self.rng,
-                            auth_key=self.auth_key)
+        out = self.processor.process(acq, settings, self.rng, self.auth_key)
         rep = out.report
         rep.duration_s = self.options.block_seconds
         rep.params = dict(acq.params)
@@ -227,11 +254,10 @@ class Engine:
         del self.history[: -self.options.history_length]
         self._retune(rep)
         t0 = time.perf_counter()
-        if rep.status == "ok" and out.alice_key is not None:
-            key_id = stores[0].add(out.alice_key)
-            stores[1].add(out.bob_key, key_id=key_id)
-            rep.key_id = key_id
+        if rep.status == "ok" and out.bob_key is not None:
+            rep.key_id = self.processor.store(out, stores)
         else:
+            self.processor.discard(rep)
             rep.key_bits = 0
         db.add_block(run_id, rep)
         rep.stage_seconds["store"] = time.perf_counter() - t0
