@@ -248,14 +248,15 @@ def record(
 
 @app.command()
 def replay(
-    file: str = typer.Argument(..., help="HDF5 recording made by `qkdctl record`."),
+    file: str = typer.Argument(..., help="HDF5 recording made by `qkdctl record`, or a T2 PTU file."),
     config: Optional[str] = typer.Option(None, "--config", help="Lab config (default: the recorded one)."),
+    alice: Optional[str] = typer.Option(None, "--alice", help="Alice's record (.npz/.h5) for a PTU file."),
     out: Optional[str] = typer.Option(None, "--out", help="Output directory (default: FILE without suffix + '.replay')."),
     blocks: Optional[int] = typer.Option(None, "--blocks", help="Replay only the first N blocks."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the post-processing choices."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object."),
 ) -> None:
-    """Run the live pipeline and engine over a recording; keys and run database go to --out."""
+    """Run the live pipeline and engine over a recording (HDF5, or PTU with --alice and --config)."""
     from pathlib import Path
 
     from qkdctl.config import load_config
@@ -265,7 +266,7 @@ def replay(
 
     def work():
         cfg = load_config(config) if config is not None else None
-        return replay_run(file, out_dir, cfg, seed=seed, blocks=blocks)
+        return replay_run(file, out_dir, cfg, seed=seed, blocks=blocks, alice_path=alice)
 
     summary = guarded(work).as_dict()
     if as_json:

@@ -102,7 +102,7 @@ def test_replay_is_reproducible_with_a_seed(recording, tmp_path):
 
 def test_replay_hardware_keeps_optics_fixed(recording):
     cfg = config_from_text(_config_text(), "t")
-    with ReplayHardware.open(recording, cfg) as hw:
+    with ReplayHardware.from_recording(recording, cfg) as hw:
         assert hw.n_blocks == 3 and hw.block_seconds() == pytest.approx(0.01)
         hw.apply({"gate.offset_ps": 310.0})
         assert hw.params()["gate.offset_ps"] == 310.0
@@ -118,7 +118,7 @@ def test_empty_recording_and_missing_config_are_input_errors(tmp_path):
     path = tmp_path / "empty.h5"
     RecordingWriter(path, config_text="").close()
     with pytest.raises(QkdInputError, match="no complete block"):
-        ReplayHardware(RecordingReader(path), {})
+        ReplayHardware.from_recording(path, config_from_text(_config_text(), "t"))
     with pytest.raises(ConfigError, match="no config text"):
         replay_run(path, tmp_path / "out")
 
@@ -165,3 +165,31 @@ def test_cli_record_without_instruments_is_config_error(tmp_path):
     res = CliRunner().invoke(app, ["record", str(config), "--seconds", "1",
                                    "--out", str(tmp_path / "x.h5")])
     assert res.exit_code == 2 and "[instruments]" in res.output
+
+
+def test_cli_replay_ptu_with_alice_file(tmp_path):
+    """A T2 PTU file of three 10 ms blocks and Alice's .npz with slot timing: two whole windows."""
+    from drivers.tagger.ptu_writer import PtuWriter
+
+    config = tmp_path / "ptu.toml"
+    config.write_text(PLANNING + TIMING + "\n[engine]\nblock_seconds = 0.01\n")
+    cfg = load_config(config)
+    hw = ModelHardware(cfg.link_model(), np.random.default_rng(6), sync_divider=100)
+    acqs = [hw.acquire(0.01) for _ in range(3)]
+    with PtuWriter(tmp_path / "run.ptu") as w:
+        for acq in acqs:
+            w.write_block(acq.tags)
+    np.savez(tmp_path / "alice.npz", basis=np.concatenate([a.alice.basis for a in acqs]),
+             bit=np.concatenate([a.alice.bit for a in acqs]),
+             intensity=np.concatenate([a.alice.intensity for a in acqs]),
+             first_slot=0, slot_period_ps=1000.0, slot0_t_ps=0.0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["replay", str(tmp_path / "run.ptu"), "--out", str(tmp_path / "o"), "--json"])
+    assert res.exit_code == 2 and "needs --config and --alice" in res.output
+    res = runner.invoke(app, ["replay", str(tmp_path / "run.ptu"), "--config", str(config), "--alice",
+                              str(tmp_path / "alice.npz"), "--out", str(tmp_path / "o"), "--json", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["blocks"] == 2 and summary["blocks_aborted"] == 0 and summary["secret_bits"] > 0
+    with RunDB(tmp_path / "o") as db:
+        assert db.runs()[0]["config"] == config.read_text()
