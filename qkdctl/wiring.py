@@ -26,7 +26,7 @@ def _tagger(inst: InstrumentConfig):
     if inst.driver == "swabian":
         from drivers.tagger.swabian import SwabianTagger
 
-        return SwabianTagger.open(inst.resource, **inst.options)
+        return SwabianTagger(inst.resource, **inst.options)  # resource = device serial ("" = first)
     raise ConfigError(f"unknown tagger driver {inst.driver!r}; known: sim_tagger, swabian")
 
 
