@@ -60,6 +60,13 @@ def make_detectors(cfg: LabConfig) -> list:
     return [make_detector(name, cfg.detect.options.get(name, {})) for name in cfg.detect.detectors]
 
 
+def engine_options(cfg: LabConfig) -> EngineOptions:
+    """The block loop's settings from [engine]."""
+    e = cfg.engine
+    return EngineOptions(block_seconds=e.block_seconds, queue_depth=e.queue_depth,
+                         max_consecutive_aborts=e.max_consecutive_aborts, startup_blocks=e.startup_blocks)
+
+
 @contextmanager
 def stop_on_signals(engine: Engine):
     """SIGINT/SIGTERM finish the block in flight, then stop (main thread only)."""
@@ -83,9 +90,7 @@ def run_bench(cfg: LabConfig, config_text: str, out_dir: Path, *, blocks: int | 
             hw.apply(intensity_params(cfg.protocol.intensities, cfg.engine.mu_at_0db))
         engine = Engine(
             hw, settings, out_dir,
-            options=EngineOptions(block_seconds=cfg.engine.block_seconds, queue_depth=cfg.engine.queue_depth,
-                                  max_consecutive_aborts=cfg.engine.max_consecutive_aborts,
-                                  startup_blocks=cfg.engine.startup_blocks),
+            options=engine_options(cfg),
             tuners=make_tuners(cfg, hw.calibration), detectors=make_detectors(cfg), seed=seed,
             config_text=config_text, on_block=on_block,
         )
