@@ -20,13 +20,14 @@ import numpy as np
 
 from benchmarks.common import best_seconds, result
 from benchmarks.make_decoy_data import sample_figures
+from benchmarks.qml_rows import QML_TUNERS, qml_decoy_rows
 from benchmarks.tune_sim import DRIFTS, KeyModel, SimBench, calibration_for, retained, run_loop, sim_config
 from qkdctl.tune import make_tuner
 from qkdctl.tune.decoy import finite_key_rate, optimize_decoy
 from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, DecoyPredictor, load_training_set
 
 THRESHOLD = 0.11
-TUNERS = (("tomographic", {}), ("spsa", {"seed": 5}), ("nelder-mead", {}))
+TUNERS = (("tomographic", {}), ("spsa", {"seed": 5}), ("nelder-mead", {})) + QML_TUNERS
 
 
 def decoy_rows(quick: bool) -> list[dict]:
@@ -75,4 +76,4 @@ def run(quick: bool) -> list[dict]:
             out.append(result(f"tune/{drift}/{name}", n_blocks, secs, "blocks/s", "none", t_none,
                               drift=drift, tuner=name, block_s=block_s,
                               retained_vs_oracle=retained(res, oracle), **res.summary(THRESHOLD)))
-    return out + decoy_rows(quick)
+    return out + decoy_rows(quick) + qml_decoy_rows(quick)
