@@ -146,6 +146,10 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the run's public randomness (recorded)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as one JSON object, last line."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-block lines."),
+    role: Optional[str] = typer.Option(None, "--role", help="alice|bob: one side as its own process (docs/engine.md)."),
+    peer: Optional[str] = typer.Option(None, "--peer", help="HOST:PORT Alice listens on and Bob connects to."),
+    auth_key_file: Optional[str] = typer.Option(
+        None, "--auth-key-file", help="Pre-shared authentication key of the channel (hex or raw, >= 32 bytes)."),
 ) -> None:
     """Drive the bench of CONFIG block after block: key, reports and run database in --out."""
     import time as _time
@@ -163,6 +167,11 @@ def run(
         out_dir = Path(out) if out else Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
         n_blocks = blocks if blocks is not None else (cfg.engine.blocks if seconds is None else None)
         on_block = None if quiet else (lambda rep: console.print(_block_line(rep), highlight=False, markup=False))
+        if role is not None or peer is not None or auth_key_file is not None:
+            from qkdctl.roles import run_role
+
+            return run_role(role, peer, auth_key_file, cfg, text, out_dir, blocks=n_blocks, seconds=seconds,
+                            seed=seed, on_block=on_block)
         return run_bench(cfg, text, out_dir, blocks=n_blocks, seconds=seconds, seed=seed, on_block=on_block)
 
     summary = guarded(go)
