@@ -29,6 +29,8 @@ from qkdctl.core.tags import Gated
 NO_PREVIOUS_SLOTS = 1 << 40
 """since_*_slots of a slot with no earlier click in the block."""
 PUBLIC_COLUMNS = ("dt_ps", "since_any_slots", "position")
+GAP_CAP_SLOTS = 100_000
+"""since_any_slots is capped here in the model inputs (longer gaps look alike)."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,10 @@ class EventFeatures:
         return int(self.dt_ps.size)
 
     def public_matrix(self) -> np.ndarray:
-        """float64[n, 3] of PUBLIC_COLUMNS (since_any as log10 slots)."""
+        """float64[n, 3] of PUBLIC_COLUMNS (since_any as log10 of the gap capped at GAP_CAP_SLOTS)."""
         return np.column_stack([
             self.dt_ps.astype(np.float64),
-            np.log10(self.since_any_slots.astype(np.float64)),
+            np.log10(np.minimum(self.since_any_slots, GAP_CAP_SLOTS).astype(np.float64)),
             self.position,
         ])
 

@@ -21,8 +21,8 @@ import numpy as np
 from qkdctl.core.errors import QkdInputError
 
 GRID_DT = 24
-GRID_GAP = 6
-N_SUPPORT = 96
+GRID_GAP = 12
+N_SUPPORT = 160
 FEATURE_REPS = 2
 
 

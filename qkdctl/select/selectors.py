@@ -33,7 +33,7 @@ THRESHOLD_KEEP_FRACTIONS = np.linspace(1.0, 0.5, 26)
 """Candidate kept fractions (of the training events) for a score threshold, keep-all first."""
 WINDOW_GRID_STEPS = 16
 """Grid steps per window edge in fit_window."""
-MIN_GAP_CANDIDATES = (0, 2, 10, 100, 1000, 10_000)
+MIN_GAP_CANDIDATES = (0, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
 """Candidate minimum gaps (slots) to the previous click in fit_window."""
 MAX_TRAINING_ROWS = 60_000
 """Rows a model is trained on at most (an even stride through the training events)."""
