@@ -61,8 +61,9 @@ class QuantumKernelDecoyPredictor(DecoyPredictor):
     kernel: an object with evaluate(x_vec, y_vec=None) -> Gram matrix (default: the
     exact statevector kernel); bandwidth: scale of the standardised features before
     the feature map (rad per standard deviation); alpha: ridge regularisation.
-    Defaults (reps 1, bandwidth 0.03, alpha 1e-5) were chosen on held-out links
-    (seed 99); larger bandwidths lose accuracy fast (docs/qml.md).  At this
+    Defaults (reps 1, bandwidth 0.03, alpha 1e-5) were chosen on validation links
+    (sample_figures seed 2024; `bench tune` scores on seed 99); larger bandwidths
+    lose accuracy fast (docs/qml.md).  At this
     bandwidth the kernel is close to a smooth classical kernel of the features.
     """
 
