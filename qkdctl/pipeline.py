@@ -41,6 +41,7 @@ QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters nee
 TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
 DEFAULT_CASCADE = "cascade-biconf"  # f 1.09-1.10 at the fastest throughput but the original (docs/reconciliation.md)
 CASCADE_MAX_QBER = 0.09  # above this, LDPC (if available) is preferred
+KARATSUBA_MAX_BITS = 500_000  # privacy amplification method switch (docs/amplification.md)
 LDPC_ABOVE_RTT_S = 1e-3  # round trip beyond which Cascade's ~100 round trips dominate
 
 
@@ -285,8 +286,11 @@ def process_block(
 
     n = z.alice_bit.size
     seed = rng.integers(0, 2, n + kl.key_length_bits - 1, dtype=np.uint8)
-    alice_key = toeplitz_hash(z.alice_bit, seed, kl.key_length_bits)
-    bob_key = toeplitz_hash(rec.bob_bits, seed, kl.key_length_bits)
+    # Single-threaded Karatsuba for block-sized keys: the parallel FFT wins only past
+    # ~1e6 bits, and its threads stall when the machine is busy.
+    pa_method = "karatsuba" if n <= KARATSUBA_MAX_BITS else "auto"
+    alice_key = toeplitz_hash(z.alice_bit, seed, kl.key_length_bits, method=pa_method)
+    bob_key = toeplitz_hash(rec.bob_bits, seed, kl.key_length_bits, method=pa_method)
     lap("amplify")
     rep.key_bits = int(kl.key_length_bits)
     if not np.array_equal(alice_key, bob_key):  # cannot happen after verification

@@ -15,7 +15,7 @@ from qkdctl.core.tags import Clock, TagBlock
 class ArrivalPeak:
     """Detection-time peak within the pulse period.
 
-    offset_ps: peak centre relative to the clock phase, in [0, period); width_ps:
+    offset_ps: peak centre relative to the clock phase, in [-period/2, period/2); width_ps:
     rms width around it; contrast: fraction of detector tags within +-2 rms.
     """
 
@@ -57,7 +57,10 @@ def find_arrival_peak(block: TagBlock, clock: Clock, channels: Iterable[int], bi
         rms = float(np.sqrt(np.mean(d[np.abs(d) < window] ** 2)))
         window = 3 * rms
     contrast = float(np.mean(np.abs(d) <= 2 * rms))
-    return ArrivalPeak(offset_ps=float(np.mod(centre, period)), width_ps=rms, contrast=contrast)
+    # Report the offset in [-period/2, period/2): a peak just before the sync is a
+    # small negative offset of the same slot, not the end of the previous one.
+    offset = float(np.mod(centre + period / 2, period) - period / 2)
+    return ArrivalPeak(offset_ps=offset, width_ps=rms, contrast=contrast)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def align_slots(
 
     Detections pile up in Alice's bright slots: the right shift maximises the mean
     intensity mu[intensity[slot + shift]] over detected slots.  Candidates are
-    guess + k * step for |k| <= n_steps (step = pulses per sync).  Raises
+    guess + k * step + d for |k| <= n_steps (step = pulses per sync) and
+    d in {-1, 0, 1} (a gate centred near half a period).  Raises
     QkdInputError when the best shift does not stand out (no light, or wrong
     intensities).
     """
@@ -95,7 +99,8 @@ def align_slots(
         raise QkdInputError(f"slot alignment: {slots.size} detections; need at least 20")
     weight = np.asarray(mu, dtype=np.float64)
     scores = []
-    shifts = [guess + k * step for k in range(-n_steps, n_steps + 1)]
+    # Whole syncs, and one slot either way (a gate centred near half a period).
+    shifts = [guess + k * step + d for k in range(-n_steps, n_steps + 1) for d in (-1, 0, 1)]
     for shift in shifts:
         idx = slots + shift
         idx = idx[(idx >= 0) & (idx < intensity.size)]
