@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/qkdctl run lab_configs/sim_bench.toml --out runs/latest
+	$(VENV)/bin/qkdctl run lab_configs/sim_bench.toml --out runs/latest; rc=$$?; \
+	$(VENV)/bin/qkdctl report runs/latest && exit $$rc
 
 test: install
 	$(PY) -m pytest
