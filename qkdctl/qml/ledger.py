@@ -250,14 +250,20 @@ class JobLedger:
             self._update(job_id, status=state)
         return state
 
-    def wait(self, job_id: str, timeout_s: float, poll_s: float = 0.005) -> str:
-        """Poll until `job_id` is final or `timeout_s` passed; return the last status."""
+    def wait(self, job_id: str, timeout_s: float, poll_s: float | None = None) -> str:
+        """Poll until `job_id` is final or `timeout_s` passed; return the last status.
+
+        poll_s: interval between polls (default 5 ms for local jobs, 2 s for remote ones,
+        so an IBM job is not polled hundreds of times a second).
+        """
+        if poll_s is None:
+            poll_s = 0.005 if self.backend is None or self.backend.is_local else 2.0
         deadline = time.monotonic() + timeout_s
         while True:
             state = self.status(job_id)
             if state in FINAL or time.monotonic() >= deadline:
                 return state
-            time.sleep(poll_s)
+            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
 
     def result(self, job_id: str) -> list[dict[str, list[dict[str, int]]]]:
         """Stored counts of a finished job (polls first); QkdInputError if it has none."""

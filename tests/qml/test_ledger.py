@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -148,3 +149,22 @@ def test_decode_sampler_result_shapes():
     b = open_backend("aer", seed=5)
     res = b.sampler().run([ry_pub(b, [0.0, np.pi, 0.0])], shots=8).result()
     assert decode_sampler_result(res) == [{"meas": [{"0": 8}, {"1": 8}, {"0": 8}]}]
+
+
+def test_remote_jobs_are_polled_slowly_and_wait_honours_its_timeout(mocker):
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    service = mocker.Mock()
+    service.backend.return_value = FakeManilaV2()
+    ibm = open_backend("ibm:ibm_test", service_factory=lambda: service)
+    job = mocker.Mock()
+    job.job_id.return_value = "q1"
+    job.status.return_value = "QUEUED"
+    sampler = mocker.Mock()
+    sampler.run.return_value = job
+    led = JobLedger.in_memory("r", ibm)
+    led.submit(sampler, [object()], shots=10)
+    t0 = time.monotonic()
+    assert led.wait("q1", 0.3) == "queued"
+    assert time.monotonic() - t0 < 1.0
+    assert job.status.call_count <= 2
