@@ -253,13 +253,16 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     iterations = 0
     t0 = time.perf_counter()
     while True:
-        for i, lay in enumerate(layouts):
-            if done[i]:
-                continue
-            pos = np.flatnonzero(known[i])
-            priors = error_priors(lay, qber_estimate, pos, known_err[i][pos])
-            state = results[i].state if (results[i] is not None and v.resume) else None
-            res = dec.decode(targets[i], priors, state)
+        todo = [i for i in range(len(layouts)) if not done[i]]
+        known_at = [np.flatnonzero(known[i]) for i in todo]
+        priors = [error_priors(layouts[i], qber_estimate, pos, known_err[i][pos])
+                  for i, pos in zip(todo, known_at)]
+        states = [results[i].state if (results[i] is not None and v.resume) else None for i in todo]
+        if v.backend == "layered":
+            decoded = dec.decode_many([targets[i] for i in todo], priors, states)
+        else:
+            decoded = [dec.decode(targets[i], p, s) for i, p, s in zip(todo, priors, states)]
+        for i, pos, res in zip(todo, known_at, decoded):
             iterations += res.iterations
             results[i] = res
             done[i] = res.converged and np.array_equal(res.error[pos], known_err[i][pos])

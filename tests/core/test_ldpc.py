@@ -209,12 +209,22 @@ def test_layered_decoder_matches_reference(bp_method, rng):
     assert converged >= 3
 
 
-def test_phi_table_is_close_to_exact():
-    xs = np.linspace(0.001, 23.0, 2000).astype(np.float32)
+def _phi_lut(x, table):
+    bits = int(np.array([x], np.float32).view(np.int32)[0])
+    return table[L._phi_index(bits, table.size - 1)]
+
+
+def test_phi_table_bins_bracket_exact_phi():
     table = L.phi_table()
-    got = np.array([L._phi(x, table) for x in xs])
-    want = np.array([naive.phi(x) for x in xs])
-    assert np.max(np.abs(got - want)) < 1e-3
+    width = 2.0 ** -L.PHI_MANT_BITS  # relative width of a bin
+    for x in np.geomspace(2.0**-19, 60.0, 3000).astype(np.float32):
+        got = _phi_lut(x, table)
+        # phi decreases: the bin's value lies between phi at the bin's ends
+        assert naive.phi(x * (1 + width)) * (1 - 1e-6) <= got <= naive.phi(x * (1 - width)) * (1 + 1e-6)
+    assert _phi_lut(1.0, table) == pytest.approx(naive.phi(1.0), abs=4e-3)
+    # outside the table: tiny and zero inputs get phi(2^-20), huge ones ~0
+    assert _phi_lut(0.0, table) == _phi_lut(1e-9, table) == pytest.approx(naive.phi(2.0**-20), rel=1e-2)
+    assert _phi_lut(1e6, table) < 1e-20
 
 
 def test_decoder_backends_agree_on_easy_frames(rng):
@@ -256,3 +266,26 @@ def test_resumed_decoding_matches_reference(rng):
     np.testing.assert_allclose(again.llr, want_post, rtol=0.02, atol=0.05)
     with pytest.raises(QkdInputError, match="state"):
         dec.decode(target, priors, np.zeros(3, np.float32))
+
+
+def test_decode_many_matches_frame_by_frame_and_resumes(rng):
+    code = C.build_code(0.75, 512, seed=14)
+    errs = [(rng.random(code.n) < q).astype(np.uint8) for q in (0.01, 0.03, 0.2)]
+    targets = [L.syndrome(code, e) for e in errs]
+    priors = [np.full(code.n, q) for q in (0.01, 0.03, 0.03)]
+    dec = L.SyndromeDecoder(code, max_iter=30, stall_iter=6)
+    many = dec.decode_many(targets, priors)
+    for e, t, p, got in zip(errs, targets, priors, many):
+        one = dec.decode(t, p)
+        assert got.iterations == one.iterations and got.converged == one.converged
+        assert np.array_equal(got.error, one.error) and np.array_equal(got.llr, one.llr)
+        assert np.array_equal(got.state, one.state)
+    assert many[0].converged and np.array_equal(many[0].error, errs[0])
+    assert not many[2].converged  # QBER 20 % on a rate-0.75 code
+    state = np.zeros(code.h.nnz, np.float32)
+    again = dec.decode_many(targets[1:2], priors[1:2], [state])[0]
+    assert again.state is state and np.array_equal(state, many[1].state)
+    with pytest.raises(QkdInputError, match="equally many"):
+        dec.decode_many(targets, priors[:2])
+    with pytest.raises(QkdInputError, match="layered"):
+        L.SyndromeDecoder(code, backend="ldpc").decode_many(targets, priors)

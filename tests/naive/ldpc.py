@@ -96,10 +96,10 @@ def syndrome(h_dense, bits):
 
 
 def phi(x):
-    """-log(tanh(x/2)) computed exactly (x clipped away from 0 and above 24)."""
+    """-log(tanh(x/2)) computed exactly (x clipped to [2^-20, 64])."""
     import math
 
-    x = min(max(float(x), 1e-7), 24.0)
+    x = min(max(float(x), 2.0**-20), 64.0)
     return -math.log(math.tanh(x / 2))
 
 
@@ -107,7 +107,9 @@ def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=
     """Row-layered BP on the syndrome equations (float64, exact phi or scaled min-sum).
 
     rows: list of column lists per check; r_msg: check-to-variable messages to resume from
-    (updated in place).  Returns (error bits, posterior LLRs, iterations, converged).
+    (updated in place).  Stops when every check was satisfied by the hard decisions as the
+    sweep reached it and the final hard decisions meet the syndrome; gives up when that
+    in-sweep count of unsatisfied checks has not improved for `stall_iter` iterations.  Returns (error bits, posterior LLRs, iterations, converged).
     """
     if r_msg is None:
         r_msg = [[0.0] * len(cols) for cols in rows]
@@ -117,7 +119,9 @@ def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=
             post[v] += r_msg[c][i]
     best, best_it = len(rows) + 1, 0
     for it in range(1, max_iter + 1):
+        unsat = 0  # checks unsatisfied by the hard decisions when the sweep reaches them
         for c, cols in enumerate(rows):
+            unsat += (sum(int(post[v] < 0) for v in cols) + target[c]) % 2
             q = [post[v] - r_msg[c][i] for i, v in enumerate(cols)]
             for i, v in enumerate(cols):
                 others = [q[j] for j in range(len(cols)) if j != i]
@@ -131,8 +135,8 @@ def layered_decode(rows, target, llr0, max_iter, alpha, sum_product, stall_iter=
                 r_msg[c][i] = -mag if sign else mag
                 post[v] = q[i] + r_msg[c][i]
         err = [int(p < 0) for p in post]
-        unsat = sum((sum(err[v] for v in cols) + target[c]) % 2 for c, cols in enumerate(rows))
-        if unsat == 0:
+        if unsat == 0 and all((sum(err[v] for v in cols) + target[c]) % 2 == 0
+                              for c, cols in enumerate(rows)):
             return err, post, it, True
         if unsat < best:
             best, best_it = unsat, it
