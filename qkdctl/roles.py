@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
 import time
 import uuid
 from dataclasses import replace
@@ -248,8 +247,8 @@ class AliceRole:
             return
         n_key = _counts(msg, "n_key")
         n_test = _counts(msg, "n_test")
-        intensity_of = lambda sl: np.bincount(rec.intensity[sl + al.shift], minlength=3)  # noqa: E731
-        if np.any(n_key != intensity_of(z)) or np.any(n_test != intensity_of(x)):
+        mine = [np.bincount(rec.intensity[sl + al.shift], minlength=3) for sl in (z, x)]
+        if np.any(n_key != mine[0]) or np.any(n_test != mine[1]):
             raise ProtocolError("key/counts: detection counts differ from Alice's sifted slots")
         kl = key_length_of(n_key, _counts(msg, "m_key"), n_test, _counts(msg, "m_test"),
                            msg.int("leaked_bits", 0), s)
@@ -531,9 +530,9 @@ def run_bob(cfg: LabConfig, config_text: str, out_dir: Path, peer: str, auth_key
                 summary = engine.run(blocks=blocks, seconds=seconds)
             ch.send(Message("run/end", {}))
             return summary
-        except (ProtocolError, socket.error) as exc:
+        except ProtocolError as exc:
             ch.abort(str(exc))
-            raise _channel_failure("bob", ProtocolError(str(exc))) from None
+            raise _channel_failure("bob", exc) from None
         finally:
             ch.close()
 

@@ -139,3 +139,78 @@ def test_peer_and_role_arguments_are_checked(tmp_path):
         run_role("alice", "127.0.0.1:1", str(key), cfg, "", tmp_path, **common)
     with pytest.raises(ConfigError, match="qkdctl sim serve"):
         run_role("bob", "127.0.0.1:1", str(key), cfg, "", tmp_path, **common)
+
+
+class _Host:
+    """Alice's record source for one block (what AliceHostClient.get_record returns)."""
+
+    def __init__(self, record):
+        self.record = record
+
+    def get_record(self, block_id):
+        return self.record
+
+
+def _alice_thread(rng, tmp_path):
+    import threading
+
+    from qkdctl.core.records import AliceRecord
+    from qkdctl.protocol.auth import KeyPool
+    from qkdctl.protocol.channel import in_process_pair
+    from qkdctl.roles import AliceRole
+    from qkdctl.runner import block_settings
+
+    settings = block_settings(load_config(SIM_BENCH))
+    n = 4000
+    record = AliceRecord(rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n))
+    a_ch, b_ch = in_process_pair(KeyPool(b"k" * 32), KeyPool(b"k" * 32))
+    role = AliceRole(_Host(record), settings, KeyStore(tmp_path / "keys" / "alice"), rng)
+    errors = []
+
+    def serve():
+        try:
+            role.serve(a_ch)
+        except Exception as exc:  # the test inspects it
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    from qkdctl.roles import _hello
+
+    b_ch.send(_hello(settings))
+    b_ch.recv(5).expect("session/ok")
+    return record, b_ch, thread, errors
+
+
+def test_alice_refuses_sift_keep_with_slots_bob_did_not_report(rng, tmp_path):
+    from qkdctl.core.errors import ProtocolError
+    from qkdctl.protocol.messages import Message
+
+    record, b_ch, thread, errors = _alice_thread(rng, tmp_path)
+    slots = np.arange(0, 4000, 7, dtype=np.int64)
+    b_ch.send(Message("sift/request", {"block_id": 0, "slots": slots, "guess": 0, "sync_divider": 1000}))
+    disclosed = b_ch.recv(5).expect("sift/disclose")
+    shift = disclosed.int("shift")
+    assert disclosed.array("basis", np.uint8, slots.size).tolist() == [
+        int(record.basis[s + shift]) if 0 <= s + shift < len(record) else 0 for s in slots]
+    z_inside = [s for s in slots if 0 <= s + shift < len(record) and record.basis[s + shift] == 0]
+    forged = np.array(sorted(set(z_inside[:5]) | {int(slots[0]) + 1}), dtype=np.int64)  # one unreported slot
+    b_ch.send(Message("sift/keep", {"z": forged, "x": np.zeros(0, dtype=np.int64)}))
+    thread.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], ProtocolError)
+    assert "did not report" in str(errors[0])
+    assert not KeyStore(tmp_path / "keys" / "alice").ids()
+
+
+def test_alice_refuses_a_peer_config_that_disagrees(rng, tmp_path):
+    from qkdctl.core.errors import ProtocolError
+    from qkdctl.roles import _check_hello, _hello
+    from qkdctl.runner import block_settings
+    from dataclasses import replace
+
+    settings = block_settings(load_config(SIM_BENCH))
+    _check_hello(_hello(settings), settings)
+    with pytest.raises(ProtocolError, match="mu differ"):
+        _check_hello(_hello(replace(settings, mu=(0.6, 0.18, 2e-4))), settings)
+    with pytest.raises(ProtocolError, match="eps_cor"):
+        _check_hello(_hello(replace(settings, eps_cor=1e-12)), settings)
