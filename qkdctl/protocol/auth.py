@@ -8,6 +8,12 @@ once from the pool when the channel is opened, truncated to `tag_bytes` (default
 Key consumed: 32 bytes per session, 0 bytes per message.  Security is computational (the
 PRF security of HMAC-SHA256), not information-theoretic.
 
+`Blake2bAuthenticator` (mac="blake2b") is keyed BLAKE2b (RFC 7693 keyed mode, a PRF and
+so a MAC, the same computational security notion as HMAC-SHA256) with a 32-byte session
+key and 32-byte tags: one hash pass per message instead of HMAC's two, and the keyed state
+is built once per session and copied per message.  Key consumed: 32 bytes per session,
+0 bytes per message.  `reconcile`'s in-process channels use it by default.
+
 `WegmanCarterAuthenticator` (mac="wegman-carter") is information-theoretically secure:
 tag = PolyHash_s(message) XOR pad, PolyHash_s the polynomial hash over GF(2^64)
 (x^64 + x^4 + x^3 + x + 1) of the message's 64-bit words and its length, with a hash key
@@ -33,6 +39,8 @@ from numba import njit
 from qkdctl.core.errors import ProtocolError, QkdInputError
 
 HMAC_SESSION_KEY_BYTES = 32
+BLAKE2B_SESSION_KEY_BYTES = 32
+MACS = ("hmac-sha256", "blake2b", "wegman-carter")
 WC_HASH_KEY_BYTES = 8
 WC_PAD_BYTES = 8
 _GF64_LOW = np.uint64(0x1B)  # x^64 = x^4 + x^3 + x + 1
@@ -87,6 +95,30 @@ class HmacAuthenticator:
         mac.update(direction + seq.to_bytes(8, "little"))
         mac.update(body)
         return mac.digest()[: self.tag_bytes]
+
+    def check(self, direction: bytes, seq: int, body: bytes, tag: bytes) -> None:
+        """Raise ProtocolError unless `tag` authenticates (direction, seq, body)."""
+        if not hmac.compare_digest(self.tag(direction, seq, body), tag):
+            raise ProtocolError(f"bad MAC on message {seq} ({direction.decode()})")
+
+
+class Blake2bAuthenticator:
+    """Keyed BLAKE2b tags with a per-session key from a KeyPool (32 bytes/session, 0/message)."""
+
+    def __init__(self, pool: KeyPool, tag_bytes: int = 32) -> None:
+        if not 16 <= tag_bytes <= 64:
+            raise QkdInputError(f"BLAKE2b tag length must be 16..64 bytes, got {tag_bytes}")
+        self.tag_bytes = tag_bytes
+        self._keyed = hashlib.blake2b(key=pool.take(BLAKE2B_SESSION_KEY_BYTES),
+                                      digest_size=tag_bytes)
+        self.key_bytes_consumed = BLAKE2B_SESSION_KEY_BYTES
+
+    def tag(self, direction: bytes, seq: int, body: bytes) -> bytes:
+        """Tag of one message sent in `direction` (4 bytes) with sequence number `seq`."""
+        mac = self._keyed.copy()
+        mac.update(direction + seq.to_bytes(8, "little"))
+        mac.update(body)
+        return mac.digest()
 
     def check(self, direction: bytes, seq: int, body: bytes, tag: bytes) -> None:
         """Raise ProtocolError unless `tag` authenticates (direction, seq, body)."""
@@ -156,9 +188,11 @@ class WegmanCarterAuthenticator:
 
 
 def make_authenticator(pool: KeyPool, mac: str):
-    """The authenticator named `mac`: "hmac-sha256" (default) or "wegman-carter"."""
+    """The authenticator named `mac`: "hmac-sha256", "blake2b" or "wegman-carter"."""
     if mac == "hmac-sha256":
         return HmacAuthenticator(pool)
+    if mac == "blake2b":
+        return Blake2bAuthenticator(pool)
     if mac == "wegman-carter":
         return WegmanCarterAuthenticator(pool)
-    raise QkdInputError(f"unknown MAC {mac!r}; use 'hmac-sha256' or 'wegman-carter'")
+    raise QkdInputError(f"unknown MAC {mac!r}; use one of {MACS}")

@@ -34,6 +34,7 @@ family's `METHODS` dict.  Message kinds are namespaced by family (``"ldpc/syndro
 from __future__ import annotations
 
 import queue
+from collections import deque
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -85,15 +86,18 @@ class Channel(ABC):
 
     def send(self, msg: Message) -> None:
         """Encode, sequence, authenticate and send one message."""
-        self._check_open()
+        if self._aborted is not None:
+            raise ProtocolError(f"channel aborted earlier: {self._aborted}")
         body = encode(msg)
-        seq = self._seq_out.to_bytes(_SEQ_BYTES, "little")
-        frame = seq + body + self._auth.tag(self._out, self._seq_out, body)
-        self._seq_out += 1
-        self._send_frame(frame)
-        self.stats.messages_sent += 1
-        self.stats.bytes_sent += len(frame)
+        seq = self._seq_out
+        frame = b"".join((seq.to_bytes(_SEQ_BYTES, "little"), body,
+                          self._auth.tag(self._out, seq, body)))
+        self._seq_out = seq + 1
+        stats = self.stats
+        stats.messages_sent += 1
+        stats.bytes_sent += len(frame)
         self._sent_since_recv = True
+        self._send_frame(frame)
 
     def recv(self, timeout_s: float | None = 30.0) -> Message:
         """Receive, check and decode the next message; ProtocolError on any defect."""
@@ -160,31 +164,47 @@ class InProcessChannel(Channel):
         self._outbox.put(None)
 
 
-class DirectBobChannel(InProcessChannel):
+class DirectChannel(Channel):
+    """One end of a single-thread channel: frames wait in a deque until the peer reads them."""
+
+    def __init__(self, pool: KeyPool, direction_out: bytes, direction_in: bytes,
+                 outbox: deque, inbox: deque, mac: str = "hmac-sha256") -> None:
+        super().__init__(pool, direction_out, direction_in, mac)
+        self._outbox = outbox
+        self._inbox = inbox
+
+    def _send_frame(self, frame: bytes) -> None:
+        self._outbox.append(frame)
+
+    def _recv_frame(self, timeout_s: float | None) -> bytes:
+        if not self._inbox:  # in one thread a missing reply never comes
+            raise ProtocolError("no message from peer (single-thread channel)")
+        return self._inbox.popleft()
+
+
+class DirectBobChannel(DirectChannel):
     """Bob's end of a `direct_pair`: each send runs Alice's responder in this thread."""
 
-    def __init__(self, pool: KeyPool, outbox: queue.SimpleQueue, inbox: queue.SimpleQueue,
-                 alice: InProcessChannel, responder, mac: str = "hmac-sha256") -> None:
+    def __init__(self, pool: KeyPool, outbox: deque, inbox: deque, alice: DirectChannel,
+                 responder, mac: str = "hmac-sha256") -> None:
         super().__init__(pool, b"B->A", b"A->B", outbox, inbox, mac)
         self._alice = alice
         self._responder = responder
 
     def _send_frame(self, frame: bytes) -> None:
-        super()._send_frame(frame)
-        for reply in self._responder.handle(self._alice.recv(timeout_s=0)):
-            self._alice.send(reply)
-
-    def _recv_frame(self, timeout_s: float | None) -> bytes:
-        return super()._recv_frame(0)  # replies are queued before recv, or never come
+        self._outbox.append(frame)
+        alice = self._alice
+        for reply in self._responder.handle(alice.recv()):
+            alice.send(reply)
 
 
 def direct_pair(alice_pool: KeyPool, bob_pool: KeyPool, responder,
-                mac: str = "hmac-sha256") -> tuple[InProcessChannel, DirectBobChannel]:
+                mac: str = "hmac-sha256") -> tuple[DirectChannel, DirectBobChannel]:
     """(alice_end, bob_end) in one thread: Alice's `responder.handle(msg) -> [replies]` runs
     inside Bob's send; frames are encoded, authenticated, sequenced and counted as usual."""
-    a_to_b: queue.SimpleQueue = queue.SimpleQueue()
-    b_to_a: queue.SimpleQueue = queue.SimpleQueue()
-    alice = InProcessChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a, mac)
+    a_to_b: deque = deque()
+    b_to_a: deque = deque()
+    alice = DirectChannel(alice_pool, b"A->B", b"B->A", a_to_b, b_to_a, mac)
     bob = DirectBobChannel(bob_pool, b_to_a, a_to_b, alice, responder, mac)
     return alice, bob
 

@@ -5,6 +5,15 @@ int (int64), a float (float64), bytes, or a 1-D numpy array of a fixed numeric d
 `encode` / `decode` turn the kind and fields into bytes; the channel adds the sequence
 number and the MAC around them (see `qkdctl.protocol.channel`).  Decoding is strict:
 anything truncated, trailing or of an unknown field type raises `ProtocolError`.
+
+Two wire forms.  The generic one is self-describing (kind name, field count, per field
+its name, a type tag and the value).  The hot messages of the protocol (Cascade's, the
+confirmation's) have a fixed `Layout` in `LAYOUTS`: ``0x00 | code | int64 fields | per
+array/bytes field: u32 count + raw little-endian bytes`` — no names, no type tags, one
+struct call for the ints.  `encode` uses the fixed form when the message's fields match
+its kind's layout exactly (names, int type, array dtype), otherwise the generic form, so
+a malformed message still reaches the receiver's checks.  The leading 0x00 cannot start a
+generic body (kind names are 1..255 bytes long).
 Accessors (`expect`, `int`, `array`, ...) raise `ProtocolError` when the peer sent the wrong
 kind, a missing field or a wrong dtype, so a role never acts on a malformed message.
 """
@@ -30,6 +39,7 @@ _CODE_OF = {dt: code for code, dt in _DTYPES.items()}
 _LE_OF = {code: dt.newbyteorder("<") for code, dt in _DTYPES.items()}  # wire byte order
 _NAMES: dict[str, bytes] = {}
 _I64 = struct.Struct("<q")
+_COMPACT = 0
 _F64 = struct.Struct("<d")
 _U32 = struct.Struct("<I")
 
@@ -82,6 +92,111 @@ class Message:
         return value
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Fixed wire layout of one message kind: int64 fields, then 1-D arrays of fixed dtype
+    codes (see `_DTYPES`) or ``"bytes"``, each as u32 count + raw little-endian data."""
+
+    kind: str
+    code: int
+    ints: tuple[str, ...] = ()
+    arrays: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def names(self) -> frozenset:
+        """All field names of the layout."""
+        return frozenset(self.ints) | frozenset(name for name, _ in self.arrays)
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("cascade/start", 1, ("n", "seed", "slots")),
+    Layout("cascade/pass", 2, ("index", "slot", "halves", "k", "blocks")),
+    Layout("cascade/ask", 3, (), (("slot", "u1"), ("start", "i4"), ("end", "i4"))),
+    Layout("cascade/parities", 4, ("count",), (("bits", "u1"),)),
+    Layout("cascade/done", 5),
+    Layout("confirm/request", 6),
+    Layout("confirm/tag", 7, (), (("salt", "bytes"), ("tag", "bytes"))),
+    Layout("confirm/result", 8, ("ok",)),
+)
+
+
+class _Compiled:
+    """A Layout prepared for fast encoding/decoding."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.kind = layout.kind
+        self.head = bytes([_COMPACT, layout.code])
+        self.ints = layout.ints
+        self.names = layout.names
+        self.int_struct = struct.Struct("<" + "q" * len(layout.ints))
+        self.arrays = tuple((name, None if code == "bytes" else _DTYPES[code],
+                             None if code == "bytes" else _LE_OF[code])
+                            for name, code in layout.arrays)
+
+
+_BY_KIND = {lay.kind: _Compiled(lay) for lay in LAYOUTS}
+_BY_CODE = {lay.code: _BY_KIND[lay.kind] for lay in LAYOUTS}
+
+
+def _encode_compact(comp: _Compiled, fields: dict) -> bytes | None:
+    """Fixed-layout body, or None when the fields do not match the layout exactly."""
+    if fields.keys() != comp.names:
+        return None
+    ints = []
+    for name in comp.ints:
+        value = fields[name]
+        if type(value) is not int:
+            return None
+        ints.append(value)
+    try:
+        parts = [comp.head, comp.int_struct.pack(*ints)]
+    except struct.error:
+        return None
+    for name, dtype, le in comp.arrays:
+        value = fields[name]
+        if dtype is None:
+            if type(value) is not bytes:
+                return None
+            parts.append(_U32.pack(len(value)))
+            parts.append(value)
+        else:
+            if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != 1:
+                return None
+            parts.append(_U32.pack(value.shape[0]))
+            parts.append(value.astype(le, copy=False).tobytes())
+    return b"".join(parts)
+
+
+def _decode_compact(data: bytes) -> Message:
+    size = len(data)
+    if size < 2:
+        raise ProtocolError("truncated message")
+    comp = _BY_CODE.get(data[1])
+    if comp is None:
+        raise ProtocolError(f"unknown message layout code {data[1]}")
+    pos = 2 + comp.int_struct.size
+    if pos > size:
+        raise ProtocolError("truncated message")
+    fields = dict(zip(comp.ints, comp.int_struct.unpack_from(data, 2)))
+    for name, dtype, le in comp.arrays:
+        if pos + 4 > size:
+            raise ProtocolError("truncated message")
+        count = _U32.unpack_from(data, pos)[0]
+        pos += 4
+        nbytes = count * (1 if dtype is None else dtype.itemsize)
+        if pos + nbytes > size:
+            raise ProtocolError("truncated message")
+        if dtype is None:
+            fields[name] = data[pos:pos + nbytes]
+        else:
+            fields[name] = np.frombuffer(data, dtype=le, count=count, offset=pos).astype(dtype)
+        pos += nbytes
+    if pos != size:
+        raise ProtocolError(f"{size - pos} trailing bytes after message")
+    return Message(comp.kind, fields)
+
+
 def _name_bytes(name: str) -> bytes:
     """Length-prefixed ASCII name (cached)."""
     raw = _NAMES.get(name)
@@ -99,7 +214,12 @@ def _name_bytes(name: str) -> bytes:
 
 
 def encode(msg: Message) -> bytes:
-    """Encode kind and fields (little-endian) into bytes."""
+    """Encode kind and fields (little-endian) into bytes (fixed layout when one fits)."""
+    comp = _BY_KIND.get(msg.kind)
+    if comp is not None:
+        body = _encode_compact(comp, msg.fields)
+        if body is not None:
+            return body
     if len(msg.fields) > 255:
         raise ProtocolError("a message holds at most 255 fields")
     parts = [_name_bytes(msg.kind), bytes([len(msg.fields)])]
@@ -126,6 +246,8 @@ def encode(msg: Message) -> bytes:
 
 def decode(data: bytes) -> Message:
     """Decode bytes made by `encode`; raise ProtocolError on any malformation."""
+    if data[:1] == b"\x00":
+        return _decode_compact(data)
     size = len(data)
     try:
         kind_len = data[0]

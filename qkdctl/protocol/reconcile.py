@@ -191,12 +191,14 @@ def reconcile(
     channels: tuple[Channel, Channel] | None = None,
     auth_key: bytes | None = None,
     alice_in_thread: bool = True,
+    mac: str = "blake2b",
 ) -> ReconcileResult:
     """Reconcile one frame: Alice's role in a thread, Bob's here, then confirmation.
 
     `channels` is (alice_end, bob_end); by default an in-process pair keyed with
     `auth_key` (pre-shared bytes, >= 32; drawn from `rng` when not given — simulation
-    only).  alice_in_thread=False (methods with a responder, default channel only) runs
+    only) and authenticated with `mac` (see `qkdctl.protocol.auth`; keyed BLAKE2b by
+    default).  alice_in_thread=False (methods with a responder, default channel only) runs
     Alice's responder in this thread over a `direct_pair`.  Raises ProtocolError when the peer misbehaves; a frame the method could not
     correct returns success=False.
     """
@@ -219,11 +221,11 @@ def reconcile(
                                 "and the default channel")
         chain = _AliceChain(method.responder(a_bits, qber_estimate, alice_rng),
                             ConfirmResponder(a_bits, alice_rng))
-        _, bob_ch = direct_pair(KeyPool(key), KeyPool(key), chain)
+        _, bob_ch = direct_pair(KeyPool(key), KeyPool(key), chain, mac)
         outcome = method.bob(b_bits, qber_estimate, bob_ch, bob_rng)
         return _result(method, outcome, bob_confirm(outcome.bob_bits, bob_ch), bob_ch)
     if channels is None:
-        channels = in_process_pair(KeyPool(key), KeyPool(key))
+        channels = in_process_pair(KeyPool(key), KeyPool(key), mac)
     alice_ch, bob_ch = channels
     alice_error: list[BaseException] = []
 

@@ -8,12 +8,14 @@ import pytest
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.protocol import tcp
 from qkdctl.protocol.auth import HMAC_SESSION_KEY_BYTES, KeyPool
-from qkdctl.protocol.channel import in_process_pair
-from qkdctl.protocol.messages import Message, decode, encode
+from qkdctl.protocol.channel import direct_pair, in_process_pair
+from qkdctl.protocol.messages import LAYOUTS, Message, decode, encode
+
+MACS = ["hmac-sha256", "blake2b"]
 
 
-def _pair(key=b"k" * 64):
-    return in_process_pair(KeyPool(key), KeyPool(key))
+def _pair(key=b"k" * 64, mac="hmac-sha256"):
+    return in_process_pair(KeyPool(key), KeyPool(key), mac)
 
 
 def test_encode_decode_roundtrip_all_field_types():
@@ -40,6 +42,46 @@ def test_decode_rejects_trailing_bytes_and_unknown_tag():
         decode(data + b"\x00")
     with pytest.raises(ProtocolError, match="unknown type tag"):
         decode(data.replace(b"i\x01", b"z\x01"))
+
+
+def _layout_example(layout):
+    fields = {name: 7 + i for i, name in enumerate(layout.ints)}
+    for name, code in layout.arrays:
+        fields[name] = b"\x01\x02" if code == "bytes" else np.arange(5).astype(code)
+    return Message(layout.kind, fields)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: lay.kind)
+def test_fixed_layouts_roundtrip_compactly_and_reject_defects(layout):
+    msg = _layout_example(layout)
+    data = encode(msg)
+    assert data[:2] == bytes([0, layout.code])
+    back = decode(data)
+    assert back.kind == layout.kind and back.fields.keys() == msg.fields.keys()
+    for name, value in msg.fields.items():
+        assert np.array_equal(back.fields[name], value) and type(back.fields[name]) is type(value)
+        if isinstance(value, np.ndarray):
+            assert back.fields[name].dtype == value.dtype
+    with pytest.raises(ProtocolError, match="trailing"):
+        decode(data + b"\x00")
+    if len(data) > 2:
+        with pytest.raises(ProtocolError, match="truncated"):
+            decode(data[:-1])
+
+
+def test_off_layout_messages_fall_back_to_generic_and_unknown_code_is_rejected():
+    odd = [Message("cascade/pass", {"index": 0}),  # missing fields
+           Message("cascade/parities", {"count": 3, "bits": np.zeros(1, np.int32)}),  # dtype
+           Message("confirm/result", {"ok": 1.5})]  # type
+    for msg in odd:
+        data = encode(msg)
+        assert data[0] != 0
+        back = decode(data)
+        assert back.kind == msg.kind and back.fields.keys() == msg.fields.keys()
+    with pytest.raises(ProtocolError, match="layout code"):
+        decode(b"\x00\xff")
+    with pytest.raises(ProtocolError, match="truncated"):
+        decode(b"\x00")
 
 
 def test_accessors_check_kind_fields_dtypes_and_bounds():
@@ -85,8 +127,9 @@ def _raw_frames(receiver, count):
     return frames, receiver._inbox.put
 
 
-def test_forged_frame_is_rejected_and_channel_aborts():
-    alice, bob = _pair()
+@pytest.mark.parametrize("mac", MACS)
+def test_forged_frame_is_rejected_and_channel_aborts(mac):
+    alice, bob = _pair(mac=mac)
     bob.send(Message("q", {"i": 1}))
     frames, put = _raw_frames(alice, 1)
     tampered = bytearray(frames[0])
@@ -101,17 +144,19 @@ def test_forged_frame_is_rejected_and_channel_aborts():
         alice.send(Message("r", {}))
 
 
-def test_wrong_key_is_rejected():
-    alice = in_process_pair(KeyPool(b"a" * 64), KeyPool(b"b" * 64))
+@pytest.mark.parametrize("mac", MACS)
+def test_wrong_key_is_rejected(mac):
+    alice = in_process_pair(KeyPool(b"a" * 64), KeyPool(b"b" * 64), mac)
     a, b = alice
     b.send(Message("q", {}))
     with pytest.raises(ProtocolError, match="bad MAC"):
         a.recv()
 
 
-def test_replay_reorder_truncation_and_reflection_are_rejected():
+@pytest.mark.parametrize("mac", MACS)
+def test_replay_reorder_truncation_and_reflection_are_rejected(mac):
     for attack in ("replay", "reorder", "truncate", "reflect"):
-        alice, bob = _pair()
+        alice, bob = _pair(mac=mac)
         bob.send(Message("q", {"i": 1}))
         bob.send(Message("q", {"i": 2}))
         frames, put = _raw_frames(alice, 2)
@@ -133,6 +178,34 @@ def test_replay_reorder_truncation_and_reflection_are_rejected():
             continue
         with pytest.raises(ProtocolError, match=match):
             alice.recv()
+
+
+class _Echo:
+    finished = False
+
+    def handle(self, msg):
+        return [Message("r", {"i": msg.int("i") + 1})] if msg.int("i") >= 0 else []
+
+
+@pytest.mark.parametrize("mac", MACS)
+def test_direct_pair_authenticates_sequences_and_counts(mac):
+    alice, bob = direct_pair(KeyPool(b"d" * 64), KeyPool(b"d" * 64), _Echo(), mac)
+    bob.send(Message("q", {"i": 1}))
+    assert bob.recv().int("i") == 2
+    assert bob.stats.round_trips == 1 and alice.stats.messages_received == 1
+    assert bob.stats.bytes_sent == alice.stats.bytes_received > 0
+    bob.send(Message("q", {"i": -1}))  # no reply: a recv can never be answered
+    with pytest.raises(ProtocolError, match="no message"):
+        bob.recv()
+    _, bob2 = direct_pair(KeyPool(b"d" * 64), KeyPool(b"d" * 64), _Echo(), mac)
+    bob2.send(Message("q", {"i": 1}))
+    frame = bytearray(bob2._inbox.popleft())
+    frame[9] ^= 0x04
+    bob2._inbox.append(bytes(frame))
+    with pytest.raises(ProtocolError, match="bad MAC"):
+        bob2.recv()
+    with pytest.raises(ProtocolError, match="aborted"):
+        bob2.recv()
 
 
 def test_closed_peer_and_timeout_raise():
@@ -212,3 +285,18 @@ def test_wegman_carter_pads_run_out_and_unknown_mac_is_rejected():
         auth.tag(b"A->B", 2, b"x")
     with pytest.raises(QkdInputError, match="unknown MAC"):
         in_process_pair(KeyPool(b"k" * 64), KeyPool(b"k" * 64), mac="crc32")
+
+
+def test_blake2b_tags_bind_direction_sequence_and_body():
+    from qkdctl.protocol.auth import BLAKE2B_SESSION_KEY_BYTES, Blake2bAuthenticator
+
+    pool = KeyPool(bytes(range(64)))
+    auth = Blake2bAuthenticator(pool)
+    assert pool.consumed_bytes == auth.key_bytes_consumed == BLAKE2B_SESSION_KEY_BYTES
+    tag = auth.tag(b"A->B", 3, b"body")
+    assert len(tag) == 32
+    assert tag == auth.tag(b"A->B", 3, b"body")  # the keyed state is copied, not consumed
+    assert len({tag, auth.tag(b"B->A", 3, b"body"), auth.tag(b"A->B", 4, b"body"),
+                auth.tag(b"A->B", 3, b"bodY")}) == 4
+    with pytest.raises(QkdInputError, match="tag length"):
+        Blake2bAuthenticator(KeyPool(bytes(64)), tag_bytes=8)
