@@ -228,6 +228,10 @@ class Engine:
                     break
             if summary.status == "running":
                 summary.status = "stopped" if self._stop.is_set() else "ok"
+        except BaseException as exc:
+            summary.status = "failed"
+            summary.abort_reason = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             self._stop.set()
             producer.join(timeout=30)

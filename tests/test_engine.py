@@ -59,3 +59,19 @@ def test_abort_alarm_discards_key(tmp_path):
     with RunDB(tmp_path) as db:
         row = db.blocks()[0]
     assert row["status"] == "aborted" and "forced" in row["abort_reason"] and row["key_id"] is None
+
+
+def test_instrument_failure_marks_the_run_failed(tmp_path):
+    from qkdctl.core.errors import InstrumentError
+
+    eng = _setup(tmp_path)
+
+    def broken(duration_s):
+        raise InstrumentError("tagger: timeout")
+
+    eng.hw.acquire = broken
+    with pytest.raises(InstrumentError):
+        eng.run(blocks=2)
+    with RunDB(tmp_path) as db:
+        run = db.runs()[0]
+    assert run["status"] == "failed" and "tagger: timeout" in run["summary"]
