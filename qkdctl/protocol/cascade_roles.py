@@ -6,10 +6,11 @@ Messages (all fields checked on receipt; anything else raises ProtocolError):
                                  into blocks of k; 1: random halving, `half_split`), k (block
                                  size; for halves the size of the first half, checked by
                                  Alice), blocks (how many leading blocks Alice discloses)
-  Bob -> Alice  "cascade/ask"    slot u1[], start i4[], end i4[]: parity of each range of the
-                                 shuffled key of that slot (the left halves of all binary
-                                 searches in lockstep: one message per bisection level)
-  Alice -> Bob  "cascade/parities" count, bits (packed u1): one parity per block / range
+  Bob -> Alice  "cascade/ask"    ranges i4[3m]: (slot, start, end) triples, the parity of each
+                                 range of the shuffled key of that slot (the left halves of
+                                 all binary searches in lockstep: one message per level)
+  Alice -> Bob  "cascade/parities" count, bits (u1, np.packbits order): one parity per block /
+                                 range (computed packed by Alice, read packed by Bob)
   Bob -> Alice  "cascade/done"
 Both derive the shuffle of pass `index` from (seed, index); pass slots are reused only by
 BICONF rounds.  Passes of n/2 blocks and BICONF rounds use random halving: a random subset
@@ -28,8 +29,8 @@ import numpy as np
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, check_bits, checked_range_parities, half_split,
-    pack_permuted, pass_seed, permutation, words_for,
+    CascadeBobState, block_parities, check_bits, half_split, pack_permuted,
+    packed_range_parities, pass_seed, permutation, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from qkdctl.protocol.channel import Channel
@@ -39,17 +40,13 @@ from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
 MAX_BICONF_ROUNDS = 200
 
 
-def _parities_message(par: np.ndarray) -> Message:
-    return Message("cascade/parities", {"count": int(par.size), "bits": np.packbits(par)})
-
-
-def _read_parities(channel: Channel, expected: int) -> np.ndarray:
+def _read_packed_parities(channel: Channel, expected: int) -> np.ndarray:
+    """Alice's reply to a request of `expected` parities, still packed."""
     msg = channel.recv().expect("cascade/parities")
     count = msg.int("count")
     if count != expected:
         raise ProtocolError(f"{count} parities received, {expected} asked")
-    packed = msg.array("bits", np.uint8, length=(expected + 7) // 8)
-    return np.unpackbits(packed, count=expected)
+    return msg.array("bits", np.uint8, length=(expected + 7) // 8)
 
 
 class CascadeAliceResponder:
@@ -98,21 +95,21 @@ class CascadeAliceResponder:
             pack_permuted(self.bits, perm, out=words[slot])
             self._begun[slot] = True
             self._index += 1
-            par = block_parities(words[slot], n, k, blocks)
+            count = blocks
+            if self._disclosed + count > n:
+                raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")
+            packed = np.packbits(block_parities(words[slot], n, k, blocks))
         else:
-            slot_ids = msg.array("slot", np.uint8)
-            starts = msg.array("start", np.int32, length=slot_ids.size)
-            ends = msg.array("end", np.int32, length=slot_ids.size)
-            if slot_ids.size == 0:
-                raise ProtocolError("empty parity request")
+            ranges = msg.array("ranges", np.int32)
+            count = ranges.size // 3
+            if self._disclosed + count > n:
+                raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")
             try:
-                par = checked_range_parities(words, n, self._begun, slot_ids, starts, ends)
+                packed = packed_range_parities(words, n, self._begun, ranges)
             except QkdInputError as exc:
                 raise ProtocolError(f"bad parity request: {exc}") from None
-        self._disclosed += par.size
-        if self._disclosed > n:
-            raise ProtocolError(f"peer asked for more than n = {n} parities in one frame")
-        return [_parities_message(par)]
+        self._disclosed += count
+        return [Message("cascade/parities", {"count": count, "bits": packed})]
 
 
 def alice_responder(alice_bits: np.ndarray, qber_estimate: float,
@@ -157,7 +154,7 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
                                               "halves": int(halves[slot]), "k": k,
                                               "blocks": asked}))
         acct["index"] += 1
-        par = _read_parities(channel, asked)
+        par = np.unpackbits(_read_packed_parities(channel, asked), count=asked)
         acct["leaked"] += asked
         if infer:
             par = np.append(par, np.uint8((acct["total_parity"] + int(par.sum())) & 1))
@@ -173,14 +170,15 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
                     break
                 state.resume_pass(slot, -(-waiting // divisor))
                 continue
-            slot_ids, starts, ends = state.requests()
-            if acct["leaked"] + starts.size > n:
+            ranges = state.requests()
+            asked = ranges.size // 3
+            if acct["leaked"] + asked > n:
                 return None
-            channel.send(Message("cascade/ask", {"slot": slot_ids, "start": starts, "end": ends}))
-            par = _read_parities(channel, starts.size)
-            acct["leaked"] += starts.size
+            channel.send(Message("cascade/ask", {"ranges": ranges}))
+            packed = _read_packed_parities(channel, asked)
+            acct["leaked"] += asked
             acct["parity_rounds"] += 1
-            state.apply_replies(par)
+            state.apply_replies(packed)
         return None if state.overflowed else odd
 
     completed = True

@@ -111,7 +111,7 @@ class Layout:
 LAYOUTS: tuple[Layout, ...] = (
     Layout("cascade/start", 1, ("n", "seed", "slots")),
     Layout("cascade/pass", 2, ("index", "slot", "halves", "k", "blocks")),
-    Layout("cascade/ask", 3, (), (("slot", "u1"), ("start", "i4"), ("end", "i4"))),
+    Layout("cascade/ask", 3, (), (("ranges", "i4"),)),
     Layout("cascade/parities", 4, ("count",), (("bits", "u1"),)),
     Layout("cascade/done", 5),
     Layout("confirm/request", 6),

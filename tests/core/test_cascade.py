@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, half_split, pack_permuted, pass_seed, permutation,
-    range_parities, words_for,
+    CascadeBobState, block_parities, half_split, pack_permuted, packed_range_parities,
+    pass_seed, permutation, range_parities, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from tests.naive import cascade as naive
@@ -49,9 +49,14 @@ def test_pack_and_parities_tiny_case():
     words = pack_permuted(bits, perm)
     assert words.tolist() == [0b10110]  # shuffled order 0, 1, 1, 0, 1
     assert block_parities(words, 5, 2, 3).tolist() == [1, 1, 1]
-    out = range_parities(words[None, :], np.zeros(2, np.uint8), np.array([0, 1], np.int32),
-                         np.array([5, 3], np.int32))
-    assert out.tolist() == [1, 0]
+    ranges = np.array([0, 0, 5, 0, 1, 3], np.int32)
+    assert range_parities(words[None, :], ranges).tolist() == [1, 0]
+    begun = np.ones(1, bool)
+    assert packed_range_parities(words[None, :], 5, begun, ranges).tolist() == [0b10000000]
+    with pytest.raises(QkdInputError, match=r"request 1: slot 0 range \[2, 6\)"):
+        packed_range_parities(words[None, :], 5, begun, np.array([0, 0, 5, 0, 2, 6], np.int32))
+    with pytest.raises(QkdInputError, match="not a"):
+        packed_range_parities(words[None, :], 5, ~begun, ranges)
 
 
 @settings(max_examples=20, deadline=None)
@@ -69,8 +74,11 @@ def test_pack_block_and_range_parities_match_reference(seed, n, k):
     assert block_parities(words, n, k, nb).tolist() == ref
     starts = rng.integers(0, n, 30).astype(np.int32)
     ends = (starts + rng.integers(1, n + 1, 30)).clip(max=n).astype(np.int32)
-    got = range_parities(words[None, :], np.zeros(30, np.uint8), starts, ends)
-    assert got.tolist() == [naive.range_parity(ordered, s, e) for s, e in zip(starts, ends)]
+    ranges = np.stack([np.zeros(30, np.int32), starts, ends], axis=1).ravel()
+    ref = [naive.range_parity(ordered, s, e) for s, e in zip(starts, ends)]
+    assert range_parities(words[None, :], ranges).tolist() == ref
+    packed = packed_range_parities(words[None, :], n, np.ones(1, bool), ranges)
+    assert np.unpackbits(packed, count=30).tolist() == ref
 
 
 def test_block_parities_rejects_bad_request():
@@ -106,8 +114,7 @@ def _run_frame(alice, bob, variant, qber, seed, check_each_round):
                 assert divisor > 1, "lockstep pass left odd blocks without a search"
                 assert state.resume_pass(slot, -(-waiting // divisor)) >= 1
                 continue
-            slots, starts, ends = state.requests()
-            state.apply_replies(range_parities(alice_words, slots, starts, ends))
+            state.apply_replies(np.packbits(range_parities(alice_words, state.requests())))
             if check_each_round:
                 current = state.corrected_bits()
                 assert set(naive.errors(current, bob).tolist()) <= errors, "flipped a correct bit"

@@ -121,15 +121,14 @@ PASS0 = Message("cascade/pass", {"index": 0, "slot": 0, "halves": 0, "k": 10, "b
     (Message("cascade/bogus", {}), "unexpected message kind"),
     (Message("cascade/pass", {"index": 3, "slot": 0, "halves": 0, "k": 10, "blocks": 10}), "index"),
     (Message("cascade/pass", {"index": 1, "slot": 1, "halves": 0, "k": 10, "blocks": 11}), "blocks"),
-    (Message("cascade/ask", {"slot": np.array([1], np.uint8), "start": np.array([0], np.int32),
-                             "end": np.array([5], np.int32)}), "begun pass"),
-    (Message("cascade/ask", {"slot": np.array([0], np.uint8), "start": np.array([0], np.int32),
-                             "end": np.array([101], np.int32)}), r"\[0, 101\) is not"),
-    (Message("cascade/ask", {"slot": np.array([0, 0], np.uint8), "start": np.array([0], np.int32),
-                             "end": np.array([5], np.int32)}), "length"),
-    (Message("cascade/ask", {"slot": np.zeros(200, np.uint8),
-                             "start": np.zeros(200, np.int32),
-                             "end": np.ones(200, np.int32)}), "more than n"),
+    (Message("cascade/ask", {"ranges": np.array([1, 0, 5], np.int32)}), "begun pass"),
+    (Message("cascade/ask", {"ranges": np.array([0, 0, 101], np.int32)}), r"\[0, 101\) is not"),
+    (Message("cascade/ask", {"ranges": np.array([0, 3, 3], np.int32)}), r"\[3, 3\) is not"),
+    (Message("cascade/ask", {"ranges": np.array([0, 0, 5, 0], np.int32)}), "triples"),
+    (Message("cascade/ask", {"ranges": np.zeros(0, np.int32)}), "triples"),
+    (Message("cascade/ask", {"ranges": np.array([0, 0, 5], np.int64)}), "dtype"),
+    (Message("cascade/ask", {"ranges": np.tile(np.array([0, 0, 1], np.int32), 200)}),
+     "more than n"),
 ])
 def test_misbehaving_bob_gets_protocol_error_and_no_more_parities(bad, match, rng):
     bits = rng.integers(0, 2, 100, dtype=np.uint8)

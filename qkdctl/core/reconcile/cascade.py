@@ -11,7 +11,7 @@ round Bob asks Alice the parity of the left half of every active search; `bob_ro
 applies her answers, flips the bits found, toggles the error parity of every known node
 containing a flipped bit in every pass, and starts new searches at the deepest odd known
 node (the cascade effect).  Alice's side only needs `permutation`, `pack_permuted` and
-`range_parities`.  The message exchange lives in `qkdctl.protocol.cascade_roles`.
+`packed_range_parities`.  The message exchange lives in `qkdctl.protocol.cascade_roles`.
 """
 
 from __future__ import annotations
@@ -163,9 +163,10 @@ def _block_parities_kernel(words, n, k, out):
 
 
 @njit(cache=True)
-def _range_parities_kernel(words, slot, starts, ends, out):
+def _range_parities_kernel(words, ranges, out):
     for i in range(out.shape[0]):
-        out[i] = _range_parity(words[slot[i]], np.int64(starts[i]), np.int64(ends[i]))
+        out[i] = _range_parity(words[ranges[3 * i]], np.int64(ranges[3 * i + 1]),
+                               np.int64(ranges[3 * i + 2]))
 
 
 @njit(cache=True, inline="always")
@@ -382,19 +383,19 @@ def _start_odd_blocks_kernel(p, limit, n, words, perm, pos, ksize, tree, tree_of
 
 
 @njit(cache=True)
-def _bob_round_kernel(reply, n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off,
+def _bob_round_kernel(packed, nreq, n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off,
                       srch, live, fq, defer, cnt):
-    nreq = reply.shape[0]
     for i in range(nreq):
         if live[i] == 0 or cnt[3] != 0:
             continue
+        reply = (packed[i >> 3] >> (7 - (i & 7))) & 1
         p = srch[i, 0]
         bl = srch[i, 1]
         h = srch[i, 2]
         s = srch[i, 3]
         e = srch[i, 4]
         m = s + (e - s + 1) // 2
-        err_left = np.int8(reply[i] ^ _range_parity(words[p], s, m))
+        err_left = np.int8(reply ^ _range_parity(words[p], s, m))
         ts = tsize[p]
         left = 2 * h
         if left < ts:
@@ -426,25 +427,26 @@ def _apply_flips_kernel(out, flips):
 
 
 @njit(cache=True)
-def _checked_range_parities_kernel(words, begun, n, slot, starts, ends, out):
-    """Parities of requested ranges; returns -1 if all valid, else the first bad index."""
-    for i in range(out.shape[0]):
-        p = slot[i]
-        s = np.int64(starts[i])
-        e = np.int64(ends[i])
-        if p >= begun.shape[0] or not begun[p] or s < 0 or e > n or e <= s:
+def _packed_range_parities_kernel(words, begun, n, ranges, out):
+    """Parities of requested (slot, start, end) ranges, packed MSB first into `out` (zeroed);
+    returns -1 if all ranges are valid, else the index of the first bad one."""
+    for i in range(ranges.shape[0] // 3):
+        p = np.int64(ranges[3 * i])
+        s = np.int64(ranges[3 * i + 1])
+        e = np.int64(ranges[3 * i + 2])
+        if p < 0 or p >= begun.shape[0] or not begun[p] or s < 0 or e > n or e <= s:
             return i
-        out[i] = _range_parity(words[p], s, e)
+        out[i >> 3] |= np.uint8(_range_parity(words[p], s, e) << (7 - (i & 7)))
     return -1
 
 
 @njit(cache=True)
-def _requests_kernel(srch, slot, starts, ends):
-    for i in range(slot.shape[0]):
+def _requests_kernel(srch, ranges):
+    for i in range(ranges.shape[0] // 3):
         s = srch[i, 3]
-        slot[i] = srch[i, 0]
-        starts[i] = s
-        ends[i] = s + (srch[i, 4] - s + 1) // 2
+        ranges[3 * i] = srch[i, 0]
+        ranges[3 * i + 1] = s
+        ranges[3 * i + 2] = s + (srch[i, 4] - s + 1) // 2
 
 
 def words_for(n: int) -> int:
@@ -501,23 +503,28 @@ def block_parities(words: np.ndarray, n: int, k: int, blocks: int) -> np.ndarray
     return out
 
 
-def range_parities(words: np.ndarray, slot: np.ndarray, starts: np.ndarray,
-                   ends: np.ndarray) -> np.ndarray:
-    """Parities (uint8) of bits [starts[i], ends[i]) of packed row words[slot[i]] (unchecked)."""
-    out = np.empty(starts.shape[0], dtype=np.uint8)
-    _range_parities_kernel(words, slot, starts, ends, out)
+def range_parities(words: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Parities (uint8) of ranges given as int32 triples (slot, start, end): bits
+    [start, end) of packed row words[slot] (unchecked)."""
+    out = np.empty(ranges.shape[0] // 3, dtype=np.uint8)
+    _range_parities_kernel(words, ranges, out)
     return out
 
 
-def checked_range_parities(words: np.ndarray, n: int, begun: np.ndarray, slot: np.ndarray,
-                           starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Like `range_parities` for a peer's request: every slot must have begun (begun[slot])
-    and every range be non-empty within [0, n); else QkdInputError naming the first bad one."""
-    out = np.empty(starts.shape[0], dtype=np.uint8)
-    bad = _checked_range_parities_kernel(words, begun, n, slot, starts, ends, out)
+def packed_range_parities(words: np.ndarray, n: int, begun: np.ndarray,
+                          ranges: np.ndarray) -> np.ndarray:
+    """Parities of a peer's (slot, start, end) int32 triples, packed like np.packbits (first
+    parity in the top bit of byte 0).  Every slot must have begun (begun[slot]) and every
+    range be non-empty within [0, n); else QkdInputError naming the first bad one."""
+    if ranges.ndim != 1 or ranges.shape[0] % 3 != 0 or ranges.shape[0] == 0:
+        raise QkdInputError(f"ranges must be a non-empty flat array of (slot, start, end) "
+                            f"triples, got {ranges.shape[0]} values")
+    out = np.zeros((ranges.shape[0] // 3 + 7) // 8, dtype=np.uint8)
+    bad = _packed_range_parities_kernel(words, begun, n, ranges, out)
     if bad >= 0:
+        slot, start, end = ranges[3 * bad: 3 * bad + 3]
         raise QkdInputError(
-            f"request {bad}: slot {slot[bad]} range [{starts[bad]}, {ends[bad]}) is not a "
+            f"request {bad}: slot {slot} range [{start}, {end}) is not a "
             f"non-empty range of a begun pass within [0, {n})")
     return out
 
@@ -607,21 +614,19 @@ class CascadeBobState:
         (blocks evened meanwhile by the cascade effect are skipped); return how many."""
         return int(_start_odd_blocks_kernel(slot, limit, *self._args()))
 
-    def requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(slot u1, start i4, end i4) of the left half of every active search."""
-        ns = int(self.cnt[_NS])
-        slot = np.empty(ns, dtype=np.uint8)
-        starts = np.empty(ns, dtype=np.int32)
-        ends = np.empty(ns, dtype=np.int32)
-        _requests_kernel(self.srch, slot, starts, ends)
-        return slot, starts, ends
+    def requests(self) -> np.ndarray:
+        """The left half of every active search as flat int32 (slot, start, end) triples."""
+        ranges = np.empty(3 * int(self.cnt[_NS]), dtype=np.int32)
+        _requests_kernel(self.srch, ranges)
+        return ranges
 
-    def apply_replies(self, alice_parities: np.ndarray) -> None:
-        """Advance every active search with Alice's left-half parities (in request order)."""
-        par = np.ascontiguousarray(alice_parities, dtype=np.uint8)
-        if par.size != self.cnt[_NS]:
-            raise QkdInputError(f"{par.size} replies for {self.cnt[_NS]} active searches")
-        _bob_round_kernel(par, *self._args())
+    def apply_replies(self, packed_parities: np.ndarray) -> None:
+        """Advance every active search with Alice's left-half parities (in request order),
+        packed like np.packbits (uint8, exactly ceil(searches / 8) bytes)."""
+        ns = int(self.cnt[_NS])
+        if packed_parities.dtype != np.uint8 or packed_parities.shape != ((ns + 7) // 8,):
+            raise QkdInputError(f"{packed_parities.shape} packed replies for {ns} active searches")
+        _bob_round_kernel(packed_parities, ns, *self._args())
 
     @property
     def active_searches(self) -> int:
