@@ -57,6 +57,11 @@ def _bench(km: float, detectors: str, seed: int):
     return b
 
 
+def _finite(x: float) -> float | None:
+    """x, or None when it is not finite (JSON has no NaN)."""
+    return float(x) if np.isfinite(x) else None
+
+
 def _labelled(blk, g: GateConfig):
     c = recover_clock(blk.tags, 0, 1000)
     gd = gate(blk.tags, c, g)
@@ -116,7 +121,7 @@ def _case(dets: str, km: float, n_train: int, n_test: int) -> list[dict]:
             f"select {sel.name} {dets} {km:g} km", len(bits), secs, "blocks/s", "fixed", base[1],
             detectors=dets, distance_km=km, secret_bits_per_block=mean_bits,
             gain_vs_fixed=(mean_bits / base[0] - 1.0) if base[0] > 0 else None,
-            qber_kept=float(np.nanmean(qk)), failed_verifications=fails,
+            qber_kept=_finite(np.nanmean(qk)), failed_verifications=fails,
             leaked_bits_per_block=float(np.mean(leaks)), fit_seconds=fit_s.get(sel.name, 0.0),
             params=sel.describe(),
         ))

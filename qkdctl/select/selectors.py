@@ -102,7 +102,7 @@ def fit_window(blocks: list[LabelledBlock], settings: DecoySettings, f_ec: float
 
     best = (score(-half, half, 0), -half, half, 0)
     for _ in range(2):
-        _, lo0, hi0, gap0 = best
+        gap0 = best[3]
         for lo in lo_c:
             for hi in hi_c:
                 s = score(lo, hi, gap0)
@@ -188,9 +188,9 @@ def fit_threshold(name: str, model: ErrorModel, blocks: list[LabelledBlock], set
     _check_training(blocks)
     scored = [(b, model.score(b.z.public_matrix()), model.score(b.x.public_matrix())) for b in blocks]
     every = np.concatenate([s for _, sz, sx in scored for s in (sz, sx)])
-    best: tuple[float, float] = (float("-inf"), float("inf"))  # ties keep more events
+    best: tuple[float, float] = (float("-inf"), float(np.max(every)))  # ties keep more events
     for frac in THRESHOLD_KEEP_FRACTIONS:
-        thr = float(np.quantile(every, frac)) if frac < 1.0 else float("inf")
+        thr = float(np.quantile(every, frac))
         total = math.fsum(max(selection_length_bits(b, sz <= thr, sx <= thr, settings, f_ec), 0.0)
                           for b, sz, sx in scored)
         if total > best[0]:
