@@ -7,8 +7,11 @@ Per block (never blocking the block loop):
    V(theta) C_block (= the fiber's inverse) through `calibration.settings_for`.
 2. otherwise learn the received rotation T = C F from the newest block's click
    matrix (qkdctl.tune.polarization; mirror branch chosen by consistency with the
-   previous block taken at other settings, else by continuity), and when the QBER
-   caused by rotation is above the deadband, start a CompileTask
+   previous block taken at other settings, else by continuity), and when the block
+   is statistically inconsistent with a compensated link (binomial chi^2 of the
+   four contrasts against the identity, qkdctl.tune.polarization, above the
+   (1 - significance) quantile of chi^2(3)) and the QBER caused by rotation is
+   above the deadband, start a CompileTask
    (qkdctl.qml.compiler) on the injected backend.  Blocks taken before a
    proposal took effect are skipped (at most `max_wait_blocks` of them: a
    controller that clips the settings never reports them exactly).
@@ -24,6 +27,7 @@ import time
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy.stats import chi2 as chi2_dist
 
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.errors import QkdInputError
@@ -32,6 +36,8 @@ from qkdctl.qml.ledger import JobLedger
 from qkdctl.tune.base import Probe, Proposal, Tuner
 from qkdctl.tune.polarization import (
     ControllerCalibration,
+    chi2_given_rotation,
+    component_sigmas,
     measured_components,
     received_rotation_candidates,
     su2_fidelity,
@@ -84,7 +90,8 @@ class QmlCompileTuner(Tuner):
 
     backend: a qkdctl.qml.backends.QuantumBackend; settings: optimizer variant and
     budget; rng: SPSA perturbations; ledger: job ledger (default in memory; inside
-    a run the engine's start_run moves it into the run database); qber_threshold,
+    a run the engine's start_run moves it into the run database); significance:
+    false-alarm probability of the "link is compensated" test; qber_threshold,
     deadband_fraction, min_clicks: as the tomographic tuner; timeout_s: longest
     training (s) before it is cancelled and the parameters are kept; max_wait_blocks:
     blocks skipped at most while waiting for a proposal to take effect.
@@ -93,13 +100,15 @@ class QmlCompileTuner(Tuner):
     name = "qml-compile"
 
     def __init__(self, calibration: ControllerCalibration, backend, settings: CompileSettings,
-                 rng: np.random.Generator, *, ledger: JobLedger | None = None, qber_threshold: float = 0.11,
-                 deadband_fraction: float = 0.05, min_clicks: int = 200, timeout_s: float = 120.0,
+                 rng: np.random.Generator, *, ledger: JobLedger | None = None, significance: float = 1e-3,
+                 qber_threshold: float = 0.11, deadband_fraction: float = 0.02, min_clicks: int = 200, timeout_s: float = 120.0,
                  max_wait_blocks: int = 3) -> None:
         if calibration is None:
             raise QkdInputError("qml-compile tuner needs the polarization controller's calibration")
         if backend is None:
             raise QkdInputError("qml-compile tuner needs a quantum backend")
+        if not 0.0 < significance < 0.5:
+            raise QkdInputError(f"significance must lie in (0, 0.5), got {significance}")
         if not 0.0 < qber_threshold < 0.5:
             raise QkdInputError(f"qber_threshold must lie in (0, 0.5), got {qber_threshold}")
         if not 0.0 <= deadband_fraction < 1.0:
@@ -113,6 +122,7 @@ class QmlCompileTuner(Tuner):
         self.rng = rng
         self.ledger = ledger if ledger is not None else JobLedger.in_memory(backend=backend)
         self.deadband_qber = deadband_fraction * qber_threshold
+        self.chi2_limit = float(chi2_dist.isf(significance, 3))
         self.min_clicks = int(min_clicks)
         self.timeout_s = float(timeout_s)
         self.max_wait_blocks = int(max_wait_blocks)
@@ -161,14 +171,16 @@ class QmlCompileTuner(Tuner):
         fiber, how = self.learner.update(cm, block_settings)
         vis = visibility(cm)
         e_rot = max(0.5 * (1.0 - xz_h[1] / vis), 0.5 * (1.0 - xz_d[0] / vis))
-        if e_rot < self.deadband_qber:
+        chi2 = chi2_given_rotation(np.concatenate([xz_h, xz_d]), component_sigmas(cm), np.eye(2))
+        if e_rot < self.deadband_qber or chi2 < self.chi2_limit:
             return None
         total = self.calibration.rotation(block_settings) @ fiber
         self._task = CompileTask(self.backend, self.ledger, total, self.settings, self.rng,
                                  tag=f"{self.name}/block{block_id}").start()
         self._task_settings = block_settings
         self._task_block = block_id
-        self._note(block_id, "train", f"QBER from rotation {e_rot:.4f} above deadband {self.deadband_qber:.4f}; "
+        self._note(block_id, "train", f"QBER from rotation {e_rot:.4f} above deadband {self.deadband_qber:.4f}, "
+                                      f"chi2 vs compensated {chi2:.1f} > {self.chi2_limit:.1f}; "
                                       f"mirror by {how}; {self.settings.method} on {self.backend.spec}")
         return None
 
