@@ -1,7 +1,7 @@
 """Detectors by name for the engine and the benchmark: `make_detector(name, options)`.
 
 Names: "rules"; classical "iforest", "ocsvm", "logreg", "forest", "boosting";
-quantum "qsvc", "qocsvm", "vqc"; "default" (the set that wins the benchmark,
+quantum "qsvc", "qocsvm", "vqc", "gan" (quantum-generator GAN's discriminator); "default" (the set that wins the benchmark,
 DEFAULT_SET, each member loaded from options["model_dir"]/<name>.pkl).
 Options: "model_path" (a file written by `save`: the trained detector is loaded
 from it), "seed" (int), "qber_abort" (rules), "severity", "quick" (quantum:
@@ -21,7 +21,7 @@ from qkdctl.detect.base import load
 from qkdctl.detect.classical import ONE_CLASS, SUPERVISED, ClassicalDetector
 from qkdctl.detect.rules import RuleDetector
 
-QUANTUM = ("qsvc", "qocsvm", "vqc")
+QUANTUM = ("qsvc", "qocsvm", "vqc", "gan")
 DEFAULT_SET = ("rules", "boosting")
 """Benchmark winners (docs/detection.md): rules for the physics checks, boosting for the rest."""
 NAMES = ("rules",) + ONE_CLASS + SUPERVISED + QUANTUM + ("default",)
@@ -61,6 +61,11 @@ def make_detector(name: str, options: dict | None = None):
         return RuleDetector(qber_abort=float(opts.get("qber_abort", 0.11)))
     if name in ONE_CLASS + SUPERVISED:
         return ClassicalDetector(name, seed=seed, severity=severity)
+    if name == "gan":
+        from qkdctl.detect.gan import QuantumGanDetector
+
+        return QuantumGanDetector(seed=seed, severity=severity, quick=bool(opts.get("quick", False)),
+                                  backend=str(opts.get("backend", "aer")))
     from qkdctl.detect.quantum import QuantumDetector
 
     return QuantumDetector(name, seed=seed, severity=severity, quick=bool(opts.get("quick", False)),
