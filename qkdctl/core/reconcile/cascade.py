@@ -420,6 +420,44 @@ def _bob_round_kernel(packed, nreq, n, words, perm, pos, ksize, tree, tree_off, 
     _compact(blk_off, sob, srch, live, cnt)
 
 
+@njit(cache=True, inline="always")
+def _arena_views(i64, i32, lay):
+    """The work arrays of CascadeBobState as views of its two arenas (same order)."""
+    slots, n, cap, ndefer, nsob = lay[0], lay[1], lay[2], lay[3], lay[4]
+    ksize = i64[0:slots]
+    tree_off = i64[slots:2 * slots]
+    tsize = i64[2 * slots:3 * slots]
+    blk_off = i64[3 * slots:4 * slots]
+    o = 4 * slots
+    cnt = i64[o:o + 8]
+    o += 8
+    fq = i64[o:o + n + 1]
+    o += n + 1
+    srch = i64[o:o + 5 * cap].reshape((cap, 5))
+    o += 5 * cap
+    defer = i64[o:o + 2 * ndefer].reshape((ndefer, 2))
+    perm = i32[0:slots * n].reshape((slots, n))
+    pos = i32[slots * n:2 * slots * n].reshape((slots, n))
+    sob = i32[2 * slots * n:2 * slots * n + nsob]
+    return ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob
+
+
+@njit(cache=True)
+def _bob_round_entry_kernel(packed, nreq, n, words, tree, live, i64, i32, lay):
+    ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob = _arena_views(
+        i64, i32, lay)
+    _bob_round_kernel(packed, nreq, n, words, perm, pos, ksize, tree, tree_off, tsize, sob,
+                      blk_off, srch, live, fq, defer, cnt)
+
+
+@njit(cache=True)
+def _start_odd_entry_kernel(p, limit, n, words, tree, live, i64, i32, lay):
+    ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob = _arena_views(
+        i64, i32, lay)
+    return _start_odd_blocks_kernel(p, limit, n, words, perm, pos, ksize, tree, tree_off, tsize,
+                                    sob, blk_off, srch, live, fq, defer, cnt)
+
+
 @njit(cache=True)
 def _apply_flips_kernel(out, flips):
     for i in range(flips.shape[0]):
@@ -551,25 +589,40 @@ class CascadeBobState:
         depth = np.ceil(np.log2(k_alloc)).astype(np.int64) + 1
         self.tsize = (2 ** depth) if block_reuse else np.full(slots, 2, dtype=np.int64)
         self.tsize = self.tsize.astype(np.int64)
-        self.tree_off = np.concatenate(([0], np.cumsum(nblocks * self.tsize)[:-1])).astype(np.int64)
+        tree_off = np.concatenate(([0], np.cumsum(nblocks * self.tsize)[:-1])).astype(np.int64)
         self.tree = np.full(int((nblocks * self.tsize).sum()), -1, dtype=np.int8)
-        self.blk_off = np.concatenate(([0], np.cumsum(nblocks)[:-1])).astype(np.int64)
+        blk_off = np.concatenate(([0], np.cumsum(nblocks)[:-1])).astype(np.int64)
         self.nblocks = nblocks
-        self.sob = np.full(int(nblocks.sum()), -1, dtype=np.int32)
-        cap = 2 * int(nblocks.sum()) + 16
-        self.srch = np.zeros((cap, 5), dtype=np.int64)
+        nsob = int(nblocks.sum())
+        cap = 2 * nsob + 16
+        ndefer = 2 * n + 1024
         self.live = np.zeros(cap, dtype=np.uint8)
-        self.fq = np.zeros(n + 1, dtype=np.int64)
-        self.defer = np.zeros((2 * n + 1024, 2), dtype=np.int64)
-        self.cnt = np.zeros(8, dtype=np.int64)
-        self.perm = np.empty((slots, n), dtype=np.int32)
-        self.pos = np.empty((slots, n), dtype=np.int32)
         self.words = np.empty((slots, words_for(n)), dtype=np.uint64)
+        # The int64 and int32 work arrays live in two arenas (`_arena_views` gives the same
+        # views inside the kernels): a kernel call then passes 9 arguments instead of 17.
+        self._lay = np.array([slots, n, cap, ndefer, nsob], dtype=np.int64)
+        i64_shapes = [(slots,), (slots,), (slots,), (slots,), (8,), (n + 1,), (cap, 5),
+                      (ndefer, 2)]
+        self._i64 = np.zeros(sum(int(np.prod(sh)) for sh in i64_shapes), dtype=np.int64)
+        self._i32 = np.empty(2 * slots * n + nsob, dtype=np.int32)
+        views, o = [], 0
+        for sh in i64_shapes:
+            size = int(np.prod(sh))
+            views.append(self._i64[o:o + size].reshape(sh))
+            o += size
+        views[0][:] = self.ksize
+        views[1][:] = tree_off
+        views[2][:] = self.tsize
+        views[3][:] = blk_off
+        (self.ksize, self.tree_off, self.tsize, self.blk_off, self.cnt, self.fq, self.srch,
+         self.defer) = views
+        self.perm = self._i32[:slots * n].reshape(slots, n)
+        self.pos = self._i32[slots * n:2 * slots * n].reshape(slots, n)
+        self.sob = self._i32[2 * slots * n:]
+        self.sob[:] = -1
 
     def _args(self) -> tuple:
-        return (self.n, self.words, self.perm, self.pos, self.ksize, self.tree, self.tree_off,
-                self.tsize, self.sob, self.blk_off, self.srch, self.live, self.fq, self.defer,
-                self.cnt)
+        return (self.n, self.words, self.tree, self.live, self._i64, self._i32, self._lay)
 
     def begin_pass(self, slot: int, seed: int, halves: bool = False) -> int:
         """Shuffle (or, with `halves`, randomly halve) and pack Bob's current key into
@@ -598,7 +651,7 @@ class CascadeBobState:
             raise QkdInputError(f"{par.size} block parities for {self.nblocks[slot]} blocks")
         odd = int(_set_roots_kernel(slot, par, self.n, self.words, self.ksize, self.tree,
                                     self.tree_off, self.tsize))
-        _start_odd_blocks_kernel(slot, limit, *self._args())
+        _start_odd_entry_kernel(slot, limit, *self._args())
         return odd
 
     def waiting_blocks(self, slot: int) -> int:
@@ -612,7 +665,7 @@ class CascadeBobState:
     def resume_pass(self, slot: int, limit: int = -1) -> int:
         """Start searches in up to `limit` (< 0: all) odd blocks of `slot` still without one
         (blocks evened meanwhile by the cascade effect are skipped); return how many."""
-        return int(_start_odd_blocks_kernel(slot, limit, *self._args()))
+        return int(_start_odd_entry_kernel(slot, limit, *self._args()))
 
     def requests(self) -> np.ndarray:
         """The left half of every active search as flat int32 (slot, start, end) triples."""
@@ -626,7 +679,7 @@ class CascadeBobState:
         ns = int(self.cnt[_NS])
         if packed_parities.dtype != np.uint8 or packed_parities.shape != ((ns + 7) // 8,):
             raise QkdInputError(f"{packed_parities.shape} packed replies for {ns} active searches")
-        _bob_round_kernel(packed_parities, ns, *self._args())
+        _bob_round_entry_kernel(packed_parities, ns, *self._args())
 
     @property
     def active_searches(self) -> int:
