@@ -12,8 +12,11 @@ failure or verification fails; residual bit errors are counted over every bit of
 frame (`residual_bit_errors`; `undetected` = success reported but keys differ, must be 0).
 f = parity bits disclosed / (n h(true frame QBER)).  Throughput = sifted bits / wall time
 of `reconcile` over all frames (both roles, channel and authentication included;
-verification excluded); `rate_best_frame` = n / fastest frame (less sensitive to other
-load on a shared machine).
+verification excluded); `rate_best_frame` = n / fastest frame and `rate_cpu` = sifted bits /
+CPU time of the reconciling thread (both less sensitive to other load on a shared machine;
+single-thread runs only, as the CPU time of Alice's thread is not counted otherwise);
+`cpu_us_per_round_trip` = that CPU time per round trip; `load_average` = the 1-minute load
+average at the end of the point.
 Baseline: the original Cascade (Brassard-Salvail, 4 passes) at the same QBER and n, timed
 in the same run; the original's own baseline is itself.
 """
@@ -46,7 +49,7 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int,
     rng = np.random.default_rng(seed)
     threaded = available_methods()[method].responder is None
     fs, rts, msgs, nbytes = [], [], [], []
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     best_frame = float("inf")
     failed = residual = undetected = 0
     done = 0
@@ -55,9 +58,11 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int,
         alice = rng.integers(0, 2, n, dtype=np.uint8)
         errors = (rng.random(n) < qber).astype(np.uint8)
         bob = alice ^ errors
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         res = reconcile(method, alice, bob, qber, rng, alice_in_thread=threaded)
         elapsed = time.perf_counter() - t0
+        cpu_seconds += time.thread_time() - c0
         seconds += elapsed
         best_frame = min(best_frame, elapsed)
         hash_seed = draw_seed(n, EPS_COR, rng)
@@ -76,6 +81,9 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int,
         "efficiency_std": float(np.std(fs)), "fer": failed / done, "round_trips": float(np.mean(rts)), "messages": float(np.mean(msgs)),
         "bytes_per_frame": float(np.mean(nbytes)), "residual_bit_errors": residual,
         "undetected": undetected, "rate_best_frame": n / best_frame,
+        "rate_cpu": n * done / cpu_seconds if not threaded and cpu_seconds > 0 else None,
+        "cpu_us_per_round_trip": (1e6 * cpu_seconds / max(1, sum(rts))) if not threaded else None,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -92,8 +100,10 @@ def run(quick: bool) -> list[dict]:
     for n, frames in frames_of.items():
         for qber in qbers:
             seed = int(n * 1000 + qber * 1e5)
-            reconcile(BASELINE, np.zeros(n, np.uint8), np.zeros(n, np.uint8), qber,
-                      np.random.default_rng(0), alice_in_thread=False)  # JIT warm-up
+            warm = np.random.default_rng(0)  # JIT warm-up (load every kernel specialization)
+            warm_bits = warm.integers(0, 2, n, dtype=np.uint8)
+            reconcile(BASELINE, warm_bits, warm_bits ^ (warm.random(n) < qber).astype(np.uint8),
+                      qber, warm, alice_in_thread=False)
             budget = QUICK_SECONDS_PER_POINT if quick else float("inf")
             base = measure(BASELINE, n, qber, frames, seed, budget)
             base_rate = n * base["frames"] / base["seconds"]
