@@ -3,21 +3,28 @@
 Sweep (declarative below): for each frame size and QBER, frames are laid out by
 `choose_layout` at efficiency F_DECODE (the family code, puncturing and shortening the
 protocol would use), Bob's copy has i.i.d. errors at the nominal QBER (seeded generator),
-and each decoder gets the same frames.  Figures per decoder: frame error rate (keys not
-recovered), mean BP iterations, and throughput in key bits per second of decoding time
-(syndrome building excluded).  Baseline: ldpc.BpDecoder (product-sum, flooding, the
-`ldpc` package, v2) on the same frames in the same run.
+and each decoder gets the same frames: the layered decoder one frame per call (1 thread)
+and all frames in one `decode_many` call (one numba thread per frame, all of numba's
+threads).  Figures per decoder: frame error rate (keys not recovered), mean BP
+iterations, throughput in key bits per second of decoding wall time (syndrome building
+excluded) and of process CPU time (`cpu_rate`, all threads summed: on a loaded machine the
+wall figure is what this process got, the CPU figure what the code costs), CPU ns per edge
+per iteration, and the 1-minute load average.  Baseline: ldpc.BpDecoder (product-sum,
+flooding, the `ldpc` package, v2) on the same frames in the same run.
 
-The blind protocol end to end (both roles, authenticated direct channel, confirmation) is
-in `qkdctl bench reconcile` (methods "ldpc-blind" and "ldpc"); `blind` results here
-repeat it at n = 1e5 key bits for the LDPC figures of the report: f, FER, round trips.
+Protocol rows: `runs` keys of n = 1e5 bits (i.i.d. errors at the QBER) through both roles
+over the authenticated direct channel, for "ldpc-blind" and, as baseline in the same run,
+the one-shot "ldpc" (f = 1.2): mean and max f (against each key's true error rate), FER
+after verification, frame FER, round trips, wall and CPU throughput, load average.
 Codes come from the on-disk cache (built by PEG on first use, which is not timed).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
+import numba
 import numpy as np
 
 from benchmarks.common import result
@@ -52,22 +59,28 @@ def _frames(frame_n: int, qber: float, count: int, seed: int):
     return lay, out
 
 
-def _decode_all(dec: SyndromeDecoder, lay, frames, qber: float) -> dict:
+def _decode_all(dec: SyndromeDecoder, lay, frames, qber: float, batch: bool = False) -> dict:
+    """Decode every frame (one call per frame, or all in one `decode_many` call if `batch`)."""
     priors = error_priors(lay, qber)
     dec.decode(frames[0][2], priors)  # warm-up (JIT)
-    seconds = 0.0
-    failed = iters = 0
-    for ka, y, target in frames:
-        t0 = time.perf_counter()
-        res = dec.decode(target, priors)
-        seconds += time.perf_counter() - t0
-        iters += res.iterations
-        failed += int(not (res.converged and np.array_equal((y ^ res.error)[lay.key_pos], ka)))
-    return {"seconds": seconds, "fer": failed / len(frames), "iterations": iters / len(frames)}
+    if batch:
+        dec.decode_many([frames[0][2]], [priors])
+    t0, c0 = time.perf_counter(), time.process_time()
+    if batch:
+        results = dec.decode_many([t for _, _, t in frames], [priors] * len(frames))
+    else:
+        results = [dec.decode(t, priors) for _, _, t in frames]
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    failed = sum(int(not (r.converged and np.array_equal((y ^ r.error)[lay.key_pos], ka)))
+                 for (ka, y, _), r in zip(frames, results))
+    iters = sum(r.iterations for r in results)
+    return {"seconds": seconds, "cpu_seconds": cpu, "fer": failed / len(frames),
+            "iterations": iters / len(frames),
+            "ns_per_edge_iteration": cpu / (iters * lay.code.h.nnz) * 1e9}
 
 
 def run(quick: bool) -> list[dict]:
-    """Decoder sweep (layered vs ldpc.BpDecoder) and the blind protocol at n = 1e5."""
+    """Decoder sweep (layered, 1 thread and all threads, vs ldpc.BpDecoder) and the blind protocol."""
     out: list[dict] = []
     frames_per = QUICK_FRAMES if quick else FRAMES
     for frame_n in QUICK_FRAME_SIZES if quick else FRAME_SIZES:
@@ -75,12 +88,16 @@ def run(quick: bool) -> list[dict]:
             lay, frames = _frames(frame_n, qber, frames_per, seed=int(frame_n + qber * 1e4))
             base = _decode_all(SyndromeDecoder(lay.code, backend="ldpc"), lay, frames, qber)
             ours = _decode_all(SyndromeDecoder(lay.code), lay, frames, qber)
-            for name, fig in (("ldpc.BpDecoder", base), ("layered", ours)):
+            many = _decode_all(SyndromeDecoder(lay.code), lay, frames, qber, batch=True)
+            for name, fig, threads in (("ldpc.BpDecoder", base, 1), ("layered", ours, 1),
+                                       ("layered decode_many", many, numba.get_num_threads())):
                 out.append(result(
                     f"ldpc decode {name} q={qber:g} n={frame_n}", lay.k * len(frames), fig["seconds"],
-                    "bit/s", "ldpc.BpDecoder", base["seconds"], decoder=name, qber=qber,
-                    frame_n=frame_n, code_rate=lay.code.rate, key_bits=lay.k, f=F_DECODE,
+                    "bit/s", "ldpc.BpDecoder", base["seconds"], decoder=name, threads=threads,
+                    qber=qber, frame_n=frame_n, code_rate=lay.code.rate, key_bits=lay.k, f=F_DECODE,
                     frames=len(frames), fer=fig["fer"], iterations=fig["iterations"],
+                    cpu_rate=lay.k * len(frames) / fig["cpu_seconds"],
+                    ns_per_edge_iteration=fig["ns_per_edge_iteration"], load_avg=os.getloadavg()[0],
                 ))
     for qber in QUICK_QBERS if quick else QBERS:
         out.extend(_blind(qber, QUICK_BLIND_RUNS if quick else BLIND_RUNS))
@@ -88,26 +105,35 @@ def run(quick: bool) -> list[dict]:
 
 
 def _blind(qber: float, runs: int) -> list[dict]:
+    """`runs` keys of BLIND_N bits through ldpc-blind, and through one-shot `ldpc` as baseline."""
+    figures = {m: _protocol(m, qber, runs) for m in ("ldpc", "ldpc-blind")}
+    base = figures["ldpc"]["seconds"]
+    return [result(
+        f"{m} q={qber:g} n={BLIND_N}", BLIND_N * runs, fig["seconds"], "bit/s", "ldpc (one-shot)",
+        base, method=m, qber=qber, n=BLIND_N, runs=runs, threads=numba.get_num_threads(),
+        **{k: v for k, v in fig.items() if k != "seconds"},
+    ) for m, fig in figures.items()]
+
+
+def _protocol(method: str, qber: float, runs: int) -> dict:
     rng = np.random.default_rng(int(qber * 1e5))
-    figures: dict[str, list] = {"f": [], "rt": [], "fail": [], "frames": [], "s": [], "frame_fail": []}
-    for _ in range(runs):
+    f, fail, rounds, frames, frame_fail, seconds, cpu = [], 0, [], 0, 0, 0.0, 0.0
+    load = [os.getloadavg()[0]]
+    for i in range(runs + 1):  # the first run warms up (JIT, codes) and is not counted
         alice = rng.integers(0, 2, BLIND_N, dtype=np.uint8)
         errors = (rng.random(BLIND_N) < qber).astype(np.uint8)
-        t0 = time.perf_counter()
-        res = reconcile("ldpc-blind", alice, alice ^ errors, qber, rng, alice_in_thread=False)
-        figures["s"].append(time.perf_counter() - t0)
-        ok = res.success and np.array_equal(res.bob_bits, alice)
-        figures["f"].append(efficiency(res.leaked_bits, BLIND_N, float(errors.mean())))
-        figures["rt"].append(res.round_trips)
-        figures["fail"].append(int(not ok))
-        figures["frames"].append(res.extra["frames"])
-        figures["frame_fail"].append(res.extra["failed_frames"])
-    seconds = float(np.sum(figures["s"]))
-    return [result(
-        f"ldpc-blind q={qber:g} n={BLIND_N}", BLIND_N * runs, seconds, "bit/s", "ldpc-blind",
-        seconds, method="ldpc-blind", qber=qber, n=BLIND_N, runs=runs,
-        efficiency=float(np.mean(figures["f"])), efficiency_max=float(np.max(figures["f"])),
-        fer=float(np.mean(figures["fail"])),
-        frame_fer=float(np.sum(figures["frame_fail"]) / np.sum(figures["frames"])),
-        round_trips=float(np.mean(figures["rt"])),
-    )]
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = reconcile(method, alice, alice ^ errors, qber, rng, alice_in_thread=False)
+        if i == 0:
+            continue
+        seconds += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        fail += int(not (res.success and np.array_equal(res.bob_bits, alice)))
+        f.append(efficiency(res.leaked_bits, BLIND_N, float(errors.mean())))
+        rounds.append(res.round_trips)
+        frames += res.extra["frames"]
+        frame_fail += res.extra["failed_frames"]
+    load.append(os.getloadavg()[0])
+    return {"seconds": seconds, "efficiency": float(np.mean(f)), "efficiency_max": float(np.max(f)),
+            "fer": fail / runs, "frame_fer": frame_fail / frames, "round_trips": float(np.mean(rounds)),
+            "cpu_rate": BLIND_N * runs / cpu, "load_avg": float(np.mean(load))}

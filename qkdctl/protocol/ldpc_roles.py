@@ -61,13 +61,13 @@ class LdpcVariant:
     name: str
     frame_sizes: tuple[int, ...] = (16384, 65536)
     rates: tuple[float, ...] = tuple(sorted(DEGREE_DISTRIBUTIONS))
-    f_start: float = 1.06
-    f_step: float = 0.02
+    f_start: float = 1.10
+    f_step: float = 0.01
     max_rounds: int = 12
-    punct_fraction: float = 0.05
+    punct_fraction: float = 0.0
     backend: str = "layered"
-    max_iter: int = 60
-    stall_iter: int = 8
+    max_iter: int = 30
+    stall_iter: int = 4
     bp_method: str = "product_sum"
     osd_order: int | None = None
     resume: bool = True
@@ -324,7 +324,7 @@ VARIANTS: dict[str, LdpcVariant] = {
     # blind rate-adaptive (Martinez-Mateo 2012 / Kiktenko 2017 reveal choice)
     "ldpc-blind": LdpcVariant("ldpc-blind"),
     # one-shot rate-adaptive (Elkouss et al. 2010): one syndrome at f = 1.2, no reveals
-    "ldpc": LdpcVariant("ldpc", f_start=1.2, max_rounds=0),
+    "ldpc": LdpcVariant("ldpc", f_start=1.2, max_rounds=0, max_iter=60, stall_iter=8),
 }
 
 METHODS: dict[str, ReconcileMethod] = {name: ldpc_method(v) for name, v in VARIANTS.items()}

@@ -40,7 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from ldpc import BpDecoder
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.codes import LdpcCode
@@ -227,25 +229,27 @@ def phi_table() -> np.ndarray:
 _PHI_OFFSET = (127 + PHI_MIN_EXP) << PHI_MANT_BITS  # biased-exponent bits of the first bin
 
 
+@intrinsic
+def _float_bits(typingctx, x):  # pragma: no cover - compiled
+    """The IEEE-754 bits of a float32 as int32 (a register bitcast)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
 @njit(cache=True, inline="always")
 def _phi_index(bits, last):  # pragma: no cover - compiled
     i = (bits >> (23 - PHI_MANT_BITS)) - _PHI_OFFSET
-    if i < 0:
-        return 0
-    if i > last:
-        return last
-    return i
+    return min(max(i, 0), last)
 
 
 @njit(cache=True, fastmath=True)
 def _layered_frame_kernel(indptr, indices, target, llr0, r_msg, max_iter, stall_iter, alpha,
-                          sum_product, table, scratch, post, err):  # pragma: no cover - compiled
+                          sum_product, table, q_buf, f_buf, post, err):  # pragma: no cover
     # Row-layered BP of one frame; post/err are outputs, r_msg is updated in place.
-    # scratch: float32, 2 * max check degree (per check: |q| then phi values, and q).
+    # q_buf, f_buf: float32 scratch of the largest check degree (q and phi(|q|) per edge).
     m = indptr.shape[0] - 1
     n = llr0.shape[0]
-    half = scratch.shape[0] // 2
-    sbits = scratch.view(np.int32)
     last = table.shape[0] - 1
     for v in range(n):
         post[v] = llr0[v]
@@ -258,46 +262,50 @@ def _layered_frame_kernel(indptr, indices, target, llr0, r_msg, max_iter, stall_
         unsat = 0  # checks unsatisfied by the hard decisions as the sweep meets them
         for c in range(m):
             lo = indptr[c]
-            hi = indptr[c + 1]
-            neg = target[c]
-            hard = target[c]
-            total = np.float32(0.0)
-            min1 = np.float32(1e30)
-            min2 = np.float32(1e30)
-            arg = -1
-            for t in range(lo, hi):
-                j = t - lo
-                p = post[indices[t]]
-                if p < 0:
-                    hard ^= 1
-                q = p - r_msg[t]
-                scratch[half + j] = q
-                if q < 0:
-                    neg ^= 1
-                a = abs(q)
-                if sum_product:
-                    scratch[j] = a
-                    f = table[_phi_index(sbits[j], last)]
-                    scratch[j] = f
+            d = indptr[c + 1] - lo
+            neg = np.int32(target[c])
+            hard = np.int32(target[c])
+            if sum_product:
+                total = np.float32(0.0)
+                for j in range(d):
+                    p = post[indices[lo + j]]
+                    hard ^= np.int32(p < 0)
+                    q = p - r_msg[lo + j]
+                    q_buf[j] = q
+                    neg ^= np.int32(q < 0)
+                    f = table[_phi_index(_float_bits(abs(q)), last)]
+                    f_buf[j] = f
                     total += f
-                elif a < min1:
-                    min2 = min1
-                    min1 = a
-                    arg = t
-                elif a < min2:
-                    min2 = a
+                for j in range(d):
+                    q = q_buf[j]
+                    mag = table[_phi_index(_float_bits(total - f_buf[j]), last)]
+                    r = -mag if (neg ^ np.int32(q < 0)) else mag
+                    r_msg[lo + j] = r
+                    post[indices[lo + j]] = q + r
+            else:
+                min1 = np.float32(1e30)
+                min2 = np.float32(1e30)
+                arg = -1
+                for j in range(d):
+                    p = post[indices[lo + j]]
+                    hard ^= np.int32(p < 0)
+                    q = p - r_msg[lo + j]
+                    q_buf[j] = q
+                    neg ^= np.int32(q < 0)
+                    a = abs(q)
+                    if a < min1:
+                        min2 = min1
+                        min1 = a
+                        arg = j
+                    elif a < min2:
+                        min2 = a
+                for j in range(d):
+                    q = q_buf[j]
+                    mag = alpha * (min2 if j == arg else min1)
+                    r = -mag if (neg ^ np.int32(q < 0)) else mag
+                    r_msg[lo + j] = r
+                    post[indices[lo + j]] = q + r
             unsat += hard
-            for t in range(lo, hi):
-                j = t - lo
-                q = scratch[half + j]
-                if sum_product:
-                    scratch[j] = total - scratch[j]
-                    mag = table[_phi_index(sbits[j], last)]
-                else:
-                    mag = alpha * (min2 if t == arg else min1)
-                r = -mag if (neg ^ (1 if q < 0 else 0)) else mag
-                r_msg[t] = r
-                post[indices[t]] = q + r
         if unsat == 0:  # confirm on the final hard decisions
             for v in range(n):
                 err[v] = 1 if post[v] < 0 else 0
@@ -327,10 +335,11 @@ def _layered_frame_kernel(indptr, indices, target, llr0, r_msg, max_iter, stall_
 def _layered_batch_kernel(indptr, indices, targets, llr0, r_msg, max_iter, stall_iter, alpha,
                           sum_product, table, max_deg, post, err, its, ok):  # pragma: no cover
     for f in prange(targets.shape[0]):
-        scratch = np.empty(2 * max_deg, np.float32)
+        q_buf = np.empty(max_deg, np.float32)
+        f_buf = np.empty(max_deg, np.float32)
         its[f], ok[f] = _layered_frame_kernel(
             indptr, indices, targets[f], llr0[f], r_msg[f], max_iter, stall_iter, alpha,
-            sum_product, table, scratch, post[f], err[f])
+            sum_product, table, q_buf, f_buf, post[f], err[f])
 
 
 _PHI = phi_table()
@@ -371,7 +380,8 @@ class SyndromeDecoder:
         self.alpha = np.float32(alpha)
         self.sum_product = bp_method == "product_sum"
         self._indptr = code.h.indptr.astype(np.int64)
-        self._indices = code.h.indices.astype(np.int32)
+        # column indices in 16 bits when they fit (n <= 65536): less memory traffic per edge
+        self._indices = code.h.indices.astype(np.uint16 if code.n <= 1 << 16 else np.int32)
         self._max_deg = int(np.diff(self._indptr).max())
         self._dec = None
         if backend == "ldpc":
@@ -429,9 +439,15 @@ class SyndromeDecoder:
         err = np.empty((count, n), np.uint8)
         its = np.zeros(count, np.int64)
         ok = np.zeros(count, np.bool_)
-        _layered_batch_kernel(self._indptr, self._indices, t_arr, llr0, msgs, self.max_iter,
-                              self.stall_iter, self.alpha, self.sum_product, _PHI, self._max_deg,
-                              post, err, its, ok)
+        if count == 1:  # no thread team for one frame
+            its[0], ok[0] = _layered_frame_kernel(
+                self._indptr, self._indices, t_arr[0], llr0[0], msgs[0], self.max_iter,
+                self.stall_iter, self.alpha, self.sum_product, _PHI,
+                np.empty(self._max_deg, np.float32), np.empty(self._max_deg, np.float32), post[0], err[0])
+        else:
+            _layered_batch_kernel(self._indptr, self._indices, t_arr, llr0, msgs, self.max_iter,
+                                  self.stall_iter, self.alpha, self.sum_product, _PHI,
+                                  self._max_deg, post, err, its, ok)
         out = []
         for i in range(count):
             state = msgs[i]
