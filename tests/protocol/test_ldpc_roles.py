@@ -79,8 +79,8 @@ def test_success_means_equal_keys_and_leakage_is_exact(seed, n, qber):
     assert res.round_trips == 2 + ex["blind_rounds"]
     if res.success:
         assert np.array_equal(res.bob_bits, a)
-    else:
-        assert ex["failed_frames"] > 0
+    else:  # an undecoded frame, or one decoded to another word of the syndrome (caught by verification)
+        assert ex["failed_frames"] > 0 or not np.array_equal(res.bob_bits, a)
 
 
 def test_typical_frames_succeed_with_sane_efficiency(rng):
