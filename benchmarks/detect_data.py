@@ -22,7 +22,7 @@ from qkdctl.detect.scenarios import SCENARIOS, generate
 CACHE_DIR = Path(tempfile.gettempdir()) / "qkdctl-detect-cache"
 SIZES = {  # blocks per group: quick, full
     True: {"normal_train": 200, "normal_test": 300, "other": 25},
-    False: {"normal_train": 600, "normal_test": 1500, "other": 100},
+    False: {"normal_train": 400, "normal_test": 1000, "other": 60},
 }
 
 

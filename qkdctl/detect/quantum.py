@@ -1,7 +1,8 @@
 """Quantum detectors: fidelity quantum kernels (QSVC, one-class SVM) and a VQC.
 
 Layers (qiskit-machine-learning style), each injected into the next:
-features -> robust scaling -> PCA to N_QUBITS components -> angles (x * bandwidth,
+features -> robust scaling -> PCA to N_QUBITS components (of the normal training
+rows for one-class models, of all training rows for supervised ones) -> angles (x * bandwidth,
 clipped to +-pi) -> ZZFeatureMap -> compute-uncompute fidelity kernel or
 SamplerQNN (VQC) -> V2 sampler -> backend from qkdctl.qml.backends ("aer",
 "aer:<device>", "fake:<device>", "ibm:<name>").  The model never touches a backend.
@@ -30,8 +31,8 @@ from qkdctl.detect.classical import RobustScaler
 N_QUBITS = 4
 SHOTS = 256
 BANDWIDTHS = (0.1, 0.25, 0.6)
-TRAIN_ROWS = {True: 40, False: 80}  # per class (quick, full)
-VQC_ITERATIONS = {True: 40, False: 80}
+TRAIN_ROWS = {True: 40, False: 60}  # per class (quick, full)
+VQC_ITERATIONS = {True: 40, False: 60}
 KINDS = ("qsvc", "qocsvm", "vqc")
 
 
@@ -41,7 +42,7 @@ def _parity(bits: int) -> int:
 
 
 class _Projection:
-    """Robust scaling then PCA to N_QUBITS components (fitted on normal rows)."""
+    """Robust scaling then PCA to N_QUBITS components (fitted on the rows given)."""
 
     def __init__(self, x: np.ndarray) -> None:
         self.scaler = RobustScaler(x)
@@ -159,7 +160,8 @@ class QuantumDetector(ScoredDetector):
         fit_n, cal_n = holdout_split(normal_idx.size, self.seed)
         keep = np.ones(x.shape[0], dtype=bool)
         keep[normal_idx[cal_n]] = False
-        self.projection = _Projection(x[normal_idx[fit_n]])
+        # one-class: PCA of normal rows; supervised: of all training rows (attack directions included)
+        self.projection = _Projection(x[keep] if self.supervised else x[normal_idx[fit_n]])
         xt, yt = self._subsample(x[keep], y[keep], rng)
         if self.kind == "qocsvm":
             self._fit_ocsvm(xt)

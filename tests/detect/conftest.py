@@ -7,7 +7,7 @@ from firmware_sim.bench import SimBench
 from firmware_sim.config import SimConfig
 from qkdctl.detect.scenarios import SCENARIOS, generate
 
-N_NORMAL = 40
+N_NORMAL = 30
 N_OTHER = 3
 
 
