@@ -22,8 +22,10 @@ from qkdctl.core.errors import QkdInputError
 
 GRID_DT = 24
 GRID_GAP = 12
-N_SUPPORT = 160
+N_SUPPORT = 600
 FEATURE_REPS = 2
+FEATURE_SCALE = 0.2
+"""Angles span [0, FEATURE_SCALE * pi]: the kernel bandwidth (smaller = smoother)."""
 
 
 class StateBackend(Protocol):
@@ -83,7 +85,7 @@ class QuantumKernelModel:
 
     def _angles(self, x: np.ndarray) -> np.ndarray:
         z = (x[:, :2] - self._lo) / (self._hi - self._lo)
-        return np.pi * np.clip(z, 0.0, 1.0)
+        return FEATURE_SCALE * np.pi * np.clip(z, 0.0, 1.0)
 
     def _states(self, angles: np.ndarray) -> np.ndarray:
         self.circuits_run += len(angles)
@@ -106,7 +108,7 @@ class QuantumKernelModel:
         svm.fit(np.abs(s_train.conj() @ s_train.T) ** 2, wrong[pick].astype(int))
         gd = (np.arange(GRID_DT) + 0.5) / GRID_DT
         gg = (np.arange(GRID_GAP) + 0.5) / GRID_GAP
-        cells = np.pi * np.array([(a, b) for a in gd for b in gg])
+        cells = FEATURE_SCALE * np.pi * np.array([(a, b) for a in gd for b in gg])
         s_cells = self._states(cells)
         self._cell_score = svm.decision_function(np.abs(s_cells.conj() @ s_train.T) ** 2).reshape(GRID_DT, GRID_GAP)
         return self
@@ -114,7 +116,7 @@ class QuantumKernelModel:
     def score(self, x: np.ndarray) -> np.ndarray:
         if self._cell_score is None:
             raise QkdInputError("quantum model: score() before fit()")
-        a = self._angles(x) / np.pi
+        a = self._angles(x) / (FEATURE_SCALE * np.pi)
         i = np.minimum((a[:, 0] * GRID_DT).astype(np.int64), GRID_DT - 1)
         j = np.minimum((a[:, 1] * GRID_GAP).astype(np.int64), GRID_GAP - 1)
         return self._cell_score[i, j]
