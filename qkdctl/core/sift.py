@@ -232,52 +232,99 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
 @njit(cache=True)
 def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                       key, a_basis, a_bit, a_int, first_slot,
-                      out_slot, out_val, counts, detections, gstats,
-                      buf_slot, buf_role, buf_dt):
-    """Gate a chunk of tags into small buffers (cache-resident), sift them, repeat.
+                      out_slot, out_val, counts, detections, gstats, pulses,
+                      buf_slot, buf_role):
+    """Gate a chunk of tags into small buffers (cache-resident), sift them, count
+    Alice's pulses over the record slots just swept (still in cache), repeat.
 
     The chunk size is the buffers' size, not a global: numba's cache of this file
     does not track other modules (after editing tags._gate_range, clear the cache).
     """
     n = t.size
     chunk = buf_slot.size
+    n_alice = a_basis.size
+    done = 0  # Alice's slots [0, done) are in pulses
     state = np.zeros(2, dtype=np.int64)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
-                        inv_period, half_width_ps, buf_slot, buf_role, buf_dt, gstats)
+                        inv_period, half_width_ps, buf_slot, buf_role, None, gstats)
         _sift_chunk(buf_slot[:k], buf_role[:k], False, state, key, a_basis, a_bit, a_int,
                     first_slot, out_slot, out_val, counts, detections)
+        upto = min(max(state[0] - first_slot, done), n_alice)
+        _pulses_kernel(a_basis[done:upto], a_int[done:upto], pulses)
+        done = upto
     _sift_chunk(buf_slot[:0], buf_role[:0], True, state, key, a_basis, a_bit, a_int,
                 first_slot, out_slot, out_val, counts, detections)
+    _pulses_kernel(a_basis[done:], a_int[done:], pulses)
+
+
+_ONES = np.uint64(0x0101010101010101)
+_LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
+_SUM_16 = np.uint64(0x0001000100010001)
+
+
+@njit(cache=True, inline="always")
+def _byte_sum(acc):
+    """Sum of the 8 bytes of a uint64."""
+    pairs = (acc & _LOW_BYTES) + ((acc >> np.uint64(8)) & _LOW_BYTES)
+    return np.int64((pairs * _SUM_16) >> np.uint64(48))
 
 
 @njit(cache=True)
 def _pulses_kernel(basis, intensity, out):
-    """out[b, k] = number of slots with basis b and intensity k."""
+    """out[b, k] += number of slots with basis b and intensity k.
+
+    Eight slots per uint64 word (SWAR): byte counters in 5 words (X, decoy,
+    vacuum, X and decoy, X and vacuum) for up to 255 words, then summed; relies
+    on basis in {0, 1} and intensity in {0, 1, 2} (AliceRecord checks both), so
+    decoy = intensity bit 0 and vacuum = intensity bit 1.
+    """
     n = basis.size
+    n_words = n // 8
+    words_b = basis[:n_words * 8].view(np.uint64)
+    words_i = intensity[:n_words * 8].view(np.uint64)
     tot_x = 0
     tot_1 = 0
     tot_2 = 0
     x_1 = 0
     x_2 = 0
-    for i in range(n):
+    for lo in range(0, n_words, 255):  # a byte counter holds 255 words
+        wb = words_b[lo:lo + 255]
+        wi = words_i[lo:lo + 255]
+        c_x = np.uint64(0)
+        c_1 = np.uint64(0)
+        c_2 = np.uint64(0)
+        c_x1 = np.uint64(0)
+        c_x2 = np.uint64(0)
+        for i in range(wb.size):
+            b = wb[i]
+            c = wi[i]
+            c_hi = c >> np.uint64(1)
+            c_x += b
+            c_1 += c & _ONES
+            c_2 += c_hi & _ONES
+            c_x1 += b & c
+            c_x2 += b & c_hi
+        tot_x += _byte_sum(c_x)
+        tot_1 += _byte_sum(c_1)
+        tot_2 += _byte_sum(c_2)
+        x_1 += _byte_sum(c_x1)
+        x_2 += _byte_sum(c_x2)
+    for i in range(n_words * 8, n):
         b = np.int64(basis[i])
-        c = intensity[i]
-        i1 = np.int64(c == 1)
-        i2 = np.int64(c == 2)
+        c = np.int64(intensity[i])
         tot_x += b
-        tot_1 += i1
-        tot_2 += i2
-        x_1 += b & i1
-        x_2 += b & i2
-    x_0 = tot_x - x_1 - x_2
-    out[1, 0] = x_0
-    out[1, 1] = x_1
-    out[1, 2] = x_2
-    out[0, 1] = tot_1 - x_1
-    out[0, 2] = tot_2 - x_2
-    out[0, 0] = n - tot_x - out[0, 1] - out[0, 2]
+        tot_1 += c & 1
+        tot_2 += c >> 1
+        x_1 += b & c
+        x_2 += b & (c >> 1)
+    out[1, 0] += tot_x - x_1 - x_2
+    out[1, 1] += x_1
+    out[1, 2] += x_2
+    out[0, 1] += tot_1 - x_1
+    out[0, 2] += tot_2 - x_2
+    out[0, 0] += n - tot_x - (tot_1 - x_1) - (tot_2 - x_2)
 
 
 def pulses_sent(alice: AliceRecord) -> np.ndarray:
@@ -303,7 +350,7 @@ def _buffers(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     )
 
 
-def _wrap(out_slot, out_val, counts, detections, alice) -> SiftResult:
+def _wrap(out_slot, out_val, counts, detections, pulses) -> SiftResult:
     keys = []
     for b in (BASIS_Z, BASIS_X):
         k = int(counts[_N_SIFTED_Z + b])
@@ -321,7 +368,7 @@ def _wrap(out_slot, out_val, counts, detections, alice) -> SiftResult:
             outside_record=int(counts[CASE_OUTSIDE]),
         ),
         detections=detections,
-        pulses_sent=pulses_sent(alice),
+        pulses_sent=pulses,
     )
 
 
@@ -346,7 +393,7 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResu
     bufs = _buffers(slot.size)
     _sift_chunk(slot, role, True, np.zeros(2, dtype=np.int64), key, alice.basis,
                 alice.bit, alice.intensity, np.int64(alice.first_slot), *bufs)
-    return _wrap(*bufs, alice)
+    return _wrap(*bufs, pulses_sent(alice))
 
 
 def gate_and_sift(
@@ -365,9 +412,9 @@ def gate_and_sift(
     key = _draw_key(rng)
     bufs = _buffers(len(block))
     gstats = np.zeros(9, dtype=np.int64)
-    chunk = (np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8),
-             np.empty(0, np.float32))  # no gate times needed here
+    pulses = np.zeros((2, N_INTENSITIES), dtype=np.int64)
     _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
-                      alice.intensity, np.int64(alice.first_slot), *bufs, gstats, *chunk)
+                      alice.intensity, np.int64(alice.first_slot), *bufs, gstats, pulses,
+                      np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8))
     stats = gate_stats(gstats, config)
-    return stats, _wrap(*bufs, alice)
+    return stats, _wrap(*bufs, pulses)

@@ -282,34 +282,36 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                 out_slot, out_role, out_dt, gstats):
     """Gate tags t, ch into out[:kept] per tag (called per GATE_CHUNK); return kept.
 
-    Branch-free on the data (except for unknown channels): every tag is written at
-    the current position, which advances only when the tag is kept.  table[-1] is
-    ROLE_UNKNOWN (for channels out of range).  gstats += [kept, rejected, ignored,
-    unknown, -, kept H, V, D, A]; gstats[4] is the first unknown channel.  Unsigned
-    indices avoid negative-index code; few counters keep the loop in registers.
-    out must hold len(t) entries (every tag is written before the position moves);
-    an empty out_dt skips the gate times.
+    Branch-free on the data: every tag is written at the current position, which
+    advances only when the tag is kept.  table[-1] is ROLE_UNKNOWN (for channels
+    out of range).  gstats += [kept, rejected, ignored, unknown, -, kept H, V, D, A];
+    gstats[4] is the first unknown channel, found by a second scan only in a chunk
+    that holds one (the loop itself only counts: nothing of gstats stays live in it).
+    Unsigned indices avoid negative-index code.  out must hold len(t) entries
+    (every tag is written before the position moves); out_dt None skips the gate
+    times (numba compiles that case without the store).
     """
     n_table = np.uint64(table.size - 1)
     j = np.uint64(0)
     n_det = 0
     unknown = 0
-    store_dt = out_dt.size != 0  # loop-invariant: LLVM makes two loop versions
     for i in range(t.size):
-        c = ch[i]
-        k = np.uint64(c - lo)
+        k = np.uint64(ch[i] - lo)
         r = table[k if k < n_table else n_table]
         ok, s, d = _gate_tag(t[i], r, ref_ps, period_ps, inv_period, half_width_ps)
         out_slot[j] = s
         out_role[j] = r
-        if store_dt:
+        if out_dt is not None:
             out_dt[j] = d
         j += np.uint64(ok)
         n_det += r >= 0
-        if r == ROLE_UNKNOWN:  # rare: the first one is recorded
-            if gstats[3] + unknown == 0:
-                gstats[4] = c
-            unknown += 1
+        unknown += r == ROLE_UNKNOWN
+    if unknown and gstats[3] == 0:  # rare: record the first unknown channel
+        for i in range(t.size):
+            k = np.uint64(ch[i] - lo)
+            if table[k if k < n_table else n_table] == ROLE_UNKNOWN:
+                gstats[4] = ch[i]
+                break
     kept = np.int64(j)
     for role in range(4):  # counted on the kept roles afterwards: this loop vectorizes
         n_role = 0

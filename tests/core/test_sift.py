@@ -172,6 +172,39 @@ def test_pulses_sent_matches_naive(rng):
     assert pulses_sent(alice).tolist() == naive.pulses_sent(alice.basis, alice.intensity)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 5000), skip=st.integers(0, 7))
+def test_pulses_sent_matches_naive_any_length_and_alignment(seed, n, skip):
+    # the kernel reads 8 slots per word: lengths not a multiple of 8, arrays not
+    # starting on a word boundary, and more than 255 words per byte counter
+    rng = np.random.default_rng(seed)
+    raw = [rng.integers(0, top, n + skip).astype(np.uint8) for top in (2, 2, 3)]
+    alice = AliceRecord(*(a[skip:] for a in raw))
+    assert pulses_sent(alice).tolist() == naive.pulses_sent(alice.basis, alice.intensity)
+
+
+def test_pulses_sent_byte_counters_do_not_overflow():
+    n = 8 * 255 * 3 + 5  # every byte counter reaches 255 in each full group of words
+    for b, k in ((1, 2), (1, 1), (0, 0), (0, 2)):
+        alice = AliceRecord(np.full(n, b), np.zeros(n), np.full(n, k))
+        expected = np.zeros((2, 3), np.int64)
+        expected[b, k] = n
+        assert pulses_sent(alice).tolist() == expected.tolist()
+
+
+def test_fused_with_record_cut_at_both_ends(rng):
+    # clicked slots before and after Alice's record; pulses counted chunk by chunk
+    block, alice = synthetic_block(rng, 40_000, dark_prob=0.03)
+    clock = recover_clock(block, 0, sync_divider=16)
+    short = AliceRecord(alice.basis[300:-300], alice.bit[300:-300],
+                        alice.intensity[300:-300], first_slot=300)
+    _, fused = gate_and_sift(block, clock, gate_config(), short, np.random.default_rng(KEY_SEED))
+    _assert_same(fused, sift(gate(block, clock, gate_config()), short,
+                             np.random.default_rng(KEY_SEED)))
+    assert fused.counts.outside_record > 0
+    assert fused.pulses_sent.sum() == len(short)
+
+
 def test_end_to_end_with_fractional_period_and_recovered_clock(rng):
     period = 799.9637  # sync period 12799.42 ps: not an integer
     block, alice = synthetic_block(rng, 200_000, period_ps=period, phase_ps=3.3e6,
