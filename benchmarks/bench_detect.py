@@ -37,6 +37,7 @@ DETECTORS = (
     ("qsvc", {"seed": 1}),
     ("qocsvm", {"seed": 1}),
     ("vqc", {"seed": 1}),
+    ("gan", {"seed": 1}),
 )
 FALSE_ALARM = 1e-3
 

@@ -2,12 +2,13 @@
 
 Names: "rules"; classical "iforest", "ocsvm", "logreg", "forest", "boosting";
 quantum "qsvc", "qocsvm", "vqc", "gan" (quantum-generator GAN's discriminator); "default" (the set that wins the benchmark,
-DEFAULT_SET, each member loaded from options["model_dir"]/<name>.pkl).
+DEFAULT_SET, each member loaded from options["model_dir"]/<name>.pkl when present;
+the rules without a file use the run's history as reference).
 Options: "model_path" (a file written by `save`: the trained detector is loaded
 from it), "seed" (int), "qber_abort" (rules), "severity", "quick" (quantum:
 smaller training set), "backend" (quantum: a qkdctl.qml backend spec, default "aer").
-An untrained model detector cannot alarm: the engine needs "model_path"
-(or "model_dir" for "default"); the unfitted rules use the run's own history.
+An untrained model detector cannot score: the engine needs "model_path"; the
+unfitted rules use the run's own history.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from qkdctl.detect.classical import ONE_CLASS, SUPERVISED, ClassicalDetector
 from qkdctl.detect.rules import RuleDetector
 
 QUANTUM = ("qsvc", "qocsvm", "vqc", "gan")
-DEFAULT_SET = ("rules", "boosting")
-"""Benchmark winners (docs/detection.md): rules for the physics checks, boosting for the rest."""
+DEFAULT_SET = ("rules",)
+"""Benchmark winners (docs/detection.md): no model beat the rules on every attack at fewer false alarms."""
 NAMES = ("rules",) + ONE_CLASS + SUPERVISED + QUANTUM + ("default",)
 
 
@@ -40,16 +41,25 @@ class DetectorSet:
         return alarms
 
 
+def _default_member(name: str, opts: dict):
+    """A member of the default set: loaded from options["model_dir"]/<name>.pkl when that
+    file exists; else the unfitted rules (history reference); a model without a file is an error."""
+    model_dir = opts.get("model_dir")
+    path = Path(model_dir) / f"{name}.pkl" if model_dir is not None else None
+    if path is not None and path.exists():
+        return load(path)
+    if name == "rules":
+        return RuleDetector(qber_abort=float(opts.get("qber_abort", 0.11)))
+    raise QkdInputError(f"default detector {name!r} needs a trained model file: {path or 'options.model_dir'}")
+
+
 def make_detector(name: str, options: dict | None = None):
     """A detector (Detector callable with fit/score) by name; QkdInputError for unknown names/options."""
     opts = dict(options or {})
     if name not in NAMES:
         raise QkdInputError(f"unknown detector {name!r}; known: {', '.join(NAMES)}")
     if name == "default":
-        model_dir = opts.get("model_dir")
-        if model_dir is None:
-            raise QkdInputError("detector 'default' needs options.model_dir holding rules.pkl, boosting.pkl")
-        return DetectorSet([load(Path(model_dir) / f"{n}.pkl") for n in DEFAULT_SET])
+        return DetectorSet([_default_member(n, opts) for n in DEFAULT_SET])
     if "model_path" in opts:
         det = load(opts["model_path"])
         if det.name.split(":")[-1] != name:

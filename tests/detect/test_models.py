@@ -38,9 +38,9 @@ def test_models_load_from_saved_state_and_score_identically(logreg, features, tm
 def test_detector_set_and_engine_interface(logreg, reports, tmp_path):
     rules = make_detector("rules", {}).fit_reports(reports["normal"])
     rules.save(tmp_path / "rules.pkl")
-    logreg.save(tmp_path / "boosting.pkl")  # any saved model stands in for the second member
-    with pytest.raises(QkdInputError, match="model_dir"):
-        make_detector("default", {})
+    default = make_detector("default", {"model_dir": str(tmp_path)})
+    assert any(a.source == "rules:offgate_clicks" for a in default(reports["blinding"][0], []))
+    assert isinstance(make_detector("default", {}), DetectorSet)  # rules on the run's history
     both = DetectorSet([rules, logreg])
     alarms = both(reports["blinding"][0], [])
     assert {a.source for a in alarms} >= {"rules:offgate_clicks", "classical:logreg"}
