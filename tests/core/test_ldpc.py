@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numba import njit
 from hypothesis import given, settings, strategies as st
 
 from qkdctl.core.errors import QkdInputError
@@ -211,7 +212,13 @@ def test_layered_decoder_matches_reference(bp_method, rng):
 
 def _phi_lut(x, table):
     bits = int(np.array([x], np.float32).view(np.int32)[0])
+    assert bits == _bits_of(np.float32(x))  # the kernel's register bitcast agrees
     return table[L._phi_index(bits, table.size - 1)]
+
+
+@njit
+def _bits_of(x):
+    return L._float_bits(x)
 
 
 def test_phi_table_bins_bracket_exact_phi():
@@ -289,3 +296,14 @@ def test_decode_many_matches_frame_by_frame_and_resumes(rng):
         dec.decode_many(targets, priors[:2])
     with pytest.raises(QkdInputError, match="layered"):
         L.SyndromeDecoder(code, backend="ldpc").decode_many(targets, priors)
+
+
+def test_choose_layout_caps_puncturing_at_a_share_of_the_checks():
+    codes = {r: C.build_code(r, 2048, seed=6) for r in (0.5, 0.7, 0.9)}
+    for q in (0.004, 0.01, 0.03):
+        for n_key in (1500, 3000, 10**5):
+            lay = L.choose_layout(codes, n_key, q, 1.1, 0.0)
+            assert lay.punct_pos.size <= L.MAX_PUNCT_SHARE * lay.code.m
+    # QBER 0.4 %: reaching f = 1.1 on the rate-0.9 code would puncture beyond the cap
+    low = L.choose_layout(codes, 1800, 0.004, 1.1, 0.0)
+    assert low.punct_pos.size == int(L.MAX_PUNCT_SHARE * low.code.m)
