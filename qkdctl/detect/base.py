@@ -104,7 +104,10 @@ class ScoredDetector:
 
 
 def load(path: str | Path) -> ScoredDetector:
-    """A detector saved with `ScoredDetector.save` (only qkdctl.detect classes are accepted)."""
+    """A detector saved with `ScoredDetector.save` (only qkdctl.detect classes are accepted).
+
+    The file is a pickle: load only files this installation wrote (like any model file).
+    """
     import importlib
 
     try:

@@ -166,7 +166,7 @@ class QuantumDetector(ScoredDetector):
         if self.kind == "qocsvm":
             self._fit_ocsvm(xt)
         elif self.kind == "qsvc":
-            self._fit_qsvc(xt, yt, rng)
+            self._fit_qsvc(xt, yt)
         else:
             self._fit_vqc(xt, yt)
         cal = x[normal_idx[cal_n]][: TRAIN_ROWS[self.quick]]
@@ -186,7 +186,7 @@ class QuantumDetector(ScoredDetector):
         self.svm = OneClassSVM(kernel="precomputed", nu=0.05).fit(k)
         self._keep_support(xt)
 
-    def _fit_qsvc(self, xt: np.ndarray, yt: np.ndarray, rng: np.random.Generator) -> None:
+    def _fit_qsvc(self, xt: np.ndarray, yt: np.ndarray) -> None:
         from sklearn.model_selection import StratifiedKFold
         from sklearn.svm import SVC
 
@@ -203,7 +203,7 @@ class QuantumDetector(ScoredDetector):
         self._keep_support(xt)
 
     def _keep_support(self, xt: np.ndarray) -> None:
-        """Keep only the support vectors' angles; refit-free re-indexing of the SVM."""
+        """Keep the training angles and the support vectors' indices (scoring compares with those only)."""
         self.train_angles = self._angles(xt)
         self.support = np.asarray(self.svm.support_, dtype=np.int64)
 

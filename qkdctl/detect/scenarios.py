@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from qkdctl.blockreport import BlockReport
-from qkdctl.core.constants import BASIS_X, BASIS_Z
+from qkdctl.core.constants import BASIS_X, BASIS_Z, DEFAULT_CHANNELS
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.estimate import estimate
 from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
@@ -114,9 +114,10 @@ def block_config(scenario: Scenario, rng: np.random.Generator) -> tuple[dict, fl
 
 
 def settings_for(mu: tuple[float, float, float], qber_abort: float = 0.11) -> BlockSettings:
-    """Pipeline settings of the scenario bench (default channels, gate at the slot clock)."""
-    from qkdctl.core.constants import DEFAULT_CHANNELS
+    """Pipeline settings of the scenario bench (default channels, gate at the slot clock).
 
+    method is "none": `observe` stops before reconciliation.
+    """
     return BlockSettings(
         sync_channel=DEFAULT_CHANNELS["sync"], sync_divider=SYNC_DIVIDER,
         nominal_sync_period_ps=1e3 * SYNC_DIVIDER,
