@@ -195,7 +195,8 @@ def test_cascade_over_tcp_between_threads(rng):
     assert result.round_trips > 10
 
 
-@pytest.mark.parametrize("method", ["cascade-original", "cascade-tuned", "cascade-biconf"])
+@pytest.mark.parametrize("method", ["cascade-original", "cascade-tuned", "cascade-biconf",
+                                    "cascade-efficient"])
 def test_single_thread_direct_channel_matches_threaded_run(method):
     alice, bob = _frame(np.random.default_rng(5), 5000, 0.03)
     threaded = reconcile(method, alice, bob, 0.03, np.random.default_rng(9))
