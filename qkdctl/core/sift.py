@@ -33,6 +33,7 @@ from qkdctl.core.tags import (
     GATE_CHUNK,
     _gate_range,
     gate_params,
+    gate_scratch,
     gate_stats,
 )
 
@@ -233,7 +234,7 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
 def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                       key, a_basis, a_bit, a_int, first_slot,
                       out_slot, out_val, counts, detections, gstats, pulses,
-                      buf_slot, buf_role):
+                      buf_slot, buf_role, s_buf, c_buf):
     """Gate a chunk of tags into small buffers (cache-resident), sift them, count
     Alice's pulses over the record slots just swept (still in cache), repeat.
 
@@ -248,7 +249,8 @@ def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_widt
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
-                        inv_period, half_width_ps, buf_slot, buf_role, None, gstats)
+                        inv_period, half_width_ps, buf_slot, buf_role, None, gstats,
+                        s_buf, c_buf, None)
         _sift_chunk(buf_slot[:k], buf_role[:k], False, state, key, a_basis, a_bit, a_int,
                     first_slot, out_slot, out_val, counts, detections)
         upto = min(max(state[0] - first_slot, done), n_alice)
@@ -415,6 +417,7 @@ def gate_and_sift(
     pulses = np.zeros((2, N_INTENSITIES), dtype=np.int64)
     _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
                       alice.intensity, np.int64(alice.first_slot), *bufs, gstats, pulses,
-                      np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8))
+                      np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8),
+                      *gate_scratch(False)[:2])
     stats = gate_stats(gstats, config)
     return stats, _wrap(*bufs, pulses)

@@ -116,6 +116,25 @@ def test_gate_matches_naive_random(seed, period, offset_frac, width_frac):
     _compare_gate(TagBlock(t, ch), clock, cfg)
 
 
+@pytest.mark.parametrize("roles, ignore", [
+    ({-3: 0, 2: 1, 5: 2, 11: 3}, (-2, 0)),  # span 15: packed 4-bit role table
+    ({-3: 0, 2: 1, 5: 2, 12: 3}, (-2, 0)),  # span 16: general table lookup
+    ({1: 0, 2: 1, 3: 2, 40: 3}, (-18,)),    # wide map with negative (falling-edge) channels
+])
+def test_gate_channel_maps_narrow_and_wide(rng, roles, ignore):
+    n = 3 * 4096 + 17  # several chunks
+    channels = np.array(list(roles) + list(ignore), dtype=np.int32)
+    t = np.sort(rng.integers(0, 2_000_000, n))
+    cfg = GateConfig(roles=roles, offset_ps=30.0, width_ps=400.0, ignore_channels=ignore)
+    clock = Clock(period_ps=800.25, phase_ps=-3.5)
+    _compare_gate(TagBlock(t, rng.choice(channels, n)), clock, cfg)
+    for bad in (min(channels) - 1, max(channels) + 1, 4):  # below, above, inside the map
+        ch = rng.choice(channels, n)
+        ch[5000], ch[9000] = bad, bad + 100
+        with pytest.raises(QkdInputError, match=f"2 tags on unknown channel.*first {bad};"):
+            gate(TagBlock(t, ch), clock, cfg)
+
+
 def test_gate_bad_inputs():
     cfg = GateConfig(roles={1: 0}, offset_ps=0, width_ps=50, ignore_channels=(0,))
     clock = Clock(period_ps=100.0, phase_ps=0.0)
