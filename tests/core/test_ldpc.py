@@ -212,7 +212,7 @@ def test_layered_decoder_matches_reference(bp_method, rng):
 
 def _phi_lut(x, table):
     bits = int(np.array([x], np.float32).view(np.int32)[0])
-    assert bits == _bits_of(np.float32(x))  # the kernel's register bitcast agrees
+    assert bits == L._float_bits(np.float32(x)) == _bits_of(np.float32(x))  # python and compiled
     return table[L._phi_index(bits, table.size - 1)]
 
 

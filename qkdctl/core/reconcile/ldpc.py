@@ -42,7 +42,7 @@ import numpy as np
 from ldpc import BpDecoder
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.codes import LdpcCode
@@ -233,12 +233,21 @@ def phi_table() -> np.ndarray:
 _PHI_OFFSET = (127 + PHI_MIN_EXP) << PHI_MANT_BITS  # biased-exponent bits of the first bin
 
 
+def _float_bits(x):
+    """The IEEE-754 bits of a float32 as int32 (compiled code: a register bitcast, below)."""
+    return int(np.array([x], np.float32).view(np.int32)[0])
+
+
 @intrinsic
-def _float_bits(typingctx, x):  # pragma: no cover - compiled
-    """The IEEE-754 bits of a float32 as int32 (a register bitcast)."""
+def _bitcast_f32_i32(typingctx, x):  # pragma: no cover - compiled
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(32))
     return types.int32(types.float32), codegen
+
+
+@overload(_float_bits)
+def _float_bits_compiled(x):  # pragma: no cover - compiled
+    return lambda x: _bitcast_f32_i32(x)
 
 
 @njit(cache=True, inline="always")
