@@ -171,3 +171,24 @@ def test_sample_bits_for():
     assert sample_bits_for(0.02, 0.2) == int(np.ceil(4 * 0.98 / (0.02 * 0.04)))
     with pytest.raises(QkdInputError):
         sample_bits_for(0.0, 0.2)
+
+
+def test_bad_inputs_raise_typed_errors(block):
+    from qkdctl.select.objective import LabelledBlock
+
+    gated, _, sifted = block
+    fz, fx = event_features(gated, sifted)
+    with pytest.raises(QkdInputError, match="gradient_boosting"):
+        SklearnErrorModel("forest", 0)
+    with pytest.raises(QkdInputError, match="no errors"):
+        SklearnErrorModel("logistic", 0).fit(fz.public_matrix(), np.zeros(len(fz), bool))
+    with pytest.raises(QkdInputError, match="before fit"):
+        QuantumKernelModel(ExactStates(), np.random.default_rng(0)).score(fz.public_matrix())
+    with pytest.raises(QkdInputError, match="do not match"):
+        LabelledBlock(fz, fx, np.zeros(3, bool), np.zeros(len(fx), bool))
+    with pytest.raises(QkdInputError, match="no labelled past blocks"):
+        fit_window([], DECOY, 1.16, GATE)
+    short = type(gated)(gated.slot[: len(gated) // 2], gated.role[: len(gated) // 2],
+                        gated.dt_ps[: len(gated) // 2], gated.stats)
+    with pytest.raises(QkdInputError, match="no gated click"):
+        event_features(short, sifted)
