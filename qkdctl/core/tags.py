@@ -262,8 +262,9 @@ class Gated:
         return int(self.slot.size)
 
 
-# Tags per call of the chunk kernels: their buffers stay in the L1/L2 cache.
-GATE_CHUNK = 4096
+# Tags per call of the chunk kernels: their buffers (~300 kB) stay in the L2 cache;
+# measured at 5e7 tags, 16384 beat 4096 by ~6 % (fewer per-chunk calls).
+GATE_CHUNK = 16384
 
 
 @njit(cache=True, inline="always")
