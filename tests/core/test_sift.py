@@ -9,7 +9,7 @@ from benchmarks.bench_sift import gate_config, numpy_gate_and_sift, synthetic_bl
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.sift import _splitmix64, gate_and_sift, pulses_sent, sift
-from qkdctl.core.tags import Clock, Gated, GateStats, gate, recover_clock
+from qkdctl.core.tags import GATE_CHUNK, Clock, Gated, GateStats, gate, recover_clock
 from tests.naive import sift as naive
 
 KEY_SEED = 77
@@ -194,7 +194,8 @@ def test_pulses_sent_byte_counters_do_not_overflow():
 
 def test_fused_with_record_cut_at_both_ends(rng):
     # clicked slots before and after Alice's record; pulses counted chunk by chunk
-    block, alice = synthetic_block(rng, 40_000, dark_prob=0.03)
+    block, alice = synthetic_block(rng, 120_000, dark_prob=0.03)
+    assert len(block) > 2 * GATE_CHUNK
     clock = recover_clock(block, 0, sync_divider=16)
     short = AliceRecord(alice.basis[300:-300], alice.bit[300:-300],
                         alice.intensity[300:-300], first_slot=300)

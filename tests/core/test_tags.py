@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from benchmarks.bench_sift import gate_config, synthetic_block
 from qkdctl.core.errors import QkdInputError
-from qkdctl.core.tags import Clock, GateConfig, TagBlock, gate, recover_clock
+from qkdctl.core.tags import GATE_CHUNK, Clock, GateConfig, TagBlock, gate, recover_clock
 from tests.naive import sift as naive
 
 
@@ -122,7 +122,7 @@ def test_gate_matches_naive_random(seed, period, offset_frac, width_frac):
     ({1: 0, 2: 1, 3: 2, 40: 3}, (-18,)),    # wide map with negative (falling-edge) channels
 ])
 def test_gate_channel_maps_narrow_and_wide(rng, roles, ignore):
-    n = 3 * 4096 + 17  # several chunks
+    n = 2 * GATE_CHUNK + 17  # several chunks
     channels = np.array(list(roles) + list(ignore), dtype=np.int32)
     t = np.sort(rng.integers(0, 2_000_000, n))
     cfg = GateConfig(roles=roles, offset_ps=30.0, width_ps=400.0, ignore_channels=ignore)
