@@ -160,7 +160,7 @@ def test_block_sizes_of_published_schedules():
     assert VARIANTS["option7"].block_sizes(0.02, 10**4) == [64, 256] + [5000] * 12
     assert VARIANTS["option3"].block_sizes(0.05, 1000) == [20, 40] + [500] * 14
     assert VARIANTS["tuned"].block_sizes(0.02, 10**4) == [60, 120] + [5000] * 12
-    assert VARIANTS["efficient"].block_sizes(0.02, 10**4) == [65, 146]
+    assert VARIANTS["efficient"].block_sizes(0.02, 10**4) == [65, 136]
 
 
 @pytest.mark.parametrize("qber", [0.0, 0.5, -0.1])

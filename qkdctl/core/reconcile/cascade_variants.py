@@ -87,13 +87,13 @@ TUNED = CascadeVariant("tuned", passes=14, k1_factor=1.2, k2_factor=2.0, later="
                        block_reuse=True, infer_last_block=True, wave_divisor=2)
 
 # This project (docs/reconciliation.md), best f at n = 1e4: two Cascade passes
-# (k1 = ceil(1.3/Q), k2 = 2.25 k1, block reuse, block parity inference, waves of an eighth
+# (k1 = ceil(1.3/Q), k2 = 2.1 k1, block reuse, block parity inference, waves of an eighth
 # of the waiting odd blocks), then BICONF rounds until 12 agree in a row instead of twelve
 # fixed n/2 passes: a frame the two passes left clean pays 12 bits and no more.  A random
 # half's parity misses the remaining errors with probability 1/2, so each run of agreeing
 # rounds that starts while errors remain ends the frame wrongly with probability 2^-12;
 # with ~1-3 such runs per frame FER ~ 2.5e-4..7e-4 (11 rounds measured ~1e-3: too many).
-EFFICIENT = CascadeVariant("efficient", passes=2, k1_factor=1.3, k2_factor=2.25,
+EFFICIENT = CascadeVariant("efficient", passes=2, k1_factor=1.3, k2_factor=2.1,
                            biconf_streak=12, block_reuse=True, infer_last_block=True,
                            wave_divisor=8)
 
