@@ -221,3 +221,16 @@ def test_cascade_over_wegman_carter_channel(rng):
     result = reconcile("cascade-original", alice_bits, bob_bits, 0.03, rng, channels=channels)
     assert result.success and np.array_equal(result.bob_bits, alice_bits)
     assert result.auth_key_bytes == 8 + 2 * 2048 * 8
+
+
+def test_efficient_clean_frame_pays_block_parities_and_one_streak(rng):
+    bits = rng.integers(0, 2, 1000, dtype=np.uint8)
+    variant = VARIANTS["efficient"]
+    k1, k2 = variant.block_sizes(0.02, 1000)
+    counted, bob_ch = _counted_pair()
+    result = reconcile("cascade-efficient", bits, bits.copy(), 0.02, rng,
+                       channels=(counted, bob_ch))
+    assert result.success and result.extra["biconf_rounds"] == variant.biconf_streak
+    # pass 1 all blocks, pass 2 all but the inferred last one, one parity per BICONF round
+    expected = -(-1000 // k1) + -(-1000 // k2) - 1 + variant.biconf_streak
+    assert result.leaked_bits == counted.parity_bits_sent == expected
