@@ -16,6 +16,8 @@ node (the cascade effect).  Alice's side only needs `permutation`, `pack_permute
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -603,11 +605,11 @@ class CascadeBobState:
         self._lay = np.array([slots, n, cap, ndefer, nsob], dtype=np.int64)
         i64_shapes = [(slots,), (slots,), (slots,), (slots,), (8,), (n + 1,), (cap, 5),
                       (ndefer, 2)]
-        self._i64 = np.zeros(sum(int(np.prod(sh)) for sh in i64_shapes), dtype=np.int64)
+        self._i64 = np.zeros(sum(math.prod(sh) for sh in i64_shapes), dtype=np.int64)
         self._i32 = np.empty(2 * slots * n + nsob, dtype=np.int32)
         views, o = [], 0
         for sh in i64_shapes:
-            size = int(np.prod(sh))
+            size = math.prod(sh)
             views.append(self._i64[o:o + size].reshape(sh))
             o += size
         views[0][:] = self.ksize
