@@ -195,14 +195,13 @@ app.add_typer(sim_app, name="sim")
 
 
 def _sim_config(path: str):
-    """SimConfig of a lab config's [sim] table (SimConfig defaults when it has none) and a note."""
-    from firmware_sim.config import SimConfig
+    """The simulated bench of a lab config, as `qkdctl run` would embed it, and a note."""
     from qkdctl.config import load_config
+    from qkdctl.wiring import sim_config_of
 
-    table = load_config(path).sim
-    if not table:
-        return SimConfig(), f"{path} has no [sim] table: simulator defaults (SimConfig())"
-    return SimConfig.build(**table), f"{path} [sim]"
+    cfg = load_config(path)
+    note = f"{path} [sim] with its [timing], [channels] and source calibration"
+    return sim_config_of(cfg), note if cfg.sim else note + " (no [sim] table: simulator defaults otherwise)"
 
 
 @sim_app.command("serve")
