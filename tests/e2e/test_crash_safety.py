@@ -1,4 +1,4 @@
-"""kill -9 during a run loses at most the block in flight; DB and key stores agree."""
+"""kill -9 or SIGTERM during a run: the run database and the key stores agree."""
 
 import os
 import signal
@@ -17,21 +17,31 @@ from qkdctl.store.rundb import RunDB
 from tests.e2e.test_run_sim import _config
 
 
-@pytest.mark.slow
-def test_kill_9_mid_run_leaves_consistent_stores(tmp_path):
+def _start_run(tmp_path, seed: int) -> tuple[subprocess.Popen, Path]:
+    """A 50-block `qkdctl run` on the still simulated bench, in a real subprocess."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "qkdctl.cli", "run", str(_config(tmp_path)), "--blocks", "50",
-           "--out", str(out), "--seed", "3"]
+           "--out", str(out), "--seed", str(seed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=Path(__file__).resolve().parents[2])
-    seen = 0
-    deadline = time.monotonic() + 240
+    return proc, out
+
+
+def _wait_blocks(proc: subprocess.Popen, n: int, timeout_s: float = 240) -> int:
+    """Read the run's output until it reported n blocks (or timeout); return how many it did."""
+    seen, deadline = 0, time.monotonic() + timeout_s
+    for line in proc.stdout:
+        seen += line.startswith("block")
+        if seen >= n or time.monotonic() > deadline:
+            break
+    return seen
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_leaves_consistent_stores(tmp_path):
+    proc, out = _start_run(tmp_path, seed=3)
     try:
-        for line in proc.stdout:
-            if line.startswith("block"):
-                seen += 1
-            if seen >= 2 or time.monotonic() > deadline:
-                break
+        seen = _wait_blocks(proc, 2)
         time.sleep(0.3)  # land inside the next block's processing or store
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -52,18 +62,9 @@ def test_kill_9_mid_run_leaves_consistent_stores(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_finishes_the_block_in_flight_and_stops(tmp_path):
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "qkdctl.cli", "run", str(_config(tmp_path)), "--blocks", "50",
-           "--out", str(out), "--seed", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
-    seen = 0
+    proc, out = _start_run(tmp_path, seed=4)
     try:
-        for line in proc.stdout:
-            if line.startswith("block"):
-                seen += 1
-            if seen >= 1:
-                break
+        _wait_blocks(proc, 1)
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=120)
     finally:
@@ -74,6 +75,5 @@ def test_sigterm_finishes_the_block_in_flight_and_stops(tmp_path):
         rows = db.blocks()
         committed = db.key_ids()
     assert run["status"] == "stopped" and 1 <= len(rows) < 50
-    stores = [KeyStore(out / "keys" / "alice"), KeyStore(out / "keys" / "bob")]
-    for store in stores:
+    for store in (KeyStore(out / "keys" / "alice"), KeyStore(out / "keys" / "bob")):
         assert set(store.ids()) == committed  # nothing half-written: no orphan key
