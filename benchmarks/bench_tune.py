@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from benchmarks.common import best_seconds, result
-from benchmarks.make_decoy_data import sample_figures
+from benchmarks.common import result
+from benchmarks.decoy_scoring import score_predictor
 from benchmarks.qml_rows import QML_TUNERS, qml_decoy_rows
 from benchmarks.tune_sim import DRIFTS, KeyModel, SimBench, calibration_for, retained, run_loop, sim_config
 from qkdctl.tune import make_tuner
-from qkdctl.tune.decoy import finite_key_rate, optimize_decoy
 from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, DecoyPredictor, load_training_set
 
 THRESHOLD = 0.11
@@ -38,18 +35,7 @@ def decoy_rows(quick: bool) -> list[dict]:
     """
     features, targets, _ = load_training_set(DEFAULT_TRAINING_SET)
     pred = DecoyPredictor(seed=0).fit(features, targets)
-    fracs, t_direct, t_pred = [], [], []
-    for fig in sample_figures(np.random.default_rng(99), 6 if quick else 30):
-        opt = optimize_decoy(fig)
-        if opt.rate_per_pulse <= 0:
-            continue
-        t_direct.append(opt.seconds)
-        t_pred.append(best_seconds(lambda: pred.predict(fig.features()), repeats=5))
-        fracs.append(max(finite_key_rate(fig, pred.predict(fig.features())[0]), 0.0) / opt.rate_per_pulse)
-    n = len(fracs)
-    return [result("tune/decoy/mlp", n, float(np.sum(t_pred)), "links/s", "decoy-direct", float(np.sum(t_direct)),
-                   mean_fraction_of_optimal=float(np.mean(fracs)), min_fraction_of_optimal=float(np.min(fracs)),
-                   speedup=float(np.sum(t_direct) / np.sum(t_pred)), training_links=len(features))]
+    return [score_predictor(pred, "tune/decoy/mlp", len(features), quick)]
 
 
 def run(quick: bool) -> list[dict]:

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from benchmarks.common import best_seconds, result
-from benchmarks.make_decoy_data import sample_figures
+from benchmarks.decoy_scoring import score_predictor
 from qkdctl.qml.regressors import QuantumKernelDecoyPredictor
-from qkdctl.tune.decoy import finite_key_rate, optimize_decoy
 from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, load_training_set
 
 # polarization tuners on the noiseless Aer simulator (fake-backend runs: tests/qml, docs/qml.md)
@@ -29,15 +25,4 @@ def qml_decoy_rows(quick: bool) -> list[dict]:
     t0 = time.perf_counter()
     pred = QuantumKernelDecoyPredictor().fit(features, targets)
     fit_s = time.perf_counter() - t0
-    fracs, t_direct, t_pred = [], [], []
-    for fig in sample_figures(np.random.default_rng(99), 6 if quick else 30):
-        opt = optimize_decoy(fig)
-        if opt.rate_per_pulse <= 0:
-            continue
-        t_direct.append(opt.seconds)
-        t_pred.append(best_seconds(lambda: pred.predict(fig.features()), repeats=5))
-        fracs.append(max(finite_key_rate(fig, pred.predict(fig.features())[0]), 0.0) / opt.rate_per_pulse)
-    return [result("tune/decoy/qkernel", len(fracs), float(np.sum(t_pred)), "links/s", "decoy-direct",
-                   float(np.sum(t_direct)), mean_fraction_of_optimal=float(np.mean(fracs)),
-                   min_fraction_of_optimal=float(np.min(fracs)), speedup=float(np.sum(t_direct) / np.sum(t_pred)),
-                   training_links=len(features), fit_seconds=fit_s)]
+    return [score_predictor(pred, "tune/decoy/qkernel", len(features), quick, fit_seconds=fit_s)]
