@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from qkdctl.core.errors import QkdInputError
+from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.core.linkmodel import LinkModel, generate_block
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import TagBlock
@@ -50,6 +50,22 @@ def intensities(params: Mapping[str, float], mu_at_0db: float) -> tuple[float, f
         mu_at_0db * 10 ** (-params[f"voa.{k}"] / 10) if params.get(f"voa.on.{k}", 1.0) else 0.0
         for k in (1, 2, 3)
     )
+
+
+def intensity_params(mu: tuple[float, float, float], mu_at_0db: float) -> dict[str, float]:
+    """VOA parameters that realise the intensities mu (0 -> output off at maximum attenuation)."""
+    params: dict[str, float] = {}
+    for k, m in zip((1, 2, 3), mu):
+        if m <= 0:
+            params[f"voa.{k}"], params[f"voa.on.{k}"] = 45.0, 0.0
+        else:
+            att = 10 * math.log10(mu_at_0db / m)
+            if not 0.0 <= att <= 45.0:
+                raise ConfigError(
+                    f"intensity mu{k} = {m} needs {att:.2f} dB of attenuation from mu_at_0db = {mu_at_0db}; "
+                    "the VOA allows 0..45 dB")
+            params[f"voa.{k}"], params[f"voa.on.{k}"] = att, 1.0
+    return params
 
 
 class Hardware(ABC):
@@ -101,8 +117,7 @@ class ModelHardware(Hardware):
         self.sync_divider = sync_divider
         self.gate_offset_ps = gate_offset_ps
         self.mu_at_0db = mu_at_0db
-        self._params = {f"voa.{k}": 10 * math.log10(mu_at_0db / m) if m > 0 else 90.0
-                        for k, m in zip((1, 2, 3), model.intensities)}
+        self._params = intensity_params(model.intensities, mu_at_0db)
         self._next_slot = 0
         self._block_id = 0
 

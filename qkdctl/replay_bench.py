@@ -28,10 +28,10 @@ from drivers.tagger.ptu import PtuReader
 from qkdctl.config import LabConfig, parse_config
 from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.engine import Engine, EngineOptions, RunSummary
-from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
+from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware, intensity_params
 from qkdctl.runner import block_settings, make_detectors, stop_on_signals
 from qkdctl.store.recording import RecordingReader, record_to_hdf5
-from qkdctl.wiring import intensity_params, open_bench
+from qkdctl.wiring import open_bench
 
 def config_from_text(text: str, source: str) -> LabConfig:
     """A lab config from TOML text (e.g. the config stored in a recording)."""

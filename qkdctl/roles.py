@@ -53,7 +53,7 @@ from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment
 from qkdctl.core.verify import draw_seed, hash_plan, keys_match, verification_tag
 from qkdctl.engine import Engine, RunSummary
-from qkdctl.hardware import Acquisition
+from qkdctl.hardware import Acquisition, intensity_params
 from qkdctl.pipeline import (
     TELEMETRY_WINDOWS,
     BlockOutcome,
@@ -74,7 +74,7 @@ from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import CONFIRM_TAG_BITS, alice_confirm, available_methods, bob_confirm
 from qkdctl.protocol.tcp import accept, connect, listen
 from qkdctl.store.keystore import KeyStore
-from qkdctl.wiring import LiveHardware, _alice, _polarization, _tagger, _voa, intensity_params
+from qkdctl.wiring import LiveHardware, _alice, _polarization, _tagger, _voa
 
 AUTH_KEY_MIN_BYTES = 32
 STEP_TIMEOUT_S = 120.0  # one reply within a block

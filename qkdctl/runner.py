@@ -15,7 +15,8 @@ from qkdctl.core.tags import GateConfig
 from qkdctl.engine import Engine, EngineOptions, RunSummary
 from qkdctl.pipeline import BlockSettings
 from qkdctl.protocol.reconcile import available_methods
-from qkdctl.wiring import intensity_params, open_bench
+from qkdctl.hardware import intensity_params
+from qkdctl.wiring import open_bench
 
 
 def block_settings(cfg: LabConfig) -> BlockSettings:

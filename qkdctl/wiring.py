@@ -10,7 +10,6 @@ agree).  The real drivers talk to it over its real transports.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable, Mapping
 
 from qkdctl.config import InstrumentConfig, LabConfig
@@ -192,19 +191,3 @@ def open_bench(cfg: LabConfig, seed: int = 0) -> LiveHardware:
         gate["gate.offset_ps"] = cfg.timing.gate_offset_ps
     return LiveHardware(tagger, alice, voa, controller, calibration, mu_at_0db=cfg.engine.mu_at_0db,
                         gate=gate, on_close=server.stop if server is not None else None)
-
-
-def intensity_params(mu: tuple[float, float, float], mu_at_0db: float) -> dict[str, float]:
-    """VOA parameters that realise the intensities mu (0 -> output off at maximum attenuation)."""
-    params: dict[str, float] = {}
-    for k, m in zip((1, 2, 3), mu):
-        if m <= 0:
-            params[f"voa.{k}"], params[f"voa.on.{k}"] = 45.0, 0.0
-        else:
-            att = 10 * math.log10(mu_at_0db / m)
-            if not 0.0 <= att <= 45.0:
-                raise ConfigError(
-                    f"intensity mu{k} = {m} needs {att:.2f} dB of attenuation from mu_at_0db = {mu_at_0db}; "
-                    "the VOA allows 0..45 dB")
-            params[f"voa.{k}"], params[f"voa.on.{k}"] = att, 1.0
-    return params

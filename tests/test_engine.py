@@ -75,3 +75,14 @@ def test_instrument_failure_marks_the_run_failed(tmp_path):
     with RunDB(tmp_path) as db:
         run = db.runs()[0]
     assert run["status"] == "failed" and "tagger: timeout" in run["summary"]
+
+
+def test_intensity_params_invert_intensities():
+    from qkdctl.core.errors import ConfigError
+    from qkdctl.hardware import intensities, intensity_params
+
+    p = intensity_params((0.5, 0.18, 0.0), 1.0)
+    assert p["voa.on.3"] == 0.0 and p["voa.3"] == 45.0
+    assert intensities(p, 1.0) == pytest.approx((0.5, 0.18, 0.0))
+    with pytest.raises(ConfigError, match="the VOA allows 0..45 dB"):
+        intensity_params((2.0, 0.18, 0.0), 1.0)
