@@ -74,7 +74,7 @@ from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import CONFIRM_TAG_BITS, alice_confirm, available_methods, bob_confirm
 from qkdctl.protocol.tcp import accept, connect, listen
 from qkdctl.store.keystore import KeyStore
-from qkdctl.wiring import LiveHardware, _alice, _polarization, _tagger, _voa
+from qkdctl.wiring import LiveHardware, open_alice_host, open_polarization, open_tagger, open_voa
 
 AUTH_KEY_MIN_BYTES = 32
 STEP_TIMEOUT_S = 120.0  # one reply within a block
@@ -433,11 +433,11 @@ class BobHardware(LiveHardware):
 def open_bob_bench(cfg: LabConfig) -> BobHardware:
     """Bob's instruments of the config (no 'embedded' resources)."""
     named = _role_instruments(cfg, "bob")
-    tagger = _tagger(named["tagger"])
+    tagger = open_tagger(named["tagger"])
     controller = calibration = None
     try:
         if named["polarization"] is not None:
-            controller, calibration = _polarization(named["polarization"])
+            controller, calibration = open_polarization(named["polarization"])
     except BaseException:
         tagger.close()
         raise
@@ -475,9 +475,9 @@ def run_alice(cfg: LabConfig, out_dir: Path, peer: str, auth_key: bytes, seed: i
         raise ConfigError(f"{cfg.source}: --role alice needs [instruments.alice]")
     rng = np.random.default_rng(seed if seed is not None else secrets.randbits(63))
     store = KeyStore(Path(out_dir) / "keys" / "alice")
-    source = _alice(named["alice"])
+    source = open_alice_host(named["alice"])
     try:
-        voa = _voa(named["voa"]) if named["voa"] is not None else None
+        voa = open_voa(named["voa"]) if named["voa"] is not None else None
     except BaseException:
         source.close()
         raise

@@ -17,7 +17,7 @@ from qkdctl.core.errors import ConfigError, InstrumentError, QkdInputError
 from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
 
 
-def _tagger(inst: InstrumentConfig):
+def open_tagger(inst: InstrumentConfig):
     if inst.driver == "sim_tagger":
         from drivers.tagger.sim_client import SimTagger
 
@@ -29,7 +29,7 @@ def _tagger(inst: InstrumentConfig):
     raise ConfigError(f"unknown tagger driver {inst.driver!r}; known: sim_tagger, swabian")
 
 
-def _alice(inst: InstrumentConfig):
+def open_alice_host(inst: InstrumentConfig):
     if inst.driver != "sim_alice":
         raise ConfigError(f"unknown Alice host driver {inst.driver!r}; known: sim_alice")
     from drivers.alice_host import AliceHostClient
@@ -37,7 +37,7 @@ def _alice(inst: InstrumentConfig):
     return AliceHostClient.open(inst.resource, timeout_s=inst.timeout_s, **inst.options)
 
 
-def _voa(inst: InstrumentConfig):
+def open_voa(inst: InstrumentConfig):
     from drivers.attenuator import keysight_n776x
 
     classes = {"keysight_n7761a": keysight_n776x.KeysightN7761A,
@@ -48,7 +48,7 @@ def _voa(inst: InstrumentConfig):
     return classes[inst.driver].open(inst.resource, timeout_s=inst.timeout_s, **inst.options)
 
 
-def _polarization(inst: InstrumentConfig):
+def open_polarization(inst: InstrumentConfig):
     from drivers.polarization.calibration import PaddleCalibration, SqueezerCalibration
 
     if inst.driver == "mpc320":
@@ -168,16 +168,16 @@ def open_bench(cfg: LabConfig, seed: int = 0) -> LiveHardware:
                      else i) for k, i in named.items()}
     opened = []
     try:
-        tagger = _tagger(named["tagger"])
+        tagger = open_tagger(named["tagger"])
         opened.append(tagger)
-        alice = _alice(named["alice"])
+        alice = open_alice_host(named["alice"])
         opened.append(alice)
-        voa = _voa(named["voa"]) if named["voa"] is not None else None
+        voa = open_voa(named["voa"]) if named["voa"] is not None else None
         if voa is not None:
             opened.append(voa)
         controller = calibration = None
         if named["polarization"] is not None:
-            controller, calibration = _polarization(named["polarization"])
+            controller, calibration = open_polarization(named["polarization"])
             opened.append(controller)
     except BaseException:
         for obj in opened:
