@@ -18,6 +18,7 @@ from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
 
 
 def open_tagger(inst: InstrumentConfig):
+    """Open the time tagger of [instruments.tagger] (sim_tagger or swabian)."""
     if inst.driver == "sim_tagger":
         from drivers.tagger.sim_client import SimTagger
 
@@ -30,6 +31,7 @@ def open_tagger(inst: InstrumentConfig):
 
 
 def open_alice_host(inst: InstrumentConfig):
+    """Open the client of Alice's host of [instruments.alice]."""
     if inst.driver != "sim_alice":
         raise ConfigError(f"unknown Alice host driver {inst.driver!r}; known: sim_alice")
     from drivers.alice_host import AliceHostClient
@@ -38,6 +40,7 @@ def open_alice_host(inst: InstrumentConfig):
 
 
 def open_voa(inst: InstrumentConfig):
+    """Open the attenuator of [instruments.voa] (Keysight N776x family)."""
     from drivers.attenuator import keysight_n776x
 
     classes = {"keysight_n7761a": keysight_n776x.KeysightN7761A,
@@ -49,6 +52,7 @@ def open_voa(inst: InstrumentConfig):
 
 
 def open_polarization(inst: InstrumentConfig):
+    """Open the controller of [instruments.polarization] and its SU(2) calibration."""
     from drivers.polarization.calibration import PaddleCalibration, SqueezerCalibration
 
     if inst.driver == "mpc320":
