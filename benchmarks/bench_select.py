@@ -10,11 +10,23 @@ processed by the real pipeline with each selector.  Also: the Z bits a sampled Q
 estimate would disclose vs none with the predictor, and the reconciliation leak
 with each QBER source.  Quick mode: noisy detectors at 25 km, one training and one
 test block.
+
+Two more rows per case put the selectors in proportion:
+- "oracle": the same bench with dark counts and afterpulsing switched off, fixed
+  window -- what a selector that dropped exactly the noise clicks (and no signal)
+  would reach, the ceiling of any event selection;
+- "choice": Alice's settings adapted to the link (qkdctl.select.choice): the decoy
+  optimizer, fed with the first training block's public figures, proposes the
+  intensities alone ("choice-mu") or intensities, their probabilities and P(Z)
+  ("choice-full"); the bench applies them between blocks and the next blocks
+  (same link time each) go through the pipeline with the fixed window and with the
+  selectors fitted before.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -25,10 +37,12 @@ from qkdctl.core.sift import sift
 from qkdctl.core.tags import GateConfig, gate, recover_clock
 from qkdctl.core.timing import find_arrival_peak
 from qkdctl.pipeline import BlockSettings, align_record, process_block
+from qkdctl.select.choice import propose_choice
 from qkdctl.select.objective import labelled_block
 from qkdctl.select.predictor import QberPredictor, sample_bits_for
 from qkdctl.select.quantum import AerStateBackend, QuantumKernelModel
 from qkdctl.select.selectors import SklearnErrorModel, WindowSelector, fit_model_selector, fit_window
+from qkdctl.tune.decoy import DecoyChoice, ProtocolConstants
 
 MU = (0.47, 0.17, 2e-4)
 P_MU = (0.1, 0.5, 0.4)
@@ -41,20 +55,33 @@ BLOCK_S = {25.0: 0.05, 100.0: 0.6}  # simulated seconds per block (~1e5 key-basi
 DETECTORS = {"default": {}, "noisy": {"dark_count_hz": 600.0, "afterpulse_prob": 0.04, "jitter_ps": 60.0}}
 
 
-def _bench(km: float, detectors: str, seed: int):
+def _bench(km: float, detectors: str, seed: int, noise: bool = True):
+    """SimBench at km with the named detector set (noise=False: no dark counts, no afterpulses)."""
     from firmware_sim.bench import SimBench
     from firmware_sim.config import DetectorConfig, FiberConfig, SimConfig, SourceConfig
 
     det = DetectorConfig(**DETECTORS[detectors])
+    if not noise:
+        det = det.model_copy(update={"dark_count_hz": 0.0, "afterpulse_prob": 0.0})
     cfg = SimConfig(source=SourceConfig(p_intensity=P_MU, p_z=P_Z, sync_divider=1000),
                     fiber=FiberConfig(length_km=km), p_bob_z=P_Z, detectors=(det,) * 4,
                     max_slots_per_acquire=2_000_000_000)
     b = SimBench(cfg, seed)
-    for ch, m in enumerate(MU, start=1):
-        b.set_attenuation_db(ch, -10.0 * np.log10(m))
-        b.set_output_enabled(ch, True)
+    _apply_choice(b, DecoyChoice(MU, P_MU, P_Z))
     b.set_paddle_deg(1, 3.0)
     return b
+
+
+def _apply_choice(bench, choice: DecoyChoice) -> None:
+    """Alice's settings on the simulated bench between blocks: intensities through the VOA,
+    probabilities and P(Z) (Alice's pattern, Bob's passive splitter) through its SimConfig."""
+    for ch, m in enumerate(choice.mu, start=1):
+        bench.set_attenuation_db(ch, -10.0 * np.log10(m))
+        bench.set_output_enabled(ch, True)
+    cfg = bench.config
+    bench.config = cfg.model_copy(update={
+        "source": cfg.source.model_copy(update={"p_intensity": choice.p_mu, "p_z": choice.key_basis_prob}),
+        "p_bob_z": choice.key_basis_prob})
 
 
 def _finite(x: float) -> float | None:
@@ -74,6 +101,37 @@ def run(quick: bool) -> list[dict]:
     cases = [("noisy", 25.0)] if quick else [(d, km) for d in DETECTORS for km in (25.0, 100.0)]
     for dets, km in cases:
         out.extend(_case(dets, km, *((1, 1) if quick else (2, 3))))
+    return out
+
+
+def _rows(tag: str, dets: str, km: float, blocks: list, selectors: list, settings: BlockSettings,
+          base: list, fit_s: dict) -> list[dict]:
+    """One result per selector on the blocks; base = [mean bits, seconds] of the fixed window
+    on the baseline blocks (filled by the first call)."""
+    out = []
+    for sel in selectors:
+        bits, qk, fails, secs, leaks = [], [], 0, 0.0, []
+        for blk in blocks:
+            t0 = time.perf_counter()
+            rep = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9),
+                                selector=sel).report
+            secs += time.perf_counter() - t0
+            bits.append(rep.key_bits)
+            qk.append(rep.qber_z)
+            leaks.append(rep.leaked_bits)
+            fails += int("reconciliation failed" in rep.abort_reason or "verification failed" in rep.abort_reason)
+        mean_bits = float(np.mean(bits))
+        if not base:
+            base.extend((mean_bits, secs))
+        out.append(result(
+            f"select {tag}{sel.name} {dets} {km:g} km", len(bits), secs, "blocks/s", "fixed", base[1],
+            detectors=dets, distance_km=km, settings=tag.strip() or "baseline",
+            secret_bits_per_block=mean_bits,
+            gain_vs_fixed=(mean_bits / base[0] - 1.0) if base[0] > 0 else None,
+            qber_kept=_finite(np.nanmean(qk)), failed_verifications=fails,
+            leaked_bits_per_block=float(np.mean(leaks)), fit_seconds=fit_s.get(sel.name, 0.0),
+            params=sel.describe(), mu=list(settings.mu), p_mu=list(settings.p_mu),
+        ))
     return out
 
 
@@ -102,29 +160,29 @@ def _case(dets: str, km: float, n_train: int, n_test: int) -> list[dict]:
     predictor = QberPredictor()
     for lb in train:
         predictor.observe(float(np.mean(lb.wrong_x)), float(np.mean(lb.wrong_z)))
-    base = None
-    for sel in selectors:
-        bits, qk, fails, secs, leaks = [], [], 0, 0.0, []
-        for blk in blocks[n_train:]:
-            t0 = time.perf_counter()
-            rep = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9),
-                                selector=sel).report
-            secs += time.perf_counter() - t0
-            bits.append(rep.key_bits)
-            qk.append(rep.qber_z)
-            leaks.append(rep.leaked_bits)
-            fails += int("reconciliation failed" in rep.abort_reason or "verification failed" in rep.abort_reason)
-        mean_bits = float(np.mean(bits))
-        if base is None:
-            base = (mean_bits, secs)
-        out.append(result(
-            f"select {sel.name} {dets} {km:g} km", len(bits), secs, "blocks/s", "fixed", base[1],
-            detectors=dets, distance_km=km, secret_bits_per_block=mean_bits,
-            gain_vs_fixed=(mean_bits / base[0] - 1.0) if base[0] > 0 else None,
-            qber_kept=_finite(np.nanmean(qk)), failed_verifications=fails,
-            leaked_bits_per_block=float(np.mean(leaks)), fit_seconds=fit_s.get(sel.name, 0.0),
-            params=sel.describe(),
-        ))
+    base: list = []
+    out.extend(_rows("", dets, km, blocks[n_train:], selectors, settings, base, fit_s))
+    # ceiling of event selection: the same link with noise-free detectors
+    clean = _bench(km, dets, seed=int(km), noise=False)
+    clean_blocks = [clean.acquire(BLOCK_S[km]) for _ in range(n_train + n_test)][n_train:]
+    out.extend(_rows("oracle-", dets, km, clean_blocks, selectors[:1], settings, base, fit_s))
+    # Alice's settings adapted to the link measured by the first training block
+    rep_train = process_block(blocks[0].block_id, blocks[0].tags, blocks[0].alice, settings,
+                              np.random.default_rng(9)).report
+    ap_in_gate = DETECTORS[dets].get("afterpulse_prob", 0.01) * GATE_WIDTH_PS / period
+    held = DecoyChoice(MU, P_MU, P_Z)
+    best_sel = [s for s in selectors if s.name in ("fixed", "optimized_window", "logistic")]
+    for tag, probs in (("choice-mu ", False), ("choice-full ", True)):
+        prop = propose_choice(rep_train, held, ap_in_gate, rep_train.sifted_bits_z, ProtocolConstants(), probs)
+        _apply_choice(bench, prop.choice)
+        adapted = [bench.acquire(BLOCK_S[km]) for _ in range(n_test)]
+        _apply_choice(bench, held)
+        s_new = replace(settings, mu=prop.choice.mu, p_mu=prop.choice.p_mu)
+        rows = _rows(tag, dets, km, adapted, best_sel, s_new, base, fit_s)
+        for r in rows:
+            r.update(key_basis_prob=prop.choice.key_basis_prob,
+                     predicted_gain=prop.rate_per_pulse / prop.rate_held_per_pulse - 1.0)
+        out.extend(rows)
     # QBER for reconciliation: disclosed Z sample vs prediction (no disclosure), fixed window
     blk = blocks[n_train]
     rep0 = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9)).report
