@@ -25,29 +25,42 @@ from qkdctl.detect.features import FEATURE_NAMES, extract, extract_many
 
 MIN_HISTORY = 20  # history blocks needed before the unfitted rules use the run as reference
 Z_LIMIT_MIN = 5.0  # no check fires below this robust z, whatever the calibration says
+TIMING_LIMIT_MIN = 10.0  # arrival-time width checks (normal blocks reach ~5 in 1000; the time shift > 30)
 MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
 class Check:
-    """One rule: feature, side (+1 high is bad, -1 low is bad, 0 both), severity, meaning."""
+    """One rule: feature, side (+1 high is bad, -1 low is bad, 0 both), severity, meaning.
+
+    count_scaled: the feature is estimated from the block's clicks, so its spread is
+    scaled by sqrt(reference clicks / block clicks) (a 3 dB connector loss widens it
+    by sqrt(2) and must not alarm).  min_limit: the smallest robust z that may alarm.
+    """
 
     name: str
     feature: str
     side: int
     severity: str
     meaning: str
+    count_scaled: bool = False
+    min_limit: float = Z_LIMIT_MIN
 
 
 CHECKS: tuple[Check, ...] = (
     Check("qber_excess", "qber_min", +1, "warn", "QBER raised in both bases (intercept-resend?)"),
-    Check("decoy_gain", "gain_ratio_decoy", 0, "abort", "decoy/signal gain ratio off (photon-number splitting?)"),
+    Check("decoy_gain", "gain_ratio_decoy", 0, "abort", "decoy/signal gain ratio off (photon-number splitting?)",
+          count_scaled=True),
     Check("offgate_clicks", "offgate_fraction", -1, "abort",
           "too few dark counts/afterpulses outside the gate (detector blinding?)"),
-    Check("arrival_width", "dt_std_ps", +1, "abort", "arrival-time histogram wider (time-shift attack?)"),
-    Check("arrival_shift", "dt_shift_ps", +1, "abort", "arrival time moved (time-shift attack?)"),
+    # arrival-time widths are sample deviations (the window one a max over windows): tails heavier
+    # than Gaussian, so their limit starts at TIMING_LIMIT_MIN
+    Check("arrival_width", "dt_std_ps", +1, "abort", "arrival-time histogram wider (time-shift attack?)",
+          count_scaled=True, min_limit=TIMING_LIMIT_MIN),
+    Check("arrival_shift", "dt_shift_ps", +1, "abort", "arrival time moved (time-shift attack?)",
+          count_scaled=True),
     Check("window_arrival_width", "window_dt_std_max_ps", +1, "abort",
-          "arrival-time width raised in a sub-block window"),
+          "arrival-time width raised in a sub-block window", count_scaled=True, min_limit=TIMING_LIMIT_MIN),
 )
 _INDEX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
@@ -68,7 +81,7 @@ class RuleDetector(ScoredDetector):
                 raise QkdInputError(f"rule {c.name}: unknown feature {c.feature!r}")
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
-        self.limits = np.full(len(self.checks), Z_LIMIT_MIN)
+        self.limits = np.array([c.min_limit for c in self.checks], dtype=np.float64)
         self.threshold = 1.0
 
     def _reference(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +93,13 @@ class RuleDetector(ScoredDetector):
     def _z(self, x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """float[n, n_checks]: signed-to-side robust z of every check (larger = worse)."""
         out = np.empty((x.shape[0], len(self.checks)))
+        lp = _INDEX["log10_click_prob"]
+        counts = np.sqrt(10.0 ** (x[:, lp] - center[lp]))  # sqrt(block clicks / reference clicks)
         for k, c in enumerate(self.checks):
             j = _INDEX[c.feature]
             z = (x[:, j] - center[j]) / scale[j]
+            if c.count_scaled:
+                z = z * counts
             out[:, k] = np.abs(z) if c.side == 0 else c.side * z
         return out
 
@@ -93,8 +110,8 @@ class RuleDetector(ScoredDetector):
         self.center, self.scale = self._reference(x)
         z = self._z(x, self.center, self.scale)
         per_check = false_alarm / len(self.checks)
-        self.limits = np.array([max(Z_LIMIT_MIN, threshold_for(z[:, k], per_check))
-                                for k in range(len(self.checks))])
+        self.limits = np.array([max(c.min_limit, threshold_for(z[:, k], per_check))
+                                for k, c in enumerate(self.checks)])
         return self
 
     def fit_reports(self, reports: Sequence[BlockReport]) -> "RuleDetector":

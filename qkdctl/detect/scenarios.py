@@ -166,10 +166,12 @@ def _h2(q: float) -> float:
 
 
 def generate(scenario: Scenario | str, n_blocks: int, make_bench: Callable[[dict, int], object],
-             seed: int, block_seconds: float = BLOCK_SECONDS) -> list[BlockReport]:
-    """n_blocks BlockReports of `scenario`, each from a fresh bench (reproducible from seed).
+             seed: int, block_seconds: float = BLOCK_SECONDS, first_block: int = 0) -> list[BlockReport]:
+    """Blocks first_block .. first_block + n_blocks - 1 of `scenario`, each from a fresh bench.
 
-    report.params holds the block's seed, scenario name, label and misalignment.
+    Block i depends only on (seed, i), so a long series can be generated in chunks
+    (e.g. on several processes) and comes out identical.  report.params holds the
+    block's seed, scenario name, label and misalignment.
     """
     if isinstance(scenario, str):
         if scenario not in BY_NAME:
@@ -177,9 +179,12 @@ def generate(scenario: Scenario | str, n_blocks: int, make_bench: Callable[[dict
         scenario = BY_NAME[scenario]
     if int(n_blocks) < 1:
         raise QkdInputError(f"n_blocks must be >= 1, got {n_blocks}")
+    if int(first_block) < 0:
+        raise QkdInputError(f"first_block must be >= 0, got {first_block}")
     reports = []
-    for i, ss in enumerate(np.random.SeedSequence(int(seed)).spawn(int(n_blocks))):
-        rng = np.random.default_rng(ss)
+    first = int(first_block)
+    for i in range(first, first + int(n_blocks)):
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(i,)))
         cfg, mis_deg = block_config(scenario, rng)
         bench_seed = int(rng.integers(0, 2**31))
         bench = make_bench(cfg, bench_seed)
