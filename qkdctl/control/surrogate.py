@@ -193,3 +193,20 @@ class SurrogateBench:
         if rep.key_bits <= 0:
             rep.status, rep.abort_reason = "aborted", "no finite key"
         return rep
+
+
+def training_envs(batch: int, n_blocks: int, calibration: SurrogateCalibration | None = None):
+    """make_envs(rng) for the trainers: `batch` surrogate benches on fresh random traces."""
+    if batch < 1:
+        raise QkdInputError(f"batch must be >= 1, got {batch}")
+
+    def make(rng: np.random.Generator) -> list[SurrogateBench]:
+        return [SurrogateBench(random_trace(n_blocks, rng), np.random.default_rng(int(rng.integers(2**63))),
+                               calibration) for _ in range(batch)]
+
+    return make
+
+
+def benchmark_envs(n_blocks: int, seed: int, calibration: SurrogateCalibration | None = None):
+    """make_envs() for evaluation: one surrogate bench on benchmark_trace(n_blocks), bench seed `seed`."""
+    return lambda: [SurrogateBench(benchmark_trace(n_blocks), np.random.default_rng(seed), calibration)]
