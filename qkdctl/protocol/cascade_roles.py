@@ -33,11 +33,10 @@ from qkdctl.core.reconcile.cascade import (
     packed_range_parities, pass_seed, permutation, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
+from qkdctl.protocol.cascade_session import MAX_BICONF_ROUNDS, compiled_role
 from qkdctl.protocol.channel import Channel
 from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
-
-MAX_BICONF_ROUNDS = 200
 
 
 def _read_packed_parities(channel: Channel, expected: int) -> np.ndarray:
@@ -208,7 +207,7 @@ def bob_role(variant: CascadeVariant, bob_bits: np.ndarray, qber_estimate: float
 def cascade_method(variant: CascadeVariant) -> ReconcileMethod:
     """The ReconcileMethod running Cascade `variant` (named "cascade-<variant>")."""
     return ReconcileMethod(f"cascade-{variant.name}", alice_role, partial(bob_role, variant),
-                           responder=alice_responder)
+                           responder=alice_responder, compiled=partial(compiled_role, variant))
 
 
 METHODS: dict[str, ReconcileMethod] = {

@@ -71,6 +71,20 @@ class ReconcileMethod:
     alice: Callable[[np.ndarray, float, Channel, np.random.Generator], None]
     bob: Callable[[np.ndarray, float, Channel, np.random.Generator], MethodOutcome]
     responder: Callable[[np.ndarray, float, np.random.Generator], Responder] | None = None
+    compiled: Callable[..., "CompiledOutcome"] | None = None
+
+
+class CompiledOutcome(Protocol):
+    """What a method's compiled in-process run returns (both roles and the confirmation)."""
+
+    bob_bits: np.ndarray
+    leaked_bits: int
+    confirmed: bool
+    extra: dict
+    messages: int
+    bytes: int
+    round_trips: int
+    auth_key_bytes: int
 
 
 @dataclass
@@ -191,15 +205,20 @@ def reconcile(
     channels: tuple[Channel, Channel] | None = None,
     auth_key: bytes | None = None,
     alice_in_thread: bool = True,
-    mac: str = "blake2b",
+    mac: str | None = None,
+    compiled: bool | None = None,
 ) -> ReconcileResult:
     """Reconcile one frame: Alice's role in a thread, Bob's here, then confirmation.
 
     `channels` is (alice_end, bob_end); by default an in-process pair keyed with
     `auth_key` (pre-shared bytes, >= 32; drawn from `rng` when not given — simulation
-    only) and authenticated with `mac` (see `qkdctl.protocol.auth`; keyed BLAKE2b by
-    default).  alice_in_thread=False (methods with a responder, default channel only) runs
-    Alice's responder in this thread over a `direct_pair`.  Raises ProtocolError when the peer misbehaves; a frame the method could not
+    only) and authenticated with `mac` (see `qkdctl.protocol.auth`; None: keyed BLAKE2b).
+    alice_in_thread=False (methods with a responder, default channel only) runs
+    Alice's responder in this thread over a `direct_pair`.
+    `compiled`: run both roles, the channel (SipHash-2-4 MAC) and the confirmation in one
+    compiled call (`method.compiled`, e.g. `qkdctl.protocol.cascade_session`); None (the
+    default) does so whenever the method has one and neither `channels` nor `mac` is given.
+    Raises ProtocolError when the peer misbehaves; a frame the method could not
     correct returns success=False.
     """
     a_bits = _validate_bits("alice_bits", alice_bits)
@@ -215,6 +234,20 @@ def reconcile(
         method = methods[method]
     alice_rng, bob_rng = rng.spawn(2)
     key = auth_key if auth_key is not None else rng.bytes(64)
+    if compiled is None:
+        compiled = method.compiled is not None and channels is None and mac is None
+    if compiled:
+        if method.compiled is None or channels is not None or mac not in (None, "siphash-2-4"):
+            raise QkdInputError(f"{method.name}: compiled runs need a method with a compiled "
+                                "path, the default channel and the SipHash-2-4 MAC")
+        out = method.compiled(a_bits, b_bits, qber_estimate, KeyPool(key), KeyPool(key),
+                              alice_rng, bob_rng)
+        return ReconcileResult(
+            method=method.name, bob_bits=out.bob_bits, success=out.confirmed,
+            leaked_bits=out.leaked_bits, confirm_bits=CONFIRM_TAG_BITS, messages=out.messages,
+            round_trips=out.round_trips, bytes=out.bytes, auth_key_bytes=out.auth_key_bytes,
+            extra=out.extra)
+    mac = "blake2b" if mac is None else mac
     if not alice_in_thread:
         if channels is not None or method.responder is None:
             raise QkdInputError(f"{method.name}: single-thread runs need a responder method "

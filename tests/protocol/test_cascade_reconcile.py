@@ -199,8 +199,9 @@ def test_cascade_over_tcp_between_threads(rng):
                                     "cascade-efficient"])
 def test_single_thread_direct_channel_matches_threaded_run(method):
     alice, bob = _frame(np.random.default_rng(5), 5000, 0.03)
-    threaded = reconcile(method, alice, bob, 0.03, np.random.default_rng(9))
-    direct = reconcile(method, alice, bob, 0.03, np.random.default_rng(9), alice_in_thread=False)
+    threaded = reconcile(method, alice, bob, 0.03, np.random.default_rng(9), compiled=False)
+    direct = reconcile(method, alice, bob, 0.03, np.random.default_rng(9), alice_in_thread=False,
+                       compiled=False)
     assert direct.success and threaded.success
     assert np.array_equal(direct.bob_bits, threaded.bob_bits)
     assert (direct.leaked_bits, direct.round_trips, direct.messages, direct.bytes) == (
