@@ -119,6 +119,18 @@ class EveConfig(_Model):
         )
 
 
+class QrngConfig(_Model):
+    """Alice's QRNG (firmware_sim.physics.qrng): a beam splitter with a detector behind each output."""
+
+    raw: Literal["path", "time"] = Field("path", description="which-path bit or arrival-time parity")
+    split_ratio: float = Field(0.5, ge=0.0, le=1.0, description="probability a photon takes output 1")
+    efficiency: tuple[float, float] = (0.25, 0.25)
+    dark_fraction: float = Field(1e-3, ge=0.0, le=1.0, description="raw samples that are dark counts")
+    photon_rate_hz: float = Field(1e7, gt=0.0, description="detected photons per second")
+    time_bin_ps: float = Field(50.0, gt=0.0)
+    h_claim: float = Field(0.9, gt=0.0, le=1.0, description="claimed min-entropy per raw bit (health tests)")
+
+
 class SimConfig(_Model):
     """Everything the simulated bench needs; `SimConfig()` is a working 50 km, 1 GHz bench."""
 
@@ -132,6 +144,9 @@ class SimConfig(_Model):
     )
     tagger: TaggerConfig = TaggerConfig()
     eve: EveConfig = EveConfig()
+    alice_choices: Literal["prng", "qrng", "os"] = Field(
+        "prng", description="source of Alice's choices: seeded PRNG (reproducible), QRNG, OS CSPRNG")
+    qrng: QrngConfig = QrngConfig()
     physics_step_s: float = Field(1e-3, gt=0.0, le=10.0, description="drift update step")
     max_slots_per_acquire: int = Field(200_000_000, ge=1)
 

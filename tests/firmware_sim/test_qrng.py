@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from firmware_sim.config import QrngConfig
+from firmware_sim.physics.qrng import BeamSplitterQrng, arrival_bits, choice_source, path_bits
+from qkdctl.core.errors import QkdInputError, SecurityAbort
+from qkdctl.core.randomness import GeneratorSource, OsRandomSource
+
+
+def test_path_bits_follow_split_ratio_efficiencies_and_dark_counts():
+    rng = np.random.default_rng(1)
+    # r eta1 / (r eta1 + (1 - r) eta0) = 0.5 * 0.3 / (0.5 * 0.3 + 0.5 * 0.2) = 0.6; 10 % dark counts -> 0.59
+    x = path_bits(rng, 200_000, 0.5, (0.2, 0.3), 0.1)
+    assert x.mean() == pytest.approx(0.59, abs=0.005)
+    assert path_bits(rng, 1000, 1.0, (0.25, 0.25), 0.0).min() == 1
+    with pytest.raises(QkdInputError, match="no photon"):
+        path_bits(rng, 10, 1.0, (0.25, 0.0), 0.0)
+
+
+def test_arrival_parity_is_nearly_fair():
+    x = arrival_bits(np.random.default_rng(2), 200_000, 1e7, 50.0)
+    assert x.mean() == pytest.approx(0.5, abs=0.005)
+
+
+def test_prng_source_is_the_bench_stream_and_os_is_os():
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    src = choice_source("prng", QrngConfig(), a, seed=3)
+    assert isinstance(src, GeneratorSource)
+    np.testing.assert_array_equal(src.words(4), b.bit_generator.random_raw(4))
+    assert isinstance(choice_source("os", QrngConfig(), a, seed=3), OsRandomSource)
+    with pytest.raises(QkdInputError, match="unknown choice source"):
+        choice_source("dice", QrngConfig(), a, seed=3)
+
+
+@pytest.mark.parametrize("raw", ["path", "time"])
+def test_fair_qrng_gives_reproducible_extracted_words(raw):
+    cfg = QrngConfig(raw=raw)
+    w1 = choice_source("qrng", cfg, np.random.default_rng(0), seed=5).words(2000)
+    w2 = choice_source("qrng", cfg, np.random.default_rng(0), seed=5).words(2000)
+    np.testing.assert_array_equal(w1, w2)
+    assert abs(np.unpackbits(w1.view(np.uint8)).mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("cfg", [QrngConfig(split_ratio=1.0), QrngConfig(split_ratio=0.7),
+                                 QrngConfig(efficiency=(0.1, 0.25))], ids=["stuck", "biased", "mismatched"])
+def test_stuck_or_biased_qrng_stops(cfg):
+    src = choice_source("qrng", cfg, np.random.default_rng(0), seed=5)
+    with pytest.raises(SecurityAbort, match="QRNG stopped: health test"):
+        src.words(2000)
+    with pytest.raises(SecurityAbort, match="stopped"):
+        src.words(1)
+
+
+def test_raw_supplier_reads_its_config():
+    q = BeamSplitterQrng(QrngConfig(split_ratio=0.0, dark_fraction=0.0), np.random.default_rng(4))
+    assert q(100).max() == 0
