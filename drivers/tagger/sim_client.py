@@ -29,7 +29,7 @@ from drivers.instrument import Channel, Instrument
 from drivers.parameters import Parameter, Range
 from drivers.tagger.base import TimeTagger, check_duration_s
 from drivers.transport import DeviceError
-from qkdctl.core.errors import InstrumentError, QkdInputError
+from qkdctl.core.errors import InstrumentError, QkdInputError, SecurityAbort
 from qkdctl.core.tags import TagBlock
 
 FRAME_MAGIC = b"QTAG"
@@ -168,6 +168,8 @@ class SimTagger(Instrument, TimeTagger):
         magic = self.transport.read_exact(4, label=command, timeout_s=self.block_timeout_s)
         if magic == b"ERR ":
             line = "ERR " + self.transport.read_line(label=command)
+            if line.startswith("ERR 6 "):  # the bench's randomness source stopped: a security failure
+                raise SecurityAbort(f"{self.name}: {command!r}: {line[6:]}")
             raise DeviceError(f"{self.name}: {command!r}: instrument error; received {line!r}")
         if magic != FRAME_MAGIC:
             raise self._garbled(command, f"magic {magic!r}, expected {FRAME_MAGIC!r}", magic)

@@ -15,7 +15,7 @@ from firmware_sim.faults import InstrumentFaults
 from firmware_sim.instruments.block_store import BlockStore
 from firmware_sim.instruments.servers import Connection
 from firmware_sim.instruments.tag_frame import encode_frame
-from qkdctl.core.errors import QkdInputError
+from qkdctl.core.errors import QkdInputError, SecurityAbort
 
 IDN = "QKDCTL,SIM-TAGGER,TT0001,1.0"
 TRIG_MIN_V, TRIG_MAX_V = -2.5, 2.5
@@ -28,6 +28,7 @@ ERR_BAD_ARGUMENT = 2
 ERR_OUT_OF_RANGE = 3
 ERR_UNKNOWN_CHANNEL = 4
 ERR_ACQUISITION = 5
+ERR_SOURCE_STOPPED = 6  # Alice's randomness source failed its health tests: no block, no key
 
 
 class TaggerError(Exception):
@@ -169,6 +170,8 @@ class TaggerFirmware:
             block = self.bench.acquire(duration_s)
         except QkdInputError as exc:
             raise TaggerError(ERR_ACQUISITION, str(exc)) from None
+        except SecurityAbort as exc:
+            raise TaggerError(ERR_SOURCE_STOPPED, str(exc)) from None
         except Exception as exc:  # the firmware answers ERR 5 instead of dying with the session
             raise TaggerError(ERR_ACQUISITION, f"{type(exc).__name__}: {exc}") from None
         self.store.put(block)

@@ -15,7 +15,7 @@ from drivers.transport import DeviceError
 from firmware_sim.bench import SimBench
 from firmware_sim.config import SimConfig
 from firmware_sim.serve import SimServer
-from qkdctl.core.errors import InstrumentError, QkdInputError
+from qkdctl.core.errors import InstrumentError, QkdInputError, SecurityAbort
 from tests.drivers.fake_link import expected_protocol
 
 
@@ -110,6 +110,13 @@ def test_bad_frames_raise_instrument_error(reply, message):
             tagger.read_block(0.001)
         assert str(info.value).startswith(("tt: ", "fake: "))  # driver name, or its transport's for timeouts
         tagger.transport.link.inbox = b""  # the client discards or leaves partial input; the script is done
+
+
+def test_stopped_randomness_source_is_a_security_abort():
+    reply = b"ERR 6 QRNG stopped: health test failed at raw sample 23\n"
+    with expected_protocol(SimTagger, [(b"BLOCK 0.001\n", reply)], name="tt") as tagger:
+        with pytest.raises(SecurityAbort, match=r"tt: 'BLOCK 0.001': QRNG stopped: health test failed"):
+            tagger.read_block(0.001)
 
 
 def test_stream_transcript():
