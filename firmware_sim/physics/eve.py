@@ -27,7 +27,8 @@ from numba import njit
 from scipy.optimize import brentq
 
 from firmware_sim.config import EveConfig, SourceConfig
-from firmware_sim.physics.clicks import SUBBLOCK_SLOTS, _draw_choices, choice_tables
+from firmware_sim.physics.alice import ChoiceTable, alice_choices, words_needed
+from firmware_sim.physics.clicks import SUBBLOCK_SLOTS
 from qkdctl.core.errors import QkdInputError
 
 N_STATS = 8
@@ -49,11 +50,12 @@ def _route_photons(rng, n_ph, q, out_det_flags):
 
 @njit(cache=True)
 def _eve_kernel(
-    rng, slot0, n, cut, lo, inv, period_ps, delay_ps, jitter_ps, mu, t_link, t_bob, p_det, eff, center, width,
+    rng, slot0, period_ps, delay_ps, jitter_ps, mu, t_link, t_bob, p_det, eff, center, width,
     f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block, pns_forward, p_bob_z,
     basis, bit, intensity, stats, click_t, click_det,
 ):
-    # click_t / click_det have room for 4 clicks per slot
+    # Alice's basis/bit/intensity are given; click_t / click_det have room for 4 clicks per slot
+    n = basis.size
     nc = 0
     hit = np.zeros(4, dtype=np.bool_)
     q = np.zeros(4)
@@ -63,10 +65,9 @@ def _eve_kernel(
         if width[j] > 0.0:
             eff0[j] *= math.exp(-0.5 * (center[j] / width[j]) ** 2)
     for i in range(n):
-        c, b, x, u = _draw_choices(rng.random(), cut, lo, inv)
-        basis[i] = b
-        bit[i] = x
-        intensity[i] = c
+        c = intensity[i]
+        b = basis[i]
+        x = bit[i]
         s = 2 * b + x
         a = rng.random()
         hit[:] = False
@@ -172,6 +173,9 @@ def simulate_slots_with_eve(
 ) -> tuple[np.ndarray, ...]:
     """Like clicks.simulate_slots but with Eve (time-shifted clicks arrive shifted).
 
+    Per sub-block of SUBBLOCK_SLOTS: Alice's random words (physics/alice.py), then
+    per slot Eve's and the channel's draws.
+
     stats (dict) is updated in place with Eve's counts for the block.
     """
     p_det = np.ascontiguousarray(p_det, dtype=np.float64)
@@ -187,7 +191,7 @@ def simulate_slots_with_eve(
     bit = np.empty(n_slots, dtype=np.uint8)
     intensity = np.empty(n_slots, dtype=np.uint8)
     counts = np.zeros(N_STATS, dtype=np.int64)
-    cut, lo, inv = choice_tables(src.p_intensity, src.p_z, src.p_bit_one)
+    table = ChoiceTable.build(src.p_intensity, src.p_z, src.p_bit_one)
     m = min(n_slots, SUBBLOCK_SLOTS)
     click_t = np.empty(4 * m + 1024, dtype=np.int64)
     click_det = np.empty(4 * m + 1024, dtype=np.uint8)
@@ -197,8 +201,9 @@ def simulate_slots_with_eve(
         if click_t.size - nc < 4 * (b - a):
             click_t = np.concatenate((click_t[:nc], np.empty(click_t.size, dtype=np.int64)))
             click_det = np.concatenate((click_det[:nc], np.empty(click_det.size, dtype=np.uint8)))
+        alice_choices(rng.bit_generator.random_raw(words_needed(b - a)), table, basis[a:b], bit[a:b], intensity[a:b])
         nc += _eve_kernel(
-            rng, int(slot0) + a, b - a, cut, lo, inv, float(period_ps), float(delay_ps),
+            rng, int(slot0) + a, float(period_ps), float(delay_ps),
             np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,
             float(t_link), float(t_bob), p_det, eff,
             np.ascontiguousarray(center_ps, dtype=np.float64), np.ascontiguousarray(width_ps, dtype=np.float64),

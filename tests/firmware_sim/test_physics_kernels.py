@@ -6,18 +6,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.physics import clicks, detectors
+from firmware_sim.physics.alice import ChoiceTable
 from firmware_sim.physics.detectors import DetectorState, apply_dead_time, sort_nearly_sorted
 from firmware_sim.physics.tagger import TaggerState, tag_stream
 from qkdctl.core.errors import QkdInputError
 from tests.naive import sim as naive
 
 
-def _run_slots(seed, n, p_int, p_z, p_one, lam, jitter):
+def _run_slots(seed, n, p_int, p_z, p_one, lam, jitter, subblock=clicks.SUBBLOCK_SLOTS):
     rng = np.random.default_rng(seed)
     out = clicks.simulate_slots(rng, 7, n, p_int, p_z, p_one, lam, 800.0, 5000.0, jitter)
-    rng = np.random.default_rng(seed)
-    uniforms = rng.random(n)
-    ref = naive.slots(rng, uniforms, 7, p_int, p_z, p_one, lam, 800.0, 5000.0, jitter)
+    table = ChoiceTable.build(p_int, p_z, p_one)
+    ref = naive.slots(np.random.default_rng(seed), n, 7, (table.thr, table.alias), lam, 800.0, 5000.0, jitter, subblock, clicks.DENSE_P)
     return out, ref
 
 
@@ -29,7 +29,7 @@ def test_slots_tiny_hand_case():
     basis, bit, inten, t, det = out
     is_sig_h = (inten == 0) & (basis == 0) & (bit == 0)
     assert np.all(det == 0)
-    assert t.size == int(is_sig_h.sum())
+    assert t.size == int(is_sig_h.sum()) > 0
     assert np.array_equal((t - 5000) // 800 - 7, np.flatnonzero(is_sig_h))
     for a, b in zip(out, ref):
         assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -43,15 +43,33 @@ def test_slots_tiny_hand_case():
     p1=st.floats(0.0, 1.0),
     p_z=st.floats(0.05, 0.95),
     p_one=st.floats(0.05, 0.95),
-    scale=st.floats(1e-3, 3.0),
+    scale=st.sampled_from([1e-3, 0.02, 0.1, 3.0]),
 )
 def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
+    # scales below and above DENSE_P: sparse (geometric gaps) and dense candidate processes
     p1 = (1 - p0) * p1
     p_int = (p0, p1, 1.0 - p0 - p1)
     lam = np.random.default_rng(seed).random((3, 4, 4)) * scale
     out, ref = _run_slots(seed, n, p_int, p_z, p_one, lam, np.array([10.0, 20.0, 0.0, 5.0]))
     for a, b in zip(out, ref):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0])
+def test_slots_match_naive_across_subblocks(monkeypatch, scale):
+    # odd sub-block size: word halves restart per sub-block, the candidate gap carries over
+    monkeypatch.setattr(clicks, "SUBBLOCK_SLOTS", 37)
+    lam = np.random.default_rng(5).random((3, 4, 4)) * scale
+    out, ref = _run_slots(5, 1000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), subblock=37)
+    assert len(ref[3]) > 10
+    for a, b in zip(out, ref):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_slots_no_light_no_clicks(rng):
+    basis, _, _, t, _ = clicks.simulate_slots(rng, 0, 1000, (0.5, 0.3, 0.2), 0.5, 0.5, np.zeros((3, 4, 4)),
+                                              1000.0, 0.0, np.zeros(4))
+    assert basis.size == 1000 and t.size == 0
 
 
 def test_slots_statistics(rng):

@@ -12,53 +12,86 @@ import math
 import numpy as np
 
 
-def choices(u: float, p_intensity, p_z: float, p_bit_one: float) -> tuple[int, int, int, float]:
-    """(class, basis, bit, leftover uniform) from one uniform by conditional rescaling."""
-    edges = np.cumsum([0.0, *p_intensity])
-    c = 0 if u < edges[1] else (1 if u < edges[2] else 2)
-    u = (u - edges[c]) / (edges[c + 1] - edges[c])
-    if u < p_z:
-        b, u = 0, u / p_z
-    else:
-        b, u = 1, (u - p_z) / (1.0 - p_z)
-    if u < p_bit_one:
-        x, u = 1, u / p_bit_one
-    else:
-        x, u = 0, (u - p_bit_one) / (1.0 - p_bit_one)
-    return c, b, x, u
+def choice_weights(p_intensity, p_z, p_bit_one) -> list[int]:
+    """Weights of the 12 outcomes 4*class + 2*basis + bit, in units of 2**-32, summing to 2**32.
+
+    Each joint probability rounded down, then the largest remainders (earliest first on ties) get one more.
+    """
+    total = sum(p_intensity)
+    joint = []
+    for c in range(3):
+        for b in range(2):
+            for x in range(2):
+                pb = p_z if b == 0 else 1.0 - p_z
+                px = p_bit_one if x == 1 else 1.0 - p_bit_one
+                joint.append(p_intensity[c] / total * pb * px)
+    total = sum(joint)
+    scaled = [p / total * 2.0**32 for p in joint]
+    weights = [math.floor(v) for v in scaled]
+    by_remainder = sorted(range(12), key=lambda o: -(scaled[o] - weights[o]))
+    for o in by_remainder[: 2**32 - sum(weights)]:
+        weights[o] += 1
+    return weights
 
 
-def slots(rng, uniforms, slot0, p_intensity, p_z, p_bit_one, lam, period_ps, delay_ps, jitter_ps):
-    """Reference of clicks._slots_kernel over all uniforms: Alice's arrays and clicks."""
+def alice_choice(half: int, thr, alias) -> tuple[int, int, int]:
+    """(class, basis, bit) of one 32-bit number through the alias table (top 4 bits = column)."""
+    col = half >> 28
+    o = col if half % 2**28 < thr[col] else int(alias[col])
+    return o // 4, (o // 2) % 2, o % 2
+
+
+def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, dense_p):
+    """Reference of clicks.simulate_slots: Alice's arrays and clicks, same draws in the same order.
+
+    Per sub-block: Alice's 64-bit words (low half = even slot), then each candidate slot
+    (Bernoulli(p_bound) process with geometric gaps) takes a uniform and one normal per click.
+    """
+    thr, alias = table
+    p_any = [[1.0 - math.exp(-sum(lam[c, s])) for s in range(4)] for c in range(3)]
+    p_max = max(max(row) for row in p_any)
+    p_bound = 1.0 if p_max > dense_p else p_max
+
+    def gap():
+        if p_bound == 1.0:
+            return 0
+        return int(math.log1p(-rng.random()) / math.log1p(-p_bound))
+
     basis, bit, inten, click_t, click_det = [], [], [], [], []
-    for i, u in enumerate(uniforms):
-        c, b, x, u = choices(float(u), p_intensity, p_z, p_bit_one)
-        basis.append(b)
-        bit.append(x)
-        inten.append(c)
-        s = 2 * b + x
-        l4 = lam[c, s]
-        p_any = 1.0 - math.exp(-sum(l4))
-        if u >= p_any:
-            continue
-        v = u / p_any
-        # pattern k (bit j = detector j clicked), probability given at least one click
-        acc = 0.0
-        chosen = 15
-        for k in range(1, 15):
-            pk = 1.0
-            for j in range(4):
-                pj = 1.0 - math.exp(-l4[j])
-                pk *= pj if (k >> j) & 1 else 1.0 - pj
-            acc += pk / p_any
-            if v < acc:
-                chosen = k
-                break
-        for j in range(4):
-            if (chosen >> j) & 1:
-                t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
-                click_t.append(int(np.rint(t)))
-                click_det.append(j)
+    cand = gap() if p_bound > 0 else n
+    for a in range(0, n, subblock):
+        b = min(n, a + subblock)
+        words = rng.bit_generator.random_raw((b - a + 1) // 2)
+        for i in range(a, b):
+            half = (int(words[(i - a) // 2]) >> (32 * ((i - a) % 2))) & 0xFFFFFFFF
+            c, bs, x = alice_choice(half, thr, alias)
+            inten.append(c)
+            basis.append(bs)
+            bit.append(x)
+        while cand < b:
+            i = cand
+            c, s = inten[i], 2 * basis[i] + bit[i]
+            w = rng.random() * p_bound
+            if w < p_any[c][s]:
+                v = w / p_any[c][s]
+                # pattern k (bit j = detector j clicked), probability given at least one click
+                acc = 0.0
+                chosen = 15
+                for k in range(1, 15):
+                    pk = 1.0
+                    for j in range(4):
+                        pj = 1.0 - math.exp(-lam[c, s, j])
+                        pk *= pj if (k >> j) & 1 else 1.0 - pj
+                    acc += pk / p_any[c][s]
+                    if v < acc:
+                        chosen = k
+                        break
+                for j in range(4):
+                    if (chosen >> j) & 1:
+                        t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
+                        click_t.append(int(np.rint(t)))
+                        click_det.append(j)
+            cand += 1 + gap()
     return basis, bit, inten, click_t, click_det
 
 
@@ -137,10 +170,10 @@ def route_photons(rng, n_photons, q, hit):
                 break
 
 
-def eve_slots(rng, slot0, n, p_intensity, p_z, p_bit_one, period_ps, delay_ps, jitter_ps, mu, t_link,
+def eve_slots(rng, slot0, n, table, period_ps, delay_ps, jitter_ps, mu, t_link,
               t_bob, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block,
               pns_forward, p_bob_z):
-    """Reference of eve._eve_kernel, same draws in the same order.
+    """Reference of eve.simulate_slots_with_eve for one sub-block (n slots), same draws in the same order.
 
     Returns basis, bit, intensity, click_t, click_det, stats (8 counts, see eve.N_STATS).
     """
@@ -151,8 +184,10 @@ def eve_slots(rng, slot0, n, p_intensity, p_z, p_bit_one, period_ps, delay_ps, j
     eff0 = [eff[j] * window(0.0)[j] for j in range(4)]
     basis, bit, inten, click_t, click_det = [], [], [], [], []
     stats = [0] * 8
+    words = rng.bit_generator.random_raw((n + 1) // 2)
     for i in range(n):
-        c, b, x, _ = choices(rng.random(), p_intensity, p_z, p_bit_one)
+        half = (int(words[i // 2]) >> (32 * (i % 2))) & 0xFFFFFFFF
+        c, b, x = alice_choice(half, *table)
         basis.append(b)
         bit.append(x)
         inten.append(c)
