@@ -165,8 +165,8 @@ def policy_from_dict(data: dict, backend=None) -> Policy:
     raise QkdInputError(f"saved policy: unknown kind {kind!r}; known: softmax, fixed, vqc")
 
 
-def load_policy(path: str | Path, backend=None) -> Policy:
-    """Read a policy saved by Policy.save (QkdInputError for a missing or malformed file)."""
+def read_policy_file(path: str | Path) -> dict:
+    """The saved form of a policy file (QkdInputError for a missing or malformed file)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -174,4 +174,11 @@ def load_policy(path: str | Path, backend=None) -> Policy:
         raise QkdInputError(f"{p}: policy file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise QkdInputError(f"{p}: not a JSON policy file ({exc})") from None
-    return policy_from_dict(data, backend)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise QkdInputError(f"{p}: not a saved policy (no 'kind')")
+    return data
+
+
+def load_policy(path: str | Path, backend=None) -> Policy:
+    """Read a policy saved by Policy.save; `backend` is needed for kind 'vqc'."""
+    return policy_from_dict(read_policy_file(path), backend)

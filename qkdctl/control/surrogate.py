@@ -15,7 +15,8 @@ thousands of blocks.  The surrogate draws one block's figures in ~0.2 ms from:
   0.9, so its f at low QBER is ~ ldpc_leak_fraction / h(QBER) (blind rate
   adaptation recovers a little: 0.088 instead of 0.1);
 - processing time: fixed + per detection + per sifted Z bit of the method (a
-  log-normal factor for machine load), plus round trips x the channel RTT;
+  log-normal factor for machine load), plus round trips x the channel RTT; the
+  report carries the RTT as measured telemetry (telemetry["channel_rtt_s"], 10 % spread);
 - the finite-key length of qkdctl.core.keyrate on the expected decoy statistics.
 
 Defaults are calibrated against SimBench + process_block (benchmarks/control_sim.py,
@@ -46,7 +47,7 @@ class SurrogateCalibration:
     pulse_rate_hz: float = 1e9
     distance_km: float = 25.0
     fiber_loss_db_per_km: float = 0.2
-    detector_efficiency: float = 0.25 * 10 ** (-1.0 / 10)  # SimBench detector x 1 dB Bob loss
+    detector_efficiency: float = 0.96 * 0.25 * 10 ** (-1.0 / 10)  # SimBench detector, 1 dB Bob loss, x0.96 fitted
     dark_count_prob: float = 1e-7
     afterpulse_prob: float = 0.01
     jitter_ps: float = 30.0
@@ -57,13 +58,13 @@ class SurrogateCalibration:
     eps_sec: float = 1e-10
     eps_cor: float = 1e-15
     cascade_f: float = 1.09
-    cascade_round_trips: float = 90.0
+    cascade_round_trips: float = 70.0
     ldpc_leak_fraction: float = 0.088
     ldpc_min_f: float = 1.1
     ldpc_round_trips: float = 2.0
     proc_fixed_s: float = 0.01
-    proc_s_per_detection: float = 5e-7
-    proc_s_per_bit: tuple[tuple[str, float], ...] = (("cascade", 2.5e-7), ("ldpc", 5e-7))
+    proc_s_per_detection: float = 6e-7
+    proc_s_per_bit: tuple[tuple[str, float], ...] = (("cascade", 1.5e-7), ("ldpc", 6e-7))
     load_sigma: float = 0.2  # log-normal spread of compute time (a shared machine)
 
     def link(self, gate_width_ps: float, misalignment: float) -> LinkModel:
@@ -182,7 +183,8 @@ class SurrogateBench:
                           sifted_bits_x=int(n_x), qber_z=q_z, qber_x=q_x_seen, method=action.method,
                           ec_efficiency=f, round_trips=int(rtrips),
                           stage_seconds={"process": other_s, "reconcile": rec_s},
-                          params={**action.params()})
+                          params={**action.params()},
+                          telemetry={"channel_rtt_s": rtt_s * float(np.exp(self.rng.normal(0.0, 0.1)))})
         self.t += 1
         if q_z > QBER_ABORT or q_x_seen > QBER_ABORT:
             rep.status, rep.abort_reason = "aborted", "QBER above threshold"
