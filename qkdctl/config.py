@@ -162,6 +162,15 @@ class DetectConfig(_Table):
     options: dict = Field(default_factory=dict, description="per detector name: its options")
 
 
+class ControlConfig(_Table):
+    """[control]: a trained adaptive-control policy (docs/control.md) chooses block length,
+    reconciliation method and gate width between blocks."""
+
+    policy: str = Field(description="saved policy JSON (path relative to this config file)")
+    backend: str = Field(default="aer", description="quantum backend of a 'vqc' policy")
+    seed: int = Field(default=0, ge=0, description="simulator seed of the quantum backend")
+
+
 class LabConfig(BaseModel):
     """A whole lab config.  Unknown top-level tables are kept (extra='allow')."""
 
@@ -176,6 +185,7 @@ class LabConfig(BaseModel):
     tuner: TunerConfig = TunerConfig()
     detect: DetectConfig = DetectConfig()
     sim: dict = Field(default_factory=dict, description="SimConfig fields (firmware_sim)")
+    control: Optional[ControlConfig] = None
     _source: str = PrivateAttr(default="config")
 
     def require_planning(self) -> tuple[LinkConfig, ProtocolConfig]:

@@ -164,7 +164,7 @@ class Engine:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 t0 = time.perf_counter()
-                acq = self.hw.acquire(self.options.block_seconds)
+                acq = self.hw.acquire(self._block_seconds(self.hw.params()))
                 item = (acq, time.perf_counter() - t0)
                 while not self._stop.is_set():
                     try:
@@ -205,7 +205,7 @@ class Engine:
                 acq, acquire_s = item
                 report = self._one_block(acq, acquire_s, stores, db, run_id)
                 summary.blocks += 1
-                summary.acquired_s += self.options.block_seconds
+                summary.acquired_s += report.duration_s
                 summary.sifted_bits += report.sifted_bits_z
                 summary.alarms += len(report.alarms)
                 summary.qbers.append(report.qber_z)
@@ -245,7 +245,7 @@ class Engine:
                            gate=self._gate(acq))
         out = self.processor.process(acq, settings, self.rng, self.auth_key)
         rep = out.report
-        rep.duration_s = self.options.block_seconds
+        rep.duration_s = self._block_seconds(acq.params)
         rep.params = dict(acq.params)
         rep.stage_seconds["acquire"] = acquire_s
         for det in self.detectors:
@@ -266,6 +266,11 @@ class Engine:
         db.add_block(run_id, rep)
         rep.stage_seconds["store"] = time.perf_counter() - t0
         return rep
+
+    def _block_seconds(self, params) -> float:
+        """Block length (s) in force: the "block.seconds" parameter (set by a control
+        tuner), else EngineOptions.block_seconds."""
+        return float(params.get("block.seconds", self.options.block_seconds))
 
     def _gate(self, acq: Acquisition) -> GateConfig:
         """The gate in force for this block; on the first block without a configured
@@ -295,3 +300,6 @@ class Engine:
             self.hw.apply(prop.params)
             rep.tuner = {"name": tuner.name, "proposal": dict(prop.params), "reason": prop.reason,
                          "probes_used": prop.probes_used}
+            if "method" in prop.extra:  # reconciliation method: from the next processed block on
+                self.settings = replace(self.settings, method=str(prop.extra["method"]))
+                rep.tuner["method"] = self.settings.method

@@ -23,8 +23,9 @@ from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import TagBlock
 
 
-#: parameters that live in software (the pipeline's gate), accepted by every bench.
-SOFTWARE_PARAMS = frozenset({"gate.offset_ps", "gate.width_ps"})
+#: parameters that live in software (the pipeline's gate, the engine's block length in s),
+#: accepted by every bench.
+SOFTWARE_PARAMS = frozenset({"gate.offset_ps", "gate.width_ps", "block.seconds"})
 
 
 @dataclass(frozen=True)

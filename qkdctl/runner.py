@@ -51,6 +51,10 @@ def make_tuners(cfg: LabConfig, calibration) -> list:
             raise ConfigError(f"{cfg.source}: tuner.polarization = {name!r} needs [instruments.polarization]")
         # Intensity tuners are calibrated by the source (photons/pulse at 0 dB).
         tuners.append(make_tuner(name, cfg.engine.mu_at_0db if role == "intensities" else calibration, options))
+    if cfg.control is not None:
+        from qkdctl.control.tuner import control_tuner
+
+        tuners.append(control_tuner(cfg.control, Path(cfg.source).parent))
     return tuners
 
 
