@@ -23,8 +23,10 @@ message.  The confirmation tag is SipHash-2-4 keyed by Alice's fresh 16-byte sal
 (Bob's / Alice's key packed, n as u64 LE): 64 bits, like the Python path's BLAKE2b tag.
 
 Fault hook (tests): `fault = (kind, k, byte)` acts on the k-th message sealed in the
-session (both directions, from 0): 1 flips one bit of byte `byte % frame length`, 2 drops
-it, 3 delivers it twice, 4 delivers it after the next message in its direction.
+session (both directions, from 0): "flip" flips bit 0 of byte `byte % frame length` on the
+wire, "drop" drops it, "replay" delivers it twice, "reorder" delivers it after the next
+message in its direction, "lie" flips bit 0 of payload byte `byte % payload length` before
+the MAC (an authenticated peer sending a malformed message).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from qkdctl.protocol.siphash import _siphash24_kernel
 
 SESSION_KEY_BYTES = 32
 MAX_BICONF_ROUNDS = 200
-FAULTS = {"flip": 1, "drop": 2, "replay": 3, "reorder": 4}
+FAULTS = {"flip": 1, "drop": 2, "replay": 3, "reorder": 4, "lie": 5}
 LOG_MESSAGES = 4096
 
 T_START, T_PASS, T_ASK, T_PARITIES, T_DONE, T_CREQ, T_CTAG, T_CRES = range(1, 9)
@@ -138,8 +140,15 @@ def _enqueue(d, q, off, flen):
 
 @njit(cache=True)
 def _seal(d, typ, off, plen, bufs, q, ch, keys, fault, log):
-    """Header and tag around the payload already at bufs[d, off + 13:], count, queue."""
+    """Header and tag around the payload already at bufs[d, off + 13:], count, queue
+    (nothing is sent once the session has stopped on a defect)."""
+    if ch[_ERR] != 0:
+        return
     buf = bufs[d]
+    g = ch[_GLOBAL]
+    kind = fault[0] if g == fault[1] else 0
+    if kind == 5 and plen > 0:  # a lying peer: payload changed before the MAC
+        buf[off + _HDR + fault[2] % plen] ^= np.uint8(1)
     seq_slot = _SEQ_OUT_B if d == 0 else _SEQ_OUT_A
     seq = ch[seq_slot]
     ch[seq_slot] = seq + 1
@@ -158,13 +167,11 @@ def _seal(d, typ, off, plen, bufs, q, ch, keys, fault, log):
     if d == 1 and typ == T_PARITIES:
         count = np.int64(_get_u64(buf, off + _HDR))
         ch[_PARSENT] += count
-    g = ch[_GLOBAL]
     ch[_GLOBAL] = g + 1
     if g < log.shape[0]:
         log[g, 0] = typ
         log[g, 1] = count
     q[d, _QTAIL] = off + flen
-    kind = fault[0] if g == fault[1] else 0
     if kind == 1:
         buf[off + fault[2] % flen] ^= np.uint8(1)
     if kind == 2:
@@ -185,7 +192,9 @@ def _seal(d, typ, off, plen, bufs, q, ch, keys, fault, log):
 @njit(cache=True)
 def _open(d, bufs, q, ch, keys):
     """Pop and check the next frame of direction d; return its offset (-1 on a defect)."""
-    party = 1 - d  # receiver: Alice (0) for d = 0, Bob (1) for d = 1
+    party = d  # receiver: Alice (0) for d = 0, Bob (1) for d = 1
+    if ch[_ERR] != 0:
+        return -1
     if q[d, _QN] == 0:
         _fail(ch, party, E_NO_MESSAGE, 0, 0)
         return -1
@@ -388,9 +397,22 @@ def _bob_send(typ, o, plen, abits, apack, awords, aperm, abegun, aranges, salt, 
 
 
 @njit(cache=True)
+def _bob_reply(bufs, q, ch, keys):
+    """Open Alice's one reply; a second frame behind it (Alice answers each question once)
+    is checked at once and is a defect (replayed, or an unexpected message)."""
+    off = _open(1, bufs, q, ch, keys)
+    if off >= 0 and q[1, _QN] > 0:
+        extra = _open(1, bufs, q, ch, keys)
+        if extra >= 0:
+            _fail(ch, 1, E_KIND, ch[_SEQ_IN_B] - 1, np.int64(bufs[1, extra]))
+        return -1
+    return off
+
+
+@njit(cache=True)
 def _bob_parities(expected, bufs, q, ch, keys):
     """Offset of the packed parities in Alice's reply to `expected` questions (-1: defect)."""
-    off = _open(1, bufs, q, ch, keys)
+    off = _bob_reply(bufs, q, ch, keys)
     if off < 0:
         return -1
     buf = bufs[1]
@@ -427,7 +449,8 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
     _put_u64(b0, o + _HDR, np.uint64(n))
     _put_u64(b0, o + _HDR + 8, seed)
     _put_u64(b0, o + _HDR + 16, np.uint64(slots))
-    _bob_send(T_START, o, 24, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
+    _bob_send(T_START, o, 24, abits, apack, awords, aperm, abegun, aranges, salt,
+              bufs, q, ch, keys, fault, log)
     ch[_TOTAL_PAR] = -1
     completed = ch[_ERR] == 0
     biconf_rounds = 0
@@ -467,7 +490,8 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
             _put_u64(b0, o + _HDR + 16, np.uint64(halves[slot]))
             _put_u64(b0, o + _HDR + 24, np.uint64(k))
             _put_u64(b0, o + _HDR + 32, np.uint64(asked))
-            _bob_send(T_PASS, o, 40, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
+            _bob_send(T_PASS, o, 40, abits, apack, awords, aperm, abegun, aranges, salt,
+                      bufs, q, ch, keys, fault, log)
             ch[_INDEX] += 1
             r = _bob_parities(asked, bufs, q, ch, keys)
             if r < 0:
@@ -518,7 +542,8 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
                     _put_u32(b0, w, srch[i, 0])
                     _put_u32(b0, w + 4, s)
                     _put_u32(b0, w + 8, s + (srch[i, 4] - s + 1) // 2)
-                _bob_send(T_ASK, o, 12 * ns, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
+                _bob_send(T_ASK, o, 12 * ns, abits, apack, awords, aperm, abegun, aranges, salt,
+                          bufs, q, ch, keys, fault, log)
                 r = _bob_parities(ns, bufs, q, ch, keys)
                 if r < 0:
                     break
@@ -550,14 +575,16 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
     o = _reserve(0, q, ch, _OVERHEAD)
     if o < 0:
         return
-    _bob_send(T_DONE, o, 0, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
+    _bob_send(T_DONE, o, 0, abits, apack, awords, aperm, abegun, aranges, salt,
+              bufs, q, ch, keys, fault, log)
     if ch[_ERR] != 0:
         return
     o = _reserve(0, q, ch, _OVERHEAD)
     if o < 0:
         return
-    _bob_send(T_CREQ, o, 0, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
-    off = _open(1, bufs, q, ch, keys) if ch[_ERR] == 0 else -1
+    _bob_send(T_CREQ, o, 0, abits, apack, awords, aperm, abegun, aranges, salt,
+              bufs, q, ch, keys, fault, log)
+    off = _bob_reply(bufs, q, ch, keys)
     if off < 0:
         return
     b1 = bufs[1]
@@ -571,7 +598,10 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
     if o < 0:
         return
     _put_u64(b0, o + _HDR, np.uint64(1 if ok else 0))
-    _bob_send(T_CRES, o, 8, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys, fault, log)
+    _bob_send(T_CRES, o, 8, abits, apack, awords, aperm, abegun, aranges, salt,
+              bufs, q, ch, keys, fault, log)
+    if ch[_A_PHASE] != 4:  # Alice never got the verdict
+        _fail(ch, 0, E_NO_MESSAGE, ch[_SEQ_IN_A], 0)
 
 
 @dataclass
