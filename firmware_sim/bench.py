@@ -9,7 +9,9 @@ it concurrently.  Channel numbering follows the instruments:
   MPC320 paddles 1..3, 0..170 degrees.
   Tagger channels: the numbers in config.tagger.channels (sync + H, V, D, A).
 Simulated time advances only in `acquire`.  Same config + seed + call sequence
-gives the same tags.
+gives the same tags.  Alice's choices come from config.alice_choices
+(physics/qrng.choice_source); when her QRNG fails a health test, `acquire` raises
+SecurityAbort, now and on every later call.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from firmware_sim.physics.polarization import (
     epc_unitary,
     mpc320_unitary,
 )
+from firmware_sim.physics.qrng import choice_source
 from firmware_sim.physics.source import intensity_mu
 from firmware_sim.physics.tagger import TaggerState, tag_stream
 from qkdctl.core.errors import QkdInputError
@@ -79,6 +82,7 @@ class SimBench:
         self.seed = int(seed)
         fiber_seq, event_seq = np.random.SeedSequence(self.seed).spawn(2)
         self._rng = np.random.default_rng(event_seq)
+        self._choices = choice_source(config.alice_choices, config.qrng, self._rng, self.seed)
         self._fiber = FiberState(config.fiber, np.random.default_rng(fiber_seq))
         src = config.source
         self._att_db = np.array(src.attenuation_db, dtype=np.float64)
@@ -386,6 +390,7 @@ class SimBench:
                 basis, bit, inten, c_t, c_det = eve_physics.simulate_slots_with_eve(
                     self._rng, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
                     period_ps, self._fiber.delay_ps, jitter, t_bob=t_bob, p_bob_z=cfg.p_bob_z,
+                    choices=self._choices,
                 )
                 for a, chunk in zip(alice_arrays, (basis, bit, inten)):
                     a[s - slot0:s - slot0 + n] = chunk
@@ -394,7 +399,7 @@ class SimBench:
                 _, _, _, c_t, c_det = simulate_slots(
                     self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam,
                     period_ps, self._fiber.delay_ps, jitter,
-                    out=tuple(a[s - slot0:s - slot0 + n] for a in alice_arrays),
+                    out=tuple(a[s - slot0:s - slot0 + n] for a in alice_arrays), choices=self._choices,
                 )
             parts_t.append(c_t)
             parts_det.append(c_det)

@@ -23,6 +23,7 @@ from numba import njit
 
 from firmware_sim.physics.alice import ChoiceTable, alice_choices, words_needed
 from qkdctl.core.errors import QkdInputError
+from qkdctl.core.randomness import RandomSource
 
 _PATTERN_SIZE = np.array([bin(p).count("1") for p in range(16)], dtype=np.int64)
 _PATTERN_DETS = np.array([[j for j in range(4) if p >> j & 1] + [0] * (4 - bin(p).count("1")) for p in range(16)],
@@ -109,6 +110,7 @@ def simulate_slots(
     delay_ps: float,
     jitter_ps: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    choices: RandomSource | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Alice's (basis, bit, intensity) for n_slots slots and the clicks they cause.
 
@@ -118,6 +120,8 @@ def simulate_slots(
     Returns basis, bit, intensity (uint8, n_slots; written into `out` if given),
     click_t_ps (int64, in slot order, not sorted across jitter), click_det (uint8 0..3).
     Draws per sub-block of SUBBLOCK_SLOTS: Alice's words, then the candidates' uniforms and normals.
+    choices: source of Alice's words (qkdctl.core.randomness; e.g. a health-tested QRNG,
+    whose SecurityAbort passes through); None = rng's bit generator.
     """
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     if lam.shape != (3, 4, 4) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
@@ -149,7 +153,8 @@ def simulate_slots(
     nxt = int(_gap(rng, log_q)) if p_bound > 0 else n_slots
     for a in range(0, n_slots, SUBBLOCK_SLOTS):
         b = min(n_slots, a + SUBBLOCK_SLOTS)
-        words = rng.bit_generator.random_raw(words_needed(b - a))
+        k = words_needed(b - a)
+        words = rng.bit_generator.random_raw(k) if choices is None else choices.words(k)
         alice_choices(words, table, basis[a:b], bit[a:b], intensity[a:b])
         if nxt >= b - a:
             nxt -= b - a

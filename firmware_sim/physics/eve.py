@@ -30,6 +30,7 @@ from firmware_sim.config import EveConfig, SourceConfig
 from firmware_sim.physics.alice import ChoiceTable, alice_choices, words_needed
 from firmware_sim.physics.clicks import SUBBLOCK_SLOTS
 from qkdctl.core.errors import QkdInputError
+from qkdctl.core.randomness import RandomSource
 
 N_STATS = 8
 """Stats vector: intercepted, pns_kept, pns_blocked, blind_clicks, ts[+,0], ts[+,1], ts[-,0], ts[-,1]."""
@@ -170,13 +171,15 @@ def simulate_slots_with_eve(
     jitter_ps: np.ndarray,
     t_bob: float = 1.0,
     p_bob_z: float = 0.5,
+    choices: RandomSource | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Like clicks.simulate_slots but with Eve (time-shifted clicks arrive shifted).
 
     Per sub-block of SUBBLOCK_SLOTS: Alice's random words (physics/alice.py), then
     per slot Eve's and the channel's draws.
 
-    stats (dict) is updated in place with Eve's counts for the block.
+    stats (dict) is updated in place with Eve's counts for the block.  choices: source of
+    Alice's words as in clicks.simulate_slots (None = rng's bit generator).
     """
     p_det = np.ascontiguousarray(p_det, dtype=np.float64)
     if p_det.shape != (4, 4):
@@ -201,7 +204,9 @@ def simulate_slots_with_eve(
         if click_t.size - nc < 4 * (b - a):
             click_t = np.concatenate((click_t[:nc], np.empty(click_t.size, dtype=np.int64)))
             click_det = np.concatenate((click_det[:nc], np.empty(click_det.size, dtype=np.uint8)))
-        alice_choices(rng.bit_generator.random_raw(words_needed(b - a)), table, basis[a:b], bit[a:b], intensity[a:b])
+        k = words_needed(b - a)
+        words = rng.bit_generator.random_raw(k) if choices is None else choices.words(k)
+        alice_choices(words, table, basis[a:b], bit[a:b], intensity[a:b])
         nc += _eve_kernel(
             rng, int(slot0) + a, float(period_ps), float(delay_ps),
             np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,

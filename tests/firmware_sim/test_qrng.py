@@ -54,3 +54,47 @@ def test_stuck_or_biased_qrng_stops(cfg):
 def test_raw_supplier_reads_its_config():
     q = BeamSplitterQrng(QrngConfig(split_ratio=0.0, dark_fraction=0.0), np.random.default_rng(4))
     assert q(100).max() == 0
+
+
+# ---- wired to Alice's choices on the simulated bench ------------------------------------------
+
+def _bench(choices, eve=None, **qrng):
+    from firmware_sim.bench import SimBench
+    from firmware_sim.config import SimConfig
+
+    cfg = {"alice_choices": choices, "qrng": qrng, "fiber": {"length_km": 10.0}}
+    if eve:
+        cfg["eve"] = eve
+    return SimBench(SimConfig.build(**cfg), seed=3)
+
+
+def test_source_words_replace_the_generator_words_exactly():
+    from firmware_sim.physics.clicks import simulate_slots
+
+    lam = np.full((3, 4, 4), 0.01)
+    args = (0, 5000, (0.7, 0.2, 0.1), 0.5, 0.5, lam, 1000.0, 0.0, np.full(4, 30.0))
+    plain = simulate_slots(np.random.default_rng(8), *args)
+    rng = np.random.default_rng(8)
+    via_source = simulate_slots(rng, *args, choices=GeneratorSource(rng))
+    for x, y in zip(plain, via_source):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("eve", [None, {"intercept_resend_fraction": 0.5}])
+@pytest.mark.parametrize("choices", ["qrng", "os"])
+def test_bench_choices_from_qrng_and_os(choices, eve):
+    blk = _bench(choices, eve).acquire(1e-4)
+    a = blk.alice
+    assert a.basis.size == 100_000 and abs(a.basis.mean() - 0.5) < 0.01 and abs(a.bit.mean() - 0.5) < 0.01
+    assert np.bincount(a.intensity, minlength=3)[0] / a.intensity.size == pytest.approx(0.7, abs=0.01)
+    assert len(blk.tags) > 0
+
+
+@pytest.mark.parametrize("eve", [None, {"pns_fraction": 1.0}])
+@pytest.mark.parametrize("qrng", [{"split_ratio": 1.0}, {"split_ratio": 0.7}], ids=["stuck", "biased"])
+def test_failing_qrng_stops_acquisition(qrng, eve):
+    bench = _bench("qrng", eve, **qrng)
+    with pytest.raises(SecurityAbort, match="QRNG stopped: health test failed"):
+        bench.acquire(1e-4)
+    with pytest.raises(SecurityAbort, match="QRNG stopped"):
+        bench.acquire(1e-4)
