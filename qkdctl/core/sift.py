@@ -171,32 +171,42 @@ def _squash(mask, key, slot):
 
 @njit(cache=True)
 def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot,
-                out_slot, out_val, counts, detections):
+                o_slot, o_abit, o_bbit, o_int, capacity, counts, detections):
     """Sift detections (slot non-decreasing), continuing the open slot in
     state = [slot, click mask]; a slot is finished when a later one starts, or at
-    the end when `final`.
+    the end when `final`.  With role None, slot holds slot * 4 + role packed.
 
-    Finishing a slot squashes its mask, looks up Alice, counts, and appends it at
-    out[basis, n_basis].  The entry is always written and the position advances
-    only on a basis match: no unpredictable branch; frequent counters in registers.
+    Finishing a slot squashes its mask, looks up Alice, counts, and appends it to
+    the flat outputs o_* at position n_z (Z) or capacity + n_x (X).  The entry is
+    always written and the position advances only on a basis match: no
+    unpredictable branch.  One-dimensional outputs and frequent counters in
+    registers keep the loop's values in registers (2-D outputs spilled them).
     counts = [single, double same, double cross, multi, mismatch, outside record,
-    sifted Z, sifted X]; detections[basis, intensity].
+    sifted Z, sifted X]; detections[3 * basis + intensity].
     """
     n = slot.size
     n_alice = np.uint64(a_basis.size)
     cur = state[0]
     mask = state[1]
-    n_z = counts[_N_SIFTED_Z]
-    n_x = counts[_N_SIFTED_X]
+    pos_z = np.uint64(counts[_N_SIFTED_Z])
+    pos_x = np.uint64(counts[_N_SIFTED_X]) + np.uint64(capacity)
     single = 0
-    mismatch = 0
+    mismatch = np.uint64(0)
     s = cur
     for i in range(n + 1 if final else n):
         if i < n:
-            s = slot[i]
+            if role is None:
+                v = slot[i]
+                s = v >> 2
+                r = v & 3
+            else:
+                s = slot[i]
+                r = np.int64(role[i])
             if s == cur:
-                mask |= 1 << role[i]
+                mask |= 1 << r
                 continue
+        else:
+            r = 0
         if mask:
             idx = np.uint64(cur - first_slot)  # unsigned indices: no wraparound code
             if idx < n_alice:
@@ -207,25 +217,24 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
                     counts[case] += 1
                 ab = np.uint64(a_basis[idx])
                 ai = a_int[idx]
-                is_x = ab == np.uint64(BASIS_X)
-                detections[ab, ai] += 1
-                k = np.uint64(n_x if is_x else n_z)
-                out_slot[ab, k] = cur
-                out_val[ab, np.uint64(0), k] = a_bit[idx]
-                out_val[ab, np.uint64(1), k] = b_bit
-                out_val[ab, np.uint64(2), k] = ai
-                match = np.int64(ab == np.uint64(b_basis))
-                n_x += match & is_x
-                n_z += match & (not is_x)
-                mismatch += 1 - match
+                detections[ab * np.uint64(3) + ai] += 1
+                k = pos_x if ab == np.uint64(BASIS_X) else pos_z
+                o_slot[k] = cur
+                o_abit[k] = a_bit[idx]
+                o_bbit[k] = b_bit
+                o_int[k] = ai
+                match = np.uint64(ab == np.uint64(b_basis))
+                pos_x += match & ab
+                pos_z += match & (ab ^ np.uint64(1))
+                mismatch += np.uint64(1) - match
             else:
                 counts[CASE_OUTSIDE] += 1
         cur = s
-        mask = 1 << role[i] if i < n else 0
+        mask = (1 << r) if i < n else 0
     state[0] = cur
     state[1] = mask
-    counts[_N_SIFTED_Z] = n_z
-    counts[_N_SIFTED_X] = n_x
+    counts[_N_SIFTED_Z] = pos_z
+    counts[_N_SIFTED_X] = pos_x - np.uint64(capacity)
     counts[CASE_SINGLE] += single
     counts[CASE_MISMATCH] += mismatch
 
@@ -233,31 +242,31 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
 @njit(cache=True)
 def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                       key, a_basis, a_bit, a_int, first_slot,
-                      out_slot, out_val, counts, detections, gstats, pulses,
-                      buf_slot, buf_role, s_buf, c_buf):
-    """Gate a chunk of tags into small buffers (cache-resident), sift them, count
-    Alice's pulses over the record slots just swept (still in cache), repeat.
+                      o_slot, o_abit, o_bbit, o_int, capacity, counts, detections, gstats,
+                      pulses, buf, s_buf, c_buf):
+    """Gate a chunk of tags into a small buffer of packed slot * 4 + role
+    (cache-resident), sift it, count Alice's pulses over the record slots just
+    swept (still in cache), repeat.
 
     The chunk size is the buffers' size, not a global: numba's cache of this file
     does not track other modules (after editing tags._gate_range, clear the cache).
     """
     n = t.size
-    chunk = buf_slot.size
+    chunk = buf.size
     n_alice = a_basis.size
     done = 0  # Alice's slots [0, done) are in pulses
     state = np.zeros(2, dtype=np.int64)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
-                        inv_period, half_width_ps, buf_slot, buf_role, None, gstats,
-                        s_buf, c_buf, None)
-        _sift_chunk(buf_slot[:k], buf_role[:k], False, state, key, a_basis, a_bit, a_int,
-                    first_slot, out_slot, out_val, counts, detections)
+                        inv_period, half_width_ps, buf, None, None, gstats, s_buf, c_buf, None)
+        _sift_chunk(buf[:k], None, False, state, key, a_basis, a_bit, a_int, first_slot,
+                    o_slot, o_abit, o_bbit, o_int, capacity, counts, detections)
         upto = min(max(state[0] - first_slot, done), n_alice)
         _pulses_kernel(a_basis[done:upto], a_int[done:upto], pulses)
         done = upto
-    _sift_chunk(buf_slot[:0], buf_role[:0], True, state, key, a_basis, a_bit, a_int,
-                first_slot, out_slot, out_val, counts, detections)
+    _sift_chunk(buf[:0], None, True, state, key, a_basis, a_bit, a_int, first_slot,
+                o_slot, o_abit, o_bbit, o_int, capacity, counts, detections)
     _pulses_kernel(a_basis[done:], a_int[done:], pulses)
 
 
@@ -342,22 +351,64 @@ def _draw_key(rng: np.random.Generator) -> np.uint64:
     return np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
 
 
-def _buffers(capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    # np.empty maps pages lazily: only the part the kernel writes takes memory.
-    return (
-        np.empty((2, capacity), dtype=np.int64),
-        np.empty((2, 3, capacity), dtype=np.uint8),
-        np.zeros(8, dtype=np.int64),
-        np.zeros((2, N_INTENSITIES), dtype=np.int64),
-    )
+class SiftWorkspace:
+    """Output buffers of sifting, kept by the caller across blocks.
+
+    A pipeline hands the same workspace to every block so that the sifted-key
+    arrays reuse memory that is already mapped (fresh pages cost the kernel a
+    page fault and a zero-fill each).  The SiftResult of a call holds views into
+    these buffers: it is valid until the next call with the same workspace (copy
+    what must outlive it).  Buffers grow to the largest block seen.
+
+    Layout: four flat arrays (slot int64; Alice's bit, Bob's bit, intensity
+    uint8) of 2 * capacity entries, Z key at [0, n_z), X key at [capacity,
+    capacity + n_x).
+    """
+
+    def __init__(self) -> None:
+        self._capacity = 0
+        self._out = self._allocate(0)
+        self._chunk = (np.empty(GATE_CHUNK, np.int64), *gate_scratch(False)[:2])
+
+    @staticmethod
+    def _allocate(capacity: int) -> tuple[np.ndarray, ...]:
+        # np.empty maps pages lazily: only the part the kernel writes takes memory.
+        return (np.empty(2 * capacity, np.int64),
+                *(np.empty(2 * capacity, np.uint8) for _ in range(3)))
+
+    @property
+    def capacity(self) -> int:
+        """Sifted entries per basis the buffers hold."""
+        return self._capacity
+
+    def outputs(self, capacity: int) -> tuple:
+        """(slot, alice_bit, bob_bit, intensity, capacity, zeroed counts[8], zeroed
+        detections[6]) for a call that sifts at most `capacity` clicked slots."""
+        if self._capacity < capacity:
+            self._out = self._allocate(capacity)
+            self._capacity = capacity
+        return (*self._out, np.int64(self._capacity), np.zeros(8, dtype=np.int64),
+                np.zeros(2 * N_INTENSITIES, dtype=np.int64))
+
+    def chunk_buffers(self) -> tuple:
+        """Per-chunk scratch of the fused kernel: (packed slot/role, gate slot, gate code)."""
+        return self._chunk
 
 
-def _wrap(out_slot, out_val, counts, detections, pulses) -> SiftResult:
+def _workspace(workspace: SiftWorkspace | None) -> SiftWorkspace:
+    if workspace is None:
+        return SiftWorkspace()
+    if not isinstance(workspace, SiftWorkspace):
+        raise QkdInputError(f"workspace must be a SiftWorkspace, got {type(workspace).__name__}")
+    return workspace
+
+
+def _wrap(o_slot, o_abit, o_bbit, o_int, capacity, counts, detections, pulses) -> SiftResult:
     keys = []
     for b in (BASIS_Z, BASIS_X):
-        k = int(counts[_N_SIFTED_Z + b])
-        keys.append(SiftedKey(out_slot[b, :k], out_val[b, 0, :k], out_val[b, 1, :k],
-                              out_val[b, 2, :k]))
+        lo = b * int(capacity)
+        hi = lo + int(counts[_N_SIFTED_Z + b])
+        keys.append(SiftedKey(o_slot[lo:hi], o_abit[lo:hi], o_bbit[lo:hi], o_int[lo:hi]))
     return SiftResult(
         z=keys[0],
         x=keys[1],
@@ -369,17 +420,19 @@ def _wrap(out_slot, out_val, counts, detections, pulses) -> SiftResult:
             basis_mismatch=int(counts[CASE_MISMATCH]),
             outside_record=int(counts[CASE_OUTSIDE]),
         ),
-        detections=detections,
+        detections=detections.reshape(2, N_INTENSITIES),
         pulses_sent=pulses,
     )
 
 
-def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResult:
+def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator,
+         workspace: SiftWorkspace | None = None) -> SiftResult:
     """Sift gated detections (slot order) against Alice's record.
 
     Slot s is Alice's entry s - alice.first_slot; clicked slots outside her record
     are counted (outside_record) and dropped.  Multi-click choices are drawn as
-    described in the module docstring (one 64-bit draw from rng).
+    described in the module docstring (one 64-bit draw from rng).  With a
+    workspace, the sifted keys are views into its buffers (see SiftWorkspace).
     """
     slot = np.ascontiguousarray(gated.slot, dtype=np.int64)
     role = np.ascontiguousarray(gated.role, dtype=np.uint8)
@@ -392,7 +445,7 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator) -> SiftResu
     if slot.size > 1 and np.any(slot[1:] < slot[:-1]):
         raise QkdInputError("sift: gated slots are not in non-decreasing order")
     key = _draw_key(rng)
-    bufs = _buffers(slot.size)
+    bufs = _workspace(workspace).outputs(slot.size)
     _sift_chunk(slot, role, True, np.zeros(2, dtype=np.int64), key, alice.basis,
                 alice.bit, alice.intensity, np.int64(alice.first_slot), *bufs)
     return _wrap(*bufs, pulses_sent(alice))
@@ -404,6 +457,7 @@ def gate_and_sift(
     config: GateConfig,
     alice: AliceRecord,
     rng: np.random.Generator,
+    workspace: SiftWorkspace | None = None,
 ) -> tuple[GateStats, SiftResult]:
     """Gate and sift in one pass over the tags (no per-tag arrays).
 
@@ -416,12 +470,12 @@ def gate_and_sift(
     """
     args = gate_params(block, clock, config)
     key = _draw_key(rng)
-    bufs = _buffers(len(block))
+    ws = _workspace(workspace)
+    bufs = ws.outputs(len(block))
     gstats = np.zeros(9, dtype=np.int64)
     pulses = np.zeros((2, N_INTENSITIES), dtype=np.int64)
     _gate_sift_kernel(block.t_ps, block.channel, *args, key, alice.basis, alice.bit,
                       alice.intensity, np.int64(alice.first_slot), *bufs, gstats, pulses,
-                      np.empty(GATE_CHUNK, np.int64), np.empty(GATE_CHUNK, np.uint8),
-                      *gate_scratch(False)[:2])
+                      *ws.chunk_buffers())
     stats = gate_stats(gstats, config)
     return stats, _wrap(*bufs, pulses)

@@ -280,6 +280,7 @@ def _gate_tag(t, r, ref_ps, period_ps, inv_period, half_width_ps):
 
 _CODE_UNKNOWN = 0  # tag codes in the gate's scratch: role + 2 (ignored 1, detectors 2..5)
 _PACKED_CHANNELS = 15  # channel maps spanning at most this many channels use a packed table
+_MAX_SLOT = 2.0**60  # |slot| bound: slot * 4 + role fits an int64
 
 
 @njit(cache=True, inline="always")
@@ -295,14 +296,18 @@ def _packed_codes(table):
 @njit(cache=True)
 def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
                 out_slot, out_role, out_dt, gstats, s_buf, c_buf, d_buf):
-    """Gate tags t, ch into out[:kept] per tag (called per GATE_CHUNK); return kept.
+    """Gate tags t, ch into out[:kept] per tag (called per GATE_CHUNK, < 65536 tags);
+    return kept.
 
-    Two loops.  The first computes every tag's slot (s_buf), a code (c_buf: role + 2,
-    plus 16 when kept) and, unless out_dt is None, its gate time (d_buf); with a
-    channel map spanning <= 15 channels the role comes from a 4-bit packed table
-    in a register, so this loop has no memory lookups and vectorizes (AVX-512:
-    8 tags per instruction).  The second compacts: every tag is written at the
-    current position, which advances only when the tag is kept (branch-free).
+    Two loops.  The first computes every tag's slot and role packed as
+    slot * 4 + role (s_buf), a code (c_buf: role + 2, plus 16 when kept), the
+    kept tags per role (16-bit fields of one register) and, unless out_dt is None,
+    its gate time (d_buf); with a channel map spanning <= 15 channels the role
+    comes from a 4-bit packed table in a register, so this loop has no memory
+    lookups and vectorizes (AVX-512: 8 tags per instruction).  The second
+    compacts: every tag is written at the current position, which advances only
+    when the tag is kept (branch-free).  With out_role None, out_slot receives the
+    packed slot * 4 + role (one store per tag; gate_params bounds |slot| < 2**60).
     table[-1] is ROLE_UNKNOWN (for channels out of range).  gstats += [kept,
     rejected, ignored, unknown, -, kept H, V, D, A]; gstats[4] is the first
     unknown channel, found by a rescan only in a chunk that holds one.  Scratch
@@ -312,6 +317,7 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
     n_table = np.uint64(table.size - 1)
     n_det = 0
     unknown = 0
+    per_role = np.uint64(0)  # kept tags of role r in bits 16 r .. 16 r + 15
     if table.size - 1 <= _PACKED_CHANNELS:
         packed = _packed_codes(table)
         for i in range(m):
@@ -319,10 +325,12 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
             code = (packed >> (np.uint64(4) * min(k, np.uint64(15)))) & np.uint64(15)
             kept, s, d = _gate_tag(t[i], np.int64(code) - 2, ref_ps, period_ps, inv_period,
                                    half_width_ps)
-            s_buf[i] = s
+            r = (code - np.uint64(2)) & np.uint64(3)
+            s_buf[i] = (s << 2) | np.int64(r)
             if out_dt is not None:
                 d_buf[i] = d
             c_buf[i] = np.uint8(code | (np.uint64(kept) << np.uint64(4)))
+            per_role += np.uint64(kept) << (np.uint64(16) * r)
             n_det += code >= np.uint64(2)
             unknown += code == np.uint64(_CODE_UNKNOWN)
     else:
@@ -330,31 +338,32 @@ def _gate_range(t, ch, lo, table, ref_ps, period_ps, inv_period, half_width_ps,
             k = np.uint64(ch[i] - lo)
             r = np.int64(table[k if k < n_table else n_table])
             kept, s, d = _gate_tag(t[i], r, ref_ps, period_ps, inv_period, half_width_ps)
-            s_buf[i] = s
+            s_buf[i] = (s << 2) | (r & 3)
             if out_dt is not None:
                 d_buf[i] = d
             c_buf[i] = np.uint8((r + 2) | (np.int64(kept) << 4))
+            per_role += np.uint64(kept) << np.uint64(16 * (r & 3))
             n_det += r >= 0
             unknown += r == ROLE_UNKNOWN
     j = np.uint64(0)
     for i in range(m):
-        c = c_buf[i]
-        out_slot[j] = s_buf[i]
-        out_role[j] = (c & np.uint8(15)) - np.uint8(2)
+        v = s_buf[i]
+        if out_role is None:
+            out_slot[j] = v
+        else:
+            out_slot[j] = v >> 2
+            out_role[j] = np.uint8(v & 3)
         if out_dt is not None:
             out_dt[j] = d_buf[i]
-        j += np.uint64(c >> np.uint8(4))
+        j += np.uint64(c_buf[i] >> np.uint8(4))
     if unknown and gstats[3] == 0:  # rare: record the first unknown channel
         for i in range(m):
             if c_buf[i] & np.uint8(15) == _CODE_UNKNOWN:
                 gstats[4] = ch[i]
                 break
     kept = np.int64(j)
-    for role in range(4):  # counted on the kept roles afterwards: this loop vectorizes
-        n_role = 0
-        for i in range(kept):
-            n_role += out_role[i] == role
-        gstats[5 + role] += n_role
+    for role in range(4):
+        gstats[5 + role] += np.int64((per_role >> np.uint64(16 * role)) & np.uint64(0xFFFF))
     gstats[0] += kept
     gstats[1] += n_det - kept
     gstats[2] += m - n_det - unknown
@@ -390,11 +399,18 @@ def gate_params(block: TagBlock, clock: Clock, config: GateConfig) -> tuple:
             f"gating: gate width {config.width_ps} ps exceeds the pulse period "
             f"{clock.period_ps:.3f} ps"
         )
+    ref_ps = float(clock.phase_ps + config.offset_ps)
+    reach = max(abs(float(block.t_ps[0]) - ref_ps), abs(float(block.t_ps[-1]) - ref_ps))
+    if reach / clock.period_ps >= _MAX_SLOT:
+        raise QkdInputError(
+            f"gating: tags lie {reach:.3g} ps from the clock phase, beyond 2**60 pulse "
+            "periods (wrong clock?)"
+        )
     lo, table = config.role_table()
     return (
         np.int64(lo),
         np.append(table, np.int8(ROLE_UNKNOWN)),
-        float(clock.phase_ps + config.offset_ps),
+        ref_ps,
         float(clock.period_ps),
         1.0 / float(clock.period_ps),
         float(config.width_ps) / 2.0,

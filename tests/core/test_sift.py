@@ -8,8 +8,17 @@ from hypothesis import strategies as st
 from benchmarks.bench_sift import gate_config, numpy_gate_and_sift, synthetic_block
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.records import AliceRecord
-from qkdctl.core.sift import _splitmix64, gate_and_sift, pulses_sent, sift
-from qkdctl.core.tags import GATE_CHUNK, Clock, Gated, GateStats, gate, recover_clock
+from qkdctl.core.sift import SiftWorkspace, _splitmix64, gate_and_sift, pulses_sent, sift
+from qkdctl.core.tags import (
+    GATE_CHUNK,
+    Clock,
+    GateConfig,
+    Gated,
+    GateStats,
+    TagBlock,
+    gate,
+    recover_clock,
+)
 from tests.naive import sift as naive
 
 KEY_SEED = 77
@@ -216,3 +225,52 @@ def test_end_to_end_with_fractional_period_and_recovered_clock(rng):
     # the gate (+-150 ps around +120 ps) keeps ~100 % of the 40 ps jittered signal
     assert stats.fraction_rejected < 0.001
     assert np.mean(res.z.alice_bit != res.z.bob_bit) < 0.02
+
+
+def test_workspace_reused_across_blocks_gives_fresh_results(rng):
+    # a small block, a larger one (the buffers grow), then a small one in the grown buffers
+    cfg = gate_config()
+    ws = SiftWorkspace()
+    for n_slots, first in ((3_000, 0), (90_000, 5), (20_000, -3)):
+        block, alice = synthetic_block(rng, n_slots, dark_prob=0.03, first_slot=first)
+        clock = recover_clock(block, 0, sync_divider=16, first_sync_slot=first)
+        stats, reused = gate_and_sift(block, clock, cfg, alice, np.random.default_rng(KEY_SEED), ws)
+        fresh_stats, fresh = gate_and_sift(block, clock, cfg, alice,
+                                           np.random.default_rng(KEY_SEED))
+        _assert_same_stats(stats, fresh_stats)
+        _assert_same(reused, fresh)
+        g = gate(block, clock, cfg)
+        _assert_same(sift(g, alice, np.random.default_rng(KEY_SEED), ws), fresh)
+        _assert_matches_naive(fresh, g.slot.tolist(), g.role.tolist(), alice)
+    assert ws.capacity >= 90_000 * 0.3
+
+
+def test_workspace_must_be_a_workspace(rng):
+    block, alice = synthetic_block(rng, 1000)
+    clock = recover_clock(block, 0, sync_divider=16)
+    with pytest.raises(QkdInputError, match="SiftWorkspace"):
+        gate_and_sift(block, clock, gate_config(), alice, rng, workspace={})
+
+
+@pytest.mark.parametrize("roles, ignore", [
+    ({1: 0, 2: 1, 3: 2, 4: 3}, (0,)),       # packed 4-bit role table
+    ({1: 0, 2: 1, 3: 2, 40: 3}, (-18, 0)),  # general table lookup
+])
+def test_fused_negative_slots_and_channel_maps(rng, roles, ignore):
+    # tags before the clock phase (negative slots, packed as slot * 4 + role) and a
+    # record starting at a negative slot; fused = gate + sift = naive
+    n = 2 * GATE_CHUNK + 33
+    channels = np.array(list(roles) + list(ignore), dtype=np.int32)
+    t = np.sort(rng.integers(-3_000_000, 3_000_000, n))
+    block = TagBlock(t, rng.choice(channels, n))
+    cfg = GateConfig(roles=roles, offset_ps=30.0, width_ps=500.0, ignore_channels=ignore)
+    clock = Clock(period_ps=800.25, phase_ps=-3.5)
+    m = 6000
+    alice = AliceRecord(rng.integers(0, 2, m), rng.integers(0, 2, m), rng.integers(0, 3, m),
+                        first_slot=-3000)
+    stats, fused = gate_and_sift(block, clock, cfg, alice, np.random.default_rng(KEY_SEED))
+    g = gate(block, clock, cfg)
+    assert g.slot.min() < -3000 < 0 < g.slot.max()
+    _assert_same_stats(stats, g.stats)
+    _assert_same(fused, sift(g, alice, np.random.default_rng(KEY_SEED)))
+    _assert_matches_naive(fused, g.slot.tolist(), g.role.tolist(), alice)

@@ -154,6 +154,9 @@ def test_gate_bad_inputs():
         Clock(period_ps=0.0, phase_ps=0.0)
     with pytest.raises(QkdInputError, match="out of order"):
         TagBlock([10, 5], [1, 1])
+    with pytest.raises(QkdInputError, match="beyond 2\\*\\*60 pulse periods"):
+        gate(TagBlock([0, 2**62], [1, 1]), Clock(period_ps=1.0, phase_ps=0.0),
+             GateConfig(roles={1: 0}, offset_ps=0, width_ps=0.5))
 
 
 def test_gate_config_from_channels():
