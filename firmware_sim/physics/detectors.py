@@ -4,7 +4,10 @@ A detector that fired at t is dead until t + dead_time_ps (clicks in between are
 lost).  Each click leaves, with probability afterpulse_prob, an afterpulse at
 t + dead_time_ps + Exp(afterpulse_delay_ps): trapped carriers released after the
 hold-off, so the afterpulse probability per counted click is exactly
-afterpulse_prob (an afterpulse can itself afterpulse).  Afterpulses not yet due at
+afterpulse_prob (an afterpulse can itself afterpulse).  Those Bernoulli trials are
+drawn per afterpulse, not per click: per detector, the number of counted clicks
+before the next one that afterpulses is Geometric(afterpulse_prob) (one uniform and
+a log), drawn afresh at the detector's first click of each block (memoryless).  Afterpulses not yet due at
 the end of a block stay pending into the next block.  Output room is
 2 x input + 64 events; afterpulses beyond it (only when afterpulse_prob is close to 1)
 are dropped and counted as lost.
@@ -19,6 +22,7 @@ from qkdctl.core.errors import QkdInputError
 
 PENDING_CAPACITY = 256
 """Max pending afterpulses per detector (extra ones are counted as lost)."""
+_GAP_CAP = float(1 << 62)
 
 
 @njit(cache=True)
@@ -60,6 +64,8 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
     i1 = 0
     i2 = 0
     n_pending = n_pend.sum()
+    countdown = np.full(4, -1, dtype=np.int64)  # counted clicks before the next afterpulsing one; -1: draw
+    log_q = np.log1p(-ap_prob)
     while True:
         # earliest of: next of stream 1, next of stream 2, earliest afterpulse due before t_end
         te = big
@@ -100,7 +106,13 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
         out_ap[no] = src == 0
         no += 1
         last_click[j] = te
-        if ap_prob[j] > 0.0 and rng.random() < ap_prob[j]:
+        if ap_prob[j] <= 0.0:
+            continue
+        if countdown[j] < 0:
+            g = np.log1p(-rng.random()) / log_q[j]
+            countdown[j] = np.int64(g) if g < _GAP_CAP else np.int64(_GAP_CAP)
+        countdown[j] -= 1
+        if countdown[j] == -1:
             ta = te + dead_ps[j] + np.int64(rng.exponential() * ap_mean_ps[j])
             k = n_pend[j]
             if k >= pend.shape[1] or no + n_pend[j] >= cap:

@@ -152,6 +152,12 @@ def test_dead_time_matches_naive(seed, n_clicks, n_dark, dead, ap):
     assert got == ref
 
 
+def test_dead_time_matches_naive_when_every_click_afterpulses():
+    got, ref = _dead_time_pair(4, 20, 3, [100, 50, 200, 0], [1.0, 0.0, 0.2, 0.0], 20_000)
+    assert got == ref
+    assert sum(ap for _, d, ap in got[0] + got[1] if d == 0) > 10
+
+
 def test_afterpulse_rate(rng):
     # isolated clicks: each leaves an afterpulse with probability p, after the dead time
     n = 20_000

@@ -98,6 +98,9 @@ def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, d
 def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pending, t_end):
     """Reference of detectors._dead_time_kernel: events in time order with a heap.
 
+    Afterpulses: per detector, the number of counted clicks before the next one that
+    afterpulses is Geometric(ap_prob), drawn at the detector's first click of the call.
+
     pending: list of 4 lists of afterpulse times (modified in place), last_click: list of 4.
     Ties: stream 1 before stream 2 before afterpulses (lower detector first).
     Returns [(t, det, is_afterpulse)] in time order.
@@ -113,6 +116,7 @@ def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pend
         pending[j] = []
     heapq.heapify(heap)
     out = []
+    to_next_ap = [None] * 4  # counted clicks of det j before the one that afterpulses (drawn lazily)
     while heap:
         t, prio, _, j = heapq.heappop(heap)
         if prio == 2 and t >= t_end:
@@ -122,9 +126,17 @@ def dead_time(rng, clicks, darks, dead_ps, ap_prob, ap_mean_ps, last_click, pend
             continue
         out.append((t, j, prio == 2))
         last_click[j] = t
-        if ap_prob[j] > 0 and rng.random() < ap_prob[j]:
-            ta = t + dead_ps[j] + int(rng.exponential() * ap_mean_ps[j])
-            heapq.heappush(heap, (ta, 2, j, j))
+        if ap_prob[j] <= 0:
+            continue
+        if to_next_ap[j] is None:  # Bernoulli(ap_prob) trials per click: failures before a success
+            q = math.log1p(-ap_prob[j]) if ap_prob[j] < 1 else -math.inf
+            to_next_ap[j] = int(min(math.log1p(-rng.random()) / q, 2.0**62))  # capped as in the kernel
+        if to_next_ap[j] > 0:
+            to_next_ap[j] -= 1
+            continue
+        to_next_ap[j] = None
+        ta = t + dead_ps[j] + int(rng.exponential() * ap_mean_ps[j])
+        heapq.heappush(heap, (ta, 2, j, j))
     return out
 
 
