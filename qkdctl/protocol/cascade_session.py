@@ -31,6 +31,7 @@ the MAC (an authenticated peer sending a malformed message).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -435,11 +436,21 @@ def _bob_parities(expected, bufs, q, ch, keys):
 
 
 @njit(cache=True)
-def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, lay, nblocks,
-                    halves, npasses, streak_target, infer, wave_divisor, seed, salt, keys, fault,
-                    bufs, q, ch, log, awords, aperm, abegun, aranges, parbuf):
+def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksize0, halves,
+                    nblocks, words, tree, live, i64, i32, lay, apack, bufs, q, ch, log, awords,
+                    aperm, abegun, aranges, parbuf):
+    """One frame; every work array is reset here, so a workspace serves frame after frame."""
     ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob = _arena_views(
         i64, i32, lay)
+    npasses, streak_target, infer, wave_divisor = params[0], params[1], params[2], params[3]
+    ksize[:] = ksize0
+    cnt[:] = 0
+    tree[:] = -1
+    sob[:] = -1
+    live[:] = 0
+    q[:, :] = 0
+    ch[:] = 0
+    ch[_BUFCAP] = bufs.shape[1]
     n = bbits.shape[0]
     slots = ksize.shape[0]
     o = _reserve(0, q, ch, _OVERHEAD + 24)
@@ -478,7 +489,7 @@ def _session_kernel(abits, bbits, current, apack, words, tree, live, i64, i32, l
         cnt[4] = max(cnt[4], slot + 1)
         k = ksize[slot]
         blocks = 1 if first_only else -(-n // k)
-        inferred = infer and ch[_TOTAL_PAR] >= 0 and blocks > 1
+        inferred = infer != 0 and ch[_TOTAL_PAR] >= 0 and blocks > 1
         asked = blocks - 1 if inferred else blocks
         odd = -1
         if ch[_LEAKED] + asked <= n:
@@ -649,6 +660,48 @@ def _error_text(ch: np.ndarray) -> str | None:
     return f"{who} stopped the session: {what}"
 
 
+class _Workspace:
+    """The arrays of one (variant, n, qber estimate) session, reused frame after frame by
+    one thread (the kernel resets them)."""
+
+    def __init__(self, variant: CascadeVariant, n: int, qber_estimate: float) -> None:
+        self.key = (variant, n, qber_estimate)
+        self.sizes = variant.block_sizes(qber_estimate, n)
+        biconf_slot = len(self.sizes)
+        slot_sizes = self.sizes + ([max(1, n // 2)] if variant.biconf_streak else [])
+        halves = [(i >= 2 and variant.later == "half") or i == biconf_slot
+                  for i in range(len(slot_sizes))]
+        self.state = state = CascadeBobState(np.zeros(n, np.uint8), slot_sizes,
+                                             variant.block_reuse, halves)
+        slots = len(slot_sizes)
+        cap = int(state._lay[2])
+        bufcap = (_MAXQ + 1) * (_OVERHEAD + max(40, 12 * cap, 16 + (max(n, cap) + 7) // 8))
+        params = np.array([len(self.sizes), variant.biconf_streak, int(variant.infer_last_block),
+                           variant.wave_divisor], dtype=np.int64)
+        self.arrays = (
+            params, state.ksize.copy(), np.array(halves, dtype=np.uint8),
+            state.nblocks.astype(np.int64), state.words, state.tree, state.live, state._i64,
+            state._i32, state._lay, np.zeros((n + 7) // 8 + 8, np.uint8),
+            np.zeros((2, bufcap), dtype=np.uint8), np.zeros((2, _QHLEN + 1), dtype=np.int64),
+            np.zeros(_CH_LEN, dtype=np.int64), np.zeros((LOG_MESSAGES, 2), dtype=np.int64),
+            np.zeros((slots, words_for(n)), dtype=np.uint64), np.empty(n, dtype=np.int32),
+            np.zeros(slots, dtype=np.bool_), np.empty(3 * (bufcap // 12 + 1), dtype=np.int32),
+            np.zeros(int(state.nblocks.max()) + 1, dtype=np.uint8))
+        self.ch = self.arrays[13]
+        self.log = self.arrays[14]
+
+
+_local = threading.local()
+
+
+def _workspace(variant: CascadeVariant, n: int, qber_estimate: float) -> _Workspace:
+    ws = getattr(_local, "workspace", None)
+    if ws is None or ws.key != (variant, n, qber_estimate):
+        ws = _Workspace(variant, n, qber_estimate)
+        _local.workspace = ws
+    return ws
+
+
 def run_session(variant: CascadeVariant, alice_bits: np.ndarray, bob_bits: np.ndarray,
                 qber_estimate: float, alice_pool: KeyPool, bob_pool: KeyPool, seed: int,
                 salt: bytes, fault: tuple[str, int, int] | None = None) -> SessionOutcome:
@@ -661,46 +714,26 @@ def run_session(variant: CascadeVariant, alice_bits: np.ndarray, bob_bits: np.nd
         raise QkdInputError(f"keys differ in length: {a.size} != {b.size}")
     if not 0 <= seed < 2**63 or len(salt) != 16:
         raise QkdInputError("seed must be in [0, 2^63) and salt 16 bytes")
-    n = b.size
-    sizes = variant.block_sizes(qber_estimate, n)
-    biconf_slot = len(sizes)
-    slot_sizes = sizes + ([max(1, n // 2)] if variant.biconf_streak else [])
-    halves = [(i >= 2 and variant.later == "half") or i == biconf_slot
-              for i in range(len(slot_sizes))]
-    state = CascadeBobState(b, slot_sizes, variant.block_reuse, halves)
     fault_arr = np.array([0, -1, 0], dtype=np.int64)
     if fault is not None:
         if fault[0] not in FAULTS:
             raise QkdInputError(f"unknown fault {fault[0]!r}; use one of {sorted(FAULTS)}")
         fault_arr[:] = (FAULTS[fault[0]], fault[1], fault[2])
+    ws = _workspace(variant, b.size, qber_estimate)
     keys = np.stack([_keys(bob_pool), _keys(alice_pool)])
-    cap = int(state._lay[2])
-    max_frame = _OVERHEAD + max(40, 12 * cap, 16 + (max(n, cap) + 7) // 8)
-    bufcap = (_MAXQ + 1) * max_frame
-    ch = np.zeros(_CH_LEN, dtype=np.int64)
-    ch[_BUFCAP] = bufcap
-    slots = len(slot_sizes)
-    log = np.zeros((LOG_MESSAGES, 2), dtype=np.int64)
-    current = np.empty(n, dtype=np.uint8)
-    _session_kernel(
-        a, b, current, np.zeros((n + 7) // 8 + 8, np.uint8), state.words, state.tree,
-        state.live, state._i64, state._i32, state._lay, state.nblocks.astype(np.int64),
-        np.array(halves, dtype=np.uint8), len(sizes), variant.biconf_streak,
-        variant.infer_last_block, variant.wave_divisor, np.uint64(seed),
-        np.frombuffer(bytes(salt), dtype=np.uint8).copy(), keys, fault_arr,
-        np.zeros((2, bufcap), dtype=np.uint8), np.zeros((2, _QHLEN + 1), dtype=np.int64), ch,
-        log, np.zeros((slots, words_for(n)), dtype=np.uint64), np.empty(n, dtype=np.int32),
-        np.zeros(slots, dtype=np.bool_), np.empty(3 * (bufcap // 12 + 1), dtype=np.int32),
-        np.zeros(int(state.nblocks.max()) + 1, dtype=np.uint8))
+    current = np.empty(b.size, dtype=np.uint8)
+    _session_kernel(a, b, current, np.uint64(seed), np.frombuffer(bytes(salt), dtype=np.uint8),
+                    keys, fault_arr, *ws.arrays)
+    ch = ws.ch
     return SessionOutcome(
         bob_bits=current, leaked_bits=int(ch[_LEAKED]), confirmed=bool(ch[_CONFIRM_OK]),
         extra={"variant": variant.name, "completed": bool(ch[_COMPLETED]),
                "passes": int(ch[_INDEX]), "biconf_rounds": int(ch[_BICONF]),
-               "parity_rounds": int(ch[_PROUNDS]), "bits_flipped": state.flips,
-               "block_sizes": sizes},
+               "parity_rounds": int(ch[_PROUNDS]), "bits_flipped": ws.state.flips,
+               "block_sizes": list(ws.sizes)},
         messages=int(ch[_MSGS]), bytes=int(ch[_BYTES]), round_trips=int(ch[_RT]),
         parity_bits_sent=int(ch[_PARSENT]), auth_key_bytes=SESSION_KEY_BYTES,
-        error=_error_text(ch), log=log[:min(int(ch[_GLOBAL]), LOG_MESSAGES)].copy())
+        error=_error_text(ch), log=ws.log[:min(int(ch[_GLOBAL]), LOG_MESSAGES)].copy())
 
 
 def compiled_role(variant: CascadeVariant, alice_bits: np.ndarray, bob_bits: np.ndarray,
