@@ -3,7 +3,7 @@
 A config holding only [link] and [protocol] is valid for planning commands;
 commands that touch a bench also need [instruments].  Tables: [link],
 [protocol], [instruments.tagger|alice|voa|polarization], [channels], [timing],
-[engine], [tuner], [detect], [sim] (the simulated bench's parameters, validated by
+[engine], [tuner], [detect], [select], [sim] (the simulated bench's parameters, validated by
 firmware_sim when the embedded bench starts).  Unknown top-level tables are
 kept, so site-specific tables do not break a config.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import (
     BaseModel,
@@ -162,6 +162,15 @@ class DetectConfig(_Table):
     options: dict = Field(default_factory=dict, description="per detector name: its options")
 
 
+class SelectConfig(_Table):
+    """[select]: learned event selection, refitted on past verified blocks (docs/selection.md)."""
+
+    selector: Optional[Literal["optimized_window", "logistic", "gradient_boosting"]] = Field(
+        default=None, description="None = keep every gated event (the configured window)")
+    refit_every_blocks: int = Field(default=5, ge=1, description="verified blocks between refits")
+    history_blocks: int = Field(default=4, ge=1, description="past verified blocks a refit uses")
+
+
 class ControlConfig(_Table):
     """[control]: a trained adaptive-control policy (docs/control.md) chooses block length,
     reconciliation method and gate width between blocks."""
@@ -184,6 +193,7 @@ class LabConfig(BaseModel):
     engine: EngineConfig = EngineConfig()
     tuner: TunerConfig = TunerConfig()
     detect: DetectConfig = DetectConfig()
+    select: SelectConfig = SelectConfig()
     sim: dict = Field(default_factory=dict, description="SimConfig fields (firmware_sim)")
     control: Optional[ControlConfig] = None
     _source: str = PrivateAttr(default="config")

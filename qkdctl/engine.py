@@ -28,11 +28,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qkdctl.blockreport import Alarm, BlockReport
-from qkdctl.core.errors import QkdError
+from qkdctl.core.errors import ConfigError, QkdError
+from qkdctl.core.keyrate import DecoySettings
 from qkdctl.core.tags import GateConfig, recover_clock
 from qkdctl.core.timing import find_arrival_peak
 from qkdctl.hardware import Acquisition, Hardware, intensities
 from qkdctl.pipeline import BlockOutcome, BlockSettings, process_block
+from qkdctl.select.learner import SelectionLearner
 from qkdctl.store.consistency import reconcile_stores
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.rundb import RunDB
@@ -54,9 +56,10 @@ class LocalProcessor:
     sides = ("alice", "bob")
 
     def process(self, acq: Acquisition, settings: BlockSettings, rng: np.random.Generator,
-                auth_key: bytes) -> BlockOutcome:
-        """The whole pipeline on Alice's record and Bob's tags."""
-        return process_block(acq.block_id, acq.tags, acq.alice, settings, rng, auth_key=auth_key)
+                auth_key: bytes, selector=None, learn: bool = False) -> BlockOutcome:
+        """The whole pipeline on Alice's record and Bob's tags (selector, learn: process_block's)."""
+        return process_block(acq.block_id, acq.tags, acq.alice, settings, rng, auth_key=auth_key,
+                             selector=selector, learn=learn)
 
     def store(self, out: BlockOutcome, stores: list[KeyStore]) -> str:
         """Alice's key, then Bob's under the same id (both fsynced)."""
@@ -135,6 +138,7 @@ class Engine:
         auth_key: bytes | None = None,
         on_block: Callable[[BlockReport], None] | None = None,
         processor=None,
+        learner: SelectionLearner | None = None,
     ) -> None:
         self.hw = hardware
         self.settings = settings
@@ -149,6 +153,9 @@ class Engine:
         self.auth_key = auth_key if auth_key is not None else secrets.token_bytes(64)
         self.on_block = on_block
         self.processor = processor if processor is not None else LocalProcessor()
+        if learner is not None and not isinstance(self.processor, LocalProcessor):
+            raise ConfigError("[select]: learned event selection needs both roles in this process")
+        self.learner = learner  # event selector refitted on past verified blocks (qkdctl.select)
         self._stop = threading.Event()
         self.history: list[BlockReport] = []
         self._found_offset: float | None = None
@@ -243,7 +250,8 @@ class Engine:
                    db: RunDB, run_id: str) -> BlockReport:
         settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
                            gate=self._gate(acq))
-        out = self.processor.process(acq, settings, self.rng, self.auth_key)
+        learning = {"selector": self.learner.selector(), "learn": True} if self.learner else {}
+        out = self.processor.process(acq, settings, self.rng, self.auth_key, **learning)
         rep = out.report
         rep.duration_s = self._block_seconds(acq.params)
         rep.params = dict(acq.params)
@@ -254,6 +262,8 @@ class Engine:
         if aborting and rep.status == "ok":
             rep.status = "aborted"
             rep.abort_reason = f"alarm: {aborting[0].source}: {aborting[0].message}"
+        if self.learner is not None:
+            self._learn(rep, out, settings, bool(aborting))
         self.history.append(rep)
         del self.history[: -self.options.history_length]
         self._retune(rep)
@@ -266,6 +276,17 @@ class Engine:
         db.add_block(run_id, rep)
         rep.stage_seconds["store"] = time.perf_counter() - t0
         return rep
+
+    def _learn(self, rep: BlockReport, out: BlockOutcome, settings: BlockSettings, alarmed: bool) -> None:
+        """Record what fitted this block's selector, then learn from the block (once verified,
+        unless a detector aborted it); a refit applies from the next block on."""
+        rep.selection = {**(rep.selection or {"selector": "none (every gated event)"}),
+                         "fitted": self.learner.record()}
+        if out.labelled is None or alarmed:
+            return
+        decoy = DecoySettings(settings.mu, settings.p_mu, settings.eps_sec, settings.eps_cor)
+        if self.learner.observe(rep.block_id, out.labelled, decoy):
+            rep.selection["refit"] = self.learner.record()
 
     def _block_seconds(self, params) -> float:
         """Block length (s) in force: the "block.seconds" parameter (set by a control

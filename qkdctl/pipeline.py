@@ -35,6 +35,7 @@ from qkdctl.core.timing import SlotAlignment, align_slots
 from qkdctl.core.verify import draw_seed, keys_match, verification_tag
 from qkdctl.protocol.reconcile import available_methods, efficiency, reconcile
 from qkdctl.select.apply import apply_selection
+from qkdctl.select.objective import LabelledBlock, labelled_block
 from qkdctl.select.selectors import Selector
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
@@ -74,6 +75,7 @@ class BlockOutcome:
     report: BlockReport
     alice_key: np.ndarray | None = None
     bob_key: np.ndarray | None = None
+    labelled: LabelledBlock | None = None  # kept events and their errors, once verified (learn=True)
 
 
 def choose_method(qber_estimate: float, round_trip_s: float = 0.0) -> str:
@@ -218,6 +220,7 @@ def process_block(
     qber_prior: float | None = None,
     auth_key: bytes | None = None,
     selector: Selector | None = None,
+    learn: bool = False,
 ) -> BlockOutcome:
     """Run the whole post-processing of one block; never raises on a security failure.
 
@@ -226,7 +229,9 @@ def process_block(
     channel (simulation draws one from rng when None).  Bad input (malformed tags,
     impossible settings) raises QkdInputError.  selector: keeps a subset of the sifted
     events (public features only, same rule in both bases) before estimation and
-    reconciliation; None keeps all (qkdctl.select, docs/selection.md).
+    reconciliation; None keeps all (qkdctl.select, docs/selection.md).  learn: once the
+    block verified, return its kept events with their errors (`labelled`) for selectors
+    of later blocks.
     """
     rep = BlockReport(block_id=block_id, n_tags=len(tags))
     stage: dict[str, float] = {}
@@ -278,11 +283,14 @@ def process_block(
     lap("verify")
     if not rep.verified:
         return _abort(rep, "verification failed: hash tags differ after reconciliation")
+    labelled = labelled_block(gated, sifted) if learn else None  # errors known to both parties now
 
     kl, reason = report_key_length(rep, z.intensity, wrong, est, settings)
     lap("keyrate")
     if reason:
-        return _abort(rep, reason)
+        out = _abort(rep, reason)
+        out.labelled = labelled
+        return out
 
     n = z.alice_bit.size
     seed = rng.integers(0, 2, n + kl.key_length_bits - 1, dtype=np.uint8)
@@ -295,5 +303,5 @@ def process_block(
     rep.key_bits = int(kl.key_length_bits)
     if not np.array_equal(alice_key, bob_key):  # cannot happen after verification
         raise SecurityAbort("amplified keys differ although verification passed")
-    return BlockOutcome(rep, alice_key, bob_key)
+    return BlockOutcome(rep, alice_key, bob_key, labelled)
 

@@ -16,6 +16,7 @@ from qkdctl.engine import Engine, EngineOptions, RunSummary
 from qkdctl.pipeline import BlockSettings
 from qkdctl.protocol.reconcile import available_methods
 from qkdctl.hardware import intensity_params
+from qkdctl.select.learner import RefitSchedule, SelectionLearner
 from qkdctl.wiring import open_bench
 
 
@@ -65,6 +66,16 @@ def make_detectors(cfg: LabConfig) -> list:
     return [make_detector(name, cfg.detect.options.get(name, {})) for name in cfg.detect.detectors]
 
 
+def make_learner(cfg: LabConfig, settings: BlockSettings, seed: int) -> SelectionLearner | None:
+    """The refitted event selector of [select], or None when no selector is named."""
+    sel = cfg.select
+    if sel.selector is None:
+        return None
+    schedule = RefitSchedule(sel.selector, sel.refit_every_blocks, sel.history_blocks,
+                             cfg.protocol.ec_efficiency)
+    return SelectionLearner(schedule, settings.gate, seed)
+
+
 def engine_options(cfg: LabConfig) -> EngineOptions:
     """The block loop's settings from [engine]."""
     e = cfg.engine
@@ -97,7 +108,7 @@ def run_bench(cfg: LabConfig, config_text: str, out_dir: Path, *, blocks: int | 
             hw, settings, out_dir,
             options=engine_options(cfg),
             tuners=make_tuners(cfg, hw.calibration), detectors=make_detectors(cfg), seed=seed,
-            config_text=config_text, on_block=on_block,
+            config_text=config_text, on_block=on_block, learner=make_learner(cfg, settings, bench_seed),
         )
         with stop_on_signals(engine):
             return engine.run(blocks=blocks, seconds=seconds)
