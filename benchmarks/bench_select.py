@@ -104,32 +104,44 @@ def run(quick: bool) -> list[dict]:
     return out
 
 
-def _rows(tag: str, dets: str, km: float, blocks: list, selectors: list, settings: BlockSettings,
+def _acquired(bench, km: float, n: int):
+    """n blocks acquired one at a time (a 100 km block holds ~2 GB of Alice's record)."""
+    for _ in range(n):
+        yield bench.acquire(BLOCK_S[km])
+
+
+def _rows(tag: str, dets: str, km: float, blocks, selectors: list, settings: BlockSettings,
           base: list, fit_s: dict) -> list[dict]:
-    """One result per selector on the blocks; base = [mean bits, seconds] of the fixed window
-    on the baseline blocks (filled by the first call)."""
-    out = []
-    for sel in selectors:
-        bits, qk, fails, secs, leaks = [], [], 0, 0.0, []
-        for blk in blocks:
+    """One result per selector on the blocks (each block processed by every selector, then
+    dropped); base = [mean bits, seconds] of the fixed window on the baseline blocks (filled
+    by the first call)."""
+    acc = {sel.name: {"bits": [], "qk": [], "leaks": [], "fails": 0, "secs": 0.0} for sel in selectors}
+    for blk in blocks:
+        for sel in selectors:
+            a = acc[sel.name]
             t0 = time.perf_counter()
             rep = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9),
                                 selector=sel).report
-            secs += time.perf_counter() - t0
-            bits.append(rep.key_bits)
-            qk.append(rep.qber_z)
-            leaks.append(rep.leaked_bits)
-            fails += int("reconciliation failed" in rep.abort_reason or "verification failed" in rep.abort_reason)
-        mean_bits = float(np.mean(bits))
+            a["secs"] += time.perf_counter() - t0
+            a["bits"].append(rep.key_bits)
+            a["qk"].append(rep.qber_z)
+            a["leaks"].append(rep.leaked_bits)
+            a["fails"] += int("reconciliation failed" in rep.abort_reason
+                              or "verification failed" in rep.abort_reason)
+        del blk
+    out = []
+    for sel in selectors:
+        a = acc[sel.name]
+        mean_bits = float(np.mean(a["bits"]))
         if not base:
-            base.extend((mean_bits, secs))
+            base.extend((mean_bits, a["secs"]))
         out.append(result(
-            f"select {tag}{sel.name} {dets} {km:g} km", len(bits), secs, "blocks/s", "fixed", base[1],
+            f"select {tag}{sel.name} {dets} {km:g} km", len(a["bits"]), a["secs"], "blocks/s", "fixed", base[1],
             detectors=dets, distance_km=km, settings=tag.strip() or "baseline",
             secret_bits_per_block=mean_bits,
             gain_vs_fixed=(mean_bits / base[0] - 1.0) if base[0] > 0 else None,
-            qber_kept=_finite(np.nanmean(qk)), failed_verifications=fails,
-            leaked_bits_per_block=float(np.mean(leaks)), fit_seconds=fit_s.get(sel.name, 0.0),
+            qber_kept=_finite(np.nanmean(a["qk"])), failed_verifications=a["fails"],
+            leaked_bits_per_block=float(np.mean(a["leaks"])), fit_seconds=fit_s.get(sel.name, 0.0),
             params=sel.describe(), mu=list(settings.mu), p_mu=list(settings.p_mu),
         ))
     return out
@@ -138,15 +150,19 @@ def _rows(tag: str, dets: str, km: float, blocks: list, selectors: list, setting
 def _case(dets: str, km: float, n_train: int, n_test: int) -> list[dict]:
     out = []
     bench = _bench(km, dets, seed=int(km))
-    blocks = [bench.acquire(BLOCK_S[km]) for _ in range(n_train + n_test)]
-    clock = recover_clock(blocks[0].tags, 0, 1000)
-    period = clock.period_ps
-    off = find_arrival_peak(blocks[0].tags, clock, [1, 2, 3, 4]).offset_ps
-    off = (off + period / 2) % period - period / 2  # peak at a slot edge: keep slots numbered right
-    g = GateConfig.from_channels(DEFAULT_CHANNELS, off, GATE_WIDTH_PS)
-    settings = BlockSettings(0, 1000, None, g, MU, P_MU, 1e-10, 1e-15, 0.11, "cascade-biconf")
+    train, rep_train, g = [], None, None
+    for blk in _acquired(bench, km, n_train):
+        if g is None:
+            clock = recover_clock(blk.tags, 0, 1000)
+            period = clock.period_ps
+            off = find_arrival_peak(blk.tags, clock, [1, 2, 3, 4]).offset_ps
+            off = (off + period / 2) % period - period / 2  # peak at a slot edge: keep slots numbered right
+            g = GateConfig.from_channels(DEFAULT_CHANNELS, off, GATE_WIDTH_PS)
+            settings = BlockSettings(0, 1000, None, g, MU, P_MU, 1e-10, 1e-15, 0.11, "cascade-biconf")
+            rep_train = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9)).report
+        train.append(_labelled(blk, g))
+        del blk
     decoy = DecoySettings(MU, P_MU, 1e-10, 1e-15)
-    train = [_labelled(b, g) for b in blocks[:n_train]]
     fit_s = {}
     t0 = time.perf_counter()
     selectors = [WindowSelector.fixed(g), fit_window(train, decoy, F_EC, g)]
@@ -161,30 +177,31 @@ def _case(dets: str, km: float, n_train: int, n_test: int) -> list[dict]:
     for lb in train:
         predictor.observe(float(np.mean(lb.wrong_x)), float(np.mean(lb.wrong_z)))
     base: list = []
-    out.extend(_rows("", dets, km, blocks[n_train:], selectors, settings, base, fit_s))
+    out.extend(_rows("", dets, km, _acquired(bench, km, n_test), selectors, settings, base, fit_s))
+    out.append(_qber_prediction(bench.acquire(BLOCK_S[km]), settings, predictor, dets, km))
     # ceiling of event selection: the same link with noise-free detectors
     clean = _bench(km, dets, seed=int(km), noise=False)
-    clean_blocks = [clean.acquire(BLOCK_S[km]) for _ in range(n_train + n_test)][n_train:]
-    out.extend(_rows("oracle-", dets, km, clean_blocks, selectors[:1], settings, base, fit_s))
+    out.extend(_rows("oracle-", dets, km, _acquired(clean, km, n_test), selectors[:1], settings, base, fit_s))
+    del clean
     # Alice's settings adapted to the link measured by the first training block
-    rep_train = process_block(blocks[0].block_id, blocks[0].tags, blocks[0].alice, settings,
-                              np.random.default_rng(9)).report
     ap_in_gate = DETECTORS[dets].get("afterpulse_prob", 0.01) * GATE_WIDTH_PS / period
     held = DecoyChoice(MU, P_MU, P_Z)
     best_sel = [s for s in selectors if s.name in ("fixed", "optimized_window", "logistic")]
     for tag, probs in (("choice-mu ", False), ("choice-full ", True)):
         prop = propose_choice(rep_train, held, ap_in_gate, rep_train.sifted_bits_z, ProtocolConstants(), probs)
         _apply_choice(bench, prop.choice)
-        adapted = [bench.acquire(BLOCK_S[km]) for _ in range(n_test)]
-        _apply_choice(bench, held)
         s_new = replace(settings, mu=prop.choice.mu, p_mu=prop.choice.p_mu)
-        rows = _rows(tag, dets, km, adapted, best_sel, s_new, base, fit_s)
+        rows = _rows(tag, dets, km, _acquired(bench, km, n_test), best_sel, s_new, base, fit_s)
+        _apply_choice(bench, held)
         for r in rows:
             r.update(key_basis_prob=prop.choice.key_basis_prob,
                      predicted_gain=prop.rate_per_pulse / prop.rate_held_per_pulse - 1.0)
         out.extend(rows)
-    # QBER for reconciliation: disclosed Z sample vs prediction (no disclosure), fixed window
-    blk = blocks[n_train]
+    return out
+
+
+def _qber_prediction(blk, settings: BlockSettings, predictor: QberPredictor, dets: str, km: float) -> dict:
+    """QBER for reconciliation on one block: disclosed Z sample vs prediction (no disclosure), fixed window."""
     rep0 = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9)).report
     q_true = rep0.qber_z
     k = sample_bits_for(max(q_true, 1e-3), 0.2)
@@ -195,10 +212,9 @@ def _case(dets: str, km: float, n_train: int, n_test: int) -> list[dict]:
         r = process_block(blk.block_id, blk.tags, blk.alice, settings, np.random.default_rng(9),
                           qber_prior=q).report
         leak[src] = (r.leaked_bits, time.perf_counter() - t0, q)
-    out.append(result(
+    return result(
         f"select qber-prediction {dets} {km:g} km", 1, leak["predicted"][1], "blocks/s", "sampled", leak["sampled"][1],
         detectors=dets, distance_km=km, qber_true=q_true, disclosed_z_bits_sampled=k, disclosed_z_bits_predicted=0,
         leak_bits={s: v[0] for s, v in leak.items()}, qber_used={s: v[2] for s, v in leak.items()},
         leakage_saved_bits=leak["sampled"][0] + k - leak["predicted"][0],
-    ))
-    return out
+    )
