@@ -140,6 +140,8 @@ class LoopResult:
     """Per-run figures of a tuner on the simulated bench."""
 
     qber: list = field(default_factory=list)        # measured max(e_Z, e_X) per block
+    qber_z: list = field(default_factory=list)      # measured e_Z per block (key basis)
+    qber_x: list = field(default_factory=list)      # measured e_X per block (test basis)
     key_bits: list = field(default_factory=list)     # finite-key bits per block
     probes: int = 0
     shots: int = 0
@@ -147,7 +149,8 @@ class LoopResult:
 
     def summary(self, threshold: float) -> dict:
         q = np.asarray(self.qber)
-        return {"mean_qber": float(np.mean(q)), "frac_above_threshold": float(np.mean(q > threshold)),
+        return {"mean_qber": float(np.mean(q)), "mean_qber_z": float(np.mean(self.qber_z)),
+                "mean_qber_x": float(np.mean(self.qber_x)), "frac_above_threshold": float(np.mean(q > threshold)),
                 "key_bits": float(np.sum(self.key_bits)), "probes": self.probes, "shots": self.shots,
                 "tuner_seconds": self.tuner_seconds}
 
@@ -182,6 +185,8 @@ def run_loop(bench: SimBench, tuner: Tuner | None, n_blocks: int, block_s: float
                 oracle.settings_for(target, start=list(bench_params(bench).values())).settings, 1)})
         rep, truth = measure(bench, block_s, i)
         res.qber.append(max(rep.qber_z, rep.qber_x))
+        res.qber_z.append(rep.qber_z)
+        res.qber_x.append(rep.qber_x)
         mu = tuple(float(m) for m in truth["mu"])
         res.key_bits.append(key_model.key_bits(mu, truth["e_z"], truth["e_x"]))
         history.append(rep)

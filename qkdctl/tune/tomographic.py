@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import chi2 as chi2_dist
+from scipy.stats import norm
 from scipy.spatial.transform import Rotation
 
 from qkdctl.blockreport import BlockReport
@@ -35,6 +36,7 @@ from qkdctl.tune.polarization import (
     chi2_given_rotation,
     component_sigmas,
     measured_components,
+    optical_qber,
     received_rotation_candidates,
     so3_from_su2,
     su2_fidelity,
@@ -57,21 +59,32 @@ def settings_params(settings: Sequence[float]) -> dict[str, float]:
 
 
 class TomographicTuner(Tuner):
-    """Closed-form compensation from BB84 click statistics (no probes).
+    """Closed-form compensation from BB84 click statistics (probes only after a jump).
 
     Deadband (statistical): nothing is done while the pooled click statistics are
     consistent with a perfectly compensated link at the settings in force (chi^2 of
     the four measured contrasts against v * the aligned prediction, binomial errors,
     below the (1 - significance) quantile of chi^2 with 3 degrees of freedom).
     Near alignment the residual rotation w (rotation vector of controller x fiber)
-    has a first-order visible part w_y and a hidden part (w_x, w_z) seen only at
-    second order and only up to the mirror sign: the visible part is corrected when
-    the test rejects; the hidden part only when a second chi^2 test (against the
-    visible-only residual, 2 degrees of freedom) rejects too.  Corrections are
-    damped by `gain`; a hidden part whose mirror branch is not yet resolved by a
-    two-setting fit is corrected by `mirror_probe_gain` only (half a step: the next
-    block, at the new settings, resolves the branch).  Residual rotations above
-    `acquire_rad` are corrected in full (acquisition).
+    has a first-order visible part w_y, corrected when that test rejects, and a
+    hidden part (w_x, w_z) that BB84 statistics see only at second order and only
+    up to the mirror sign.  Each hidden component is estimated from its own basis's
+    QBER excess over the floor, e_Z - floor ~ (w_x^2 + w_y^2) / 4 and
+    e_X - floor ~ (w_y^2 + w_z^2) / 4 (floor: a low quantile of the recent blocks'
+    QBER, `floor_blocks`, `floor_quantile`), and corrected when significant
+    (`_hidden_steps`).  Its sign is the mirror branch: from a decisive two-setting
+    fit when there is one, else guessed and stepped by `mirror_probe_gain` only; the
+    first evaluation at the new settings keeps the sign if the excess shrank and
+    flips it if it grew.  (The one-block reconstruction of (w_x, w_z) is not used
+    for small residuals: at block sizes it is noise, docs/qml.md.)  Corrections are
+    damped by `gain`.  Residual rotations above `acquire_rad` are corrected in full.
+
+    Jumps: when the newest block's QBER (max of e_Z, e_X) exceeds `jump_qber` the
+    tuner stops waiting for its last proposal and uses the newest block alone;
+    if a probe is offered and `probe_budget` >= 2 it measures two probes of
+    `probe_s` right away, at the settings in force and at settings turned by
+    `probe_offset_rad` about x (a setting change that resolves the mirror), fits
+    the fiber to both and corrects in full.
 
     Lag: after a proposal the tuner waits for a block taken with the proposed
     settings (the engine applies a proposal made after block k from block k+2 on),
@@ -86,7 +99,9 @@ class TomographicTuner(Tuner):
     def __init__(self, calibration: ControllerCalibration, significance: float = 1e-3,
                  gain: float = 0.9, mirror_probe_gain: float = 0.5, acquire_rad: float = 0.3,
                  min_clicks: int = 200, pool_blocks: int = 4, max_chi2: float = 25.0,
-                 settle_blocks: int = 3) -> None:
+                 settle_blocks: int = 3, jump_qber: float = 0.03, probe_budget: int = 2,
+                 probe_s: float = 2e-3, probe_offset_rad: float = 0.5, floor_blocks: int = 40,
+                 floor_quantile: float = 0.2) -> None:
         if calibration is None:
             raise QkdInputError("tomographic tuner needs the polarization controller's calibration")
         if not 0.0 < significance < 0.5:
@@ -101,15 +116,30 @@ class TomographicTuner(Tuner):
             raise QkdInputError(f"pool_blocks must be >= 1, got {pool_blocks}")
         if settle_blocks < 0:
             raise QkdInputError(f"settle_blocks must be >= 0, got {settle_blocks}")
+        if floor_blocks < 2 or not 0.0 <= floor_quantile <= 1.0:
+            raise QkdInputError(f"need floor_blocks >= 2 and floor_quantile in [0, 1], got {floor_blocks}, {floor_quantile}")
+        if not 0.0 < jump_qber < 0.5:
+            raise QkdInputError(f"jump_qber must lie in (0, 0.5), got {jump_qber}")
+        if probe_budget < 0 or not probe_s > 0 or not 0.0 < probe_offset_rad < np.pi:
+            raise QkdInputError(f"need probe_budget >= 0, probe_s > 0 s, probe_offset_rad in (0, pi); "
+                                f"got {probe_budget}, {probe_s}, {probe_offset_rad}")
         self.calibration = calibration
         self.chi2_visible = float(chi2_dist.isf(significance, 3))
-        self.chi2_hidden = float(chi2_dist.isf(significance, 2))
+        self.z_hidden = float(norm.isf(significance / 2))
         self.gain, self.mirror_probe_gain = float(gain), float(mirror_probe_gain)
         self.acquire_rad = float(acquire_rad)
         self.min_clicks = int(min_clicks)
         self.pool_blocks = int(pool_blocks)
         self.max_chi2 = float(max_chi2)
         self.settle_blocks = int(settle_blocks)
+        self.jump_qber = float(jump_qber)
+        self.probe_budget, self.probe_s = int(probe_budget), float(probe_s)
+        self.probe_offset_rad = float(probe_offset_rad)
+        # per hidden axis (0 = x, 2 = z): (sign of w it last assumed, excess before that step or 0)
+        self._hidden: dict[int, tuple[float, float]] = {}
+        self._hidden_fresh = False  # a hidden step was proposed and not yet evaluated in force
+        self._qber_means: list[float] = []  # per-block (e_Z + e_X) / 2, for the floor
+        self.floor_blocks, self.floor_quantile = int(floor_blocks), float(floor_quantile)
         self.decisive_chi2 = 25.0  # chi^2 gap between mirror branches that counts as resolved
         self.weak_chi2 = 4.0  # below this gap the fit says nothing about the mirror branch
         self._anchor: np.ndarray | None = None  # fiber rotation of the last resolved fit
@@ -215,6 +245,102 @@ class TomographicTuner(Tuner):
             return False
         return True
 
+    def _jumped(self, history: Sequence[BlockReport]) -> bool:
+        """True when the newest block's QBER (max of e_Z, e_X from its click matrix) exceeds jump_qber."""
+        cm = history[-1].counts.get("click_matrix") if history[-1].counts else None
+        if cm is None:
+            return False
+        e_z, e_x = optical_qber(cm)
+        return bool(max(e_z, e_x) > self.jump_qber)
+
+    def _entry(self, settings: Sequence[float], cm: np.ndarray) -> tuple | None:
+        """Remembered form of a block (settings, (x, z) of H and D, visibility, fewest clicks), or None."""
+        xz_h, xz_d, min_clicks = measured_components(cm)
+        if min_clicks < self.min_clicks:
+            return None
+        return (tuple(settings), (xz_h, xz_d), visibility(cm), min_clicks)
+
+    def _floor(self) -> tuple[float, float] | None:
+        """(QBER floor, its standard error) from the recent blocks, or None while too few are seen.
+
+        The floor (dark counts, afterpulses, multi-photon clicks: QBER at perfect
+        alignment) is the `floor_quantile` quantile of the per-block mean (e_Z + e_X) / 2
+        over the last `floor_blocks` blocks: the tuner keeps most blocks aligned, so a
+        low quantile sees the floor and not the drift.
+        """
+        vals = np.asarray(self._qber_means[-self.floor_blocks:])
+        if vals.size < self.floor_blocks // 2:
+            return None
+        return float(np.quantile(vals, self.floor_quantile)), float(np.std(vals) / np.sqrt(vals.size) * 2.0)
+
+    def _hidden_steps(self, cm: np.ndarray, omega: np.ndarray, resolved: bool, fresh: bool) -> tuple[np.ndarray, list[str]]:
+        """Corrections of the hidden components (w_x, w_z) from the per-basis QBER excess.
+
+        e_Z = floor + v (w_x^2 + w_y^2) / 4 and e_X = floor + v (w_y^2 + w_z^2) / 4: with
+        the floor estimated (`_floor`; while unknown the cleaner basis stands in for it)
+        and w_y measured at first order, each excess gives |w_x| or |w_z|.  Only a
+        significant excess (z above the two-sided `significance` quantile) is acted on.
+        The sign (mirror branch) comes from a decisive two-setting fit, else from the last
+        step on that axis: on the first evaluation after it reached the bench the sign
+        is kept if the excess shrank and flipped if it grew; a stale sign or a first
+        guess (the reconstruction's) is stepped by `mirror_probe_gain` only.
+        """
+        c = np.asarray(cm, dtype=float)
+        e = optical_qber(c)
+        n = (c[:2, :2].sum(), c[2:, 2:].sum())
+        sd = [np.sqrt(max(e[k] * (1 - e[k]), 1.0 / n[k]) / n[k]) if n[k] > 0 else 1.0 for k in (0, 1)]
+        floor = self._floor()
+        if floor is None:
+            k_ref = int(np.argmin(e))
+            floor = (e[k_ref], sd[k_ref])
+        step, parts = np.zeros(3), []
+        for k, axis, name in ((0, 0, "w_x"), (1, 2, "w_z")):
+            excess = e[k] - floor[0] - omega[1] ** 2 / 4
+            memory = self._hidden.get(axis)
+            if excess < self.z_hidden * np.hypot(sd[k], floor[1]):
+                if fresh and memory is not None:  # the last step worked: keep its sign, now settled
+                    self._hidden[axis] = (memory[0], 0.0)
+                continue
+            size = 2.0 * np.sqrt(excess)
+            if resolved:
+                sign, gain, how = float(np.sign(omega[axis]) or 1.0), self.gain, "resolved by fit"
+            elif memory is not None and fresh and memory[1] > 0:
+                sign = memory[0] if excess < memory[1] else -memory[0]
+                gain, how = self.gain, ("kept" if sign == memory[0] else "flipped") + " after last step"
+            elif memory is not None:
+                sign, gain, how = memory[0], self.mirror_probe_gain, "from an earlier step"
+            else:
+                sign, gain, how = float(np.sign(omega[axis]) or 1.0), self.mirror_probe_gain, "guessed"
+            self._hidden[axis] = (sign, excess)
+            step[axis] = gain * sign * size
+            parts.append(f"hidden {name} {sign * size:+.4f} rad from e excess {excess:.5f} "
+                         f"over floor {floor[0]:.5f}, sign {how}, gain {gain:.2f}")
+        return step, parts
+
+    def _reacquire(self, probe: Probe, current: tuple[float, ...]) -> Proposal | None:
+        """After a jump: two probes (settings in force, and turned about x), joint fit, full correction."""
+        offset = self.calibration.settings_for(_su2(np.array([self.probe_offset_rad, 0.0, 0.0]))
+                                               @ self.calibration.rotation(current), start=current)
+        entries = []
+        for settings in (current, tuple(offset.settings)):
+            rep = probe(settings_params(settings), self.probe_s)
+            cm = rep.counts.get("click_matrix") if rep.counts else None
+            entry = None if cm is None else self._entry(settings, np.asarray(cm, dtype=float))
+            if entry is None:
+                return Proposal({}, "jump: probe gave too few clicks; parameters kept", probes_used=len(entries) + 1)
+            entries.append((entry, np.asarray(cm, dtype=float)))
+        self._last = self._ref = None
+        for entry, _ in entries:
+            self._remember(entry)
+        fiber, choice, how = self._fit(self.fiber_candidates(entries[1][1], entries[1][0][0]))
+        self._hidden, self._hidden_fresh = {}, False
+        inv = self.calibration.settings_for(np.conj(fiber).T, start=current)
+        self._awaiting, self._waited = tuple(inv.settings), 0
+        return Proposal(params=settings_params(inv.settings), probes_used=2,
+                        reason=(f"jump (QBER above {self.jump_qber}): two probes, mirror branch {choice} by {how}; "
+                                f"full correction, settings fidelity {inv.fidelity:.5f}"),
+                        extra={"fit_fidelity": inv.fidelity, "mirror_branch": choice})
+
     def propose(self, history: Sequence[BlockReport], params: Mapping[str, float],
                 probe: Probe | None = None) -> Proposal | None:
         """Settings that undo the significant part of the residual rotation (None in the deadband)."""
@@ -222,48 +348,59 @@ class TomographicTuner(Tuner):
             return None
         n = self.calibration.n_settings
         current = controller_settings(params, n)
+        newest = history[-1].counts.get("click_matrix") if history[-1].counts else None
+        if newest is not None and np.all(np.isfinite(optical_qber(newest))):
+            self._qber_means.append(float(np.mean(optical_qber(newest))))
+            del self._qber_means[:-self.floor_blocks]
+        jumped = self._jumped(history)
+        if jumped:
+            self._awaiting = None
+            if probe is not None and self.probe_budget >= 2:
+                return self._reacquire(probe, current)
         if self._settling(history):
             return None
-        pooled = self._pool(history, params)
+        pooled = self._pool(history[-1:] if jumped else history, params)
         if pooled is None:
             return None
         block_settings, cm = pooled
-        xz_h, xz_d, min_clicks = measured_components(cm)
-        if min_clicks < self.min_clicks:
+        entry = self._entry(block_settings, cm)
+        if entry is None:
             return None
-        self._remember((block_settings, (xz_h, xz_d), visibility(cm), min_clicks))
+        self._remember(entry)
+        _, (xz_h, xz_d), _, _ = entry
         fiber, choice, how = self._fit(self.fiber_candidates(cm, block_settings))
         c_blk, c_cur = self.calibration.rotation(block_settings), self.calibration.rotation(current)
         measured = np.array([xz_h[0], xz_h[1], xz_d[0], xz_d[1]])
-        sigma = component_sigmas(cm)
         # residual rotation (Bloch rotation vector) of controller x fiber at the settings in force
         omega = Rotation.from_matrix(so3_from_su2(c_cur @ fiber)).as_rotvec()
         # the settings in force predict the block's statistics through the block's own settings
         to_blk = c_blk @ np.conj(c_cur).T
-        chi2_aligned = chi2_given_rotation(measured, sigma, to_blk)
-        if chi2_aligned < self.chi2_visible:
-            return None
+        chi2_aligned = chi2_given_rotation(measured, component_sigmas(cm), to_blk)
         angle = float(np.linalg.norm(omega))
-        resolved = "two-setting fit" in how and "not decisive" not in how
+        resolved = "two-setting fit" in how and "not decisive" not in how and "weak" not in how
+        in_force = np.allclose(block_settings, current, rtol=0, atol=1e-9)
+        fresh = self._hidden_fresh and in_force
+        if in_force:
+            self._hidden_fresh = False
         if angle > self.acquire_rad:
+            self._hidden = {}
             apply, what = omega, f"acquire: full correction of {angle:.3f} rad"
         else:
-            visible = np.array([0.0, omega[1], 0.0])
-            chi2_vis = chi2_given_rotation(measured, sigma, to_blk @ _su2(visible))
-            if chi2_vis < self.chi2_hidden:
-                apply, what = self.gain * visible, f"visible part w_y {omega[1]:+.4f} rad"
-            else:
-                g_h = self.gain if resolved else self.mirror_probe_gain
-                apply = np.array([g_h * omega[0], self.gain * omega[1], g_h * omega[2]])
-                what = (f"visible w_y {omega[1]:+.4f} and hidden (w_x, w_z) ({omega[0]:+.4f}, {omega[2]:+.4f}) "
-                        f"rad, hidden gain {g_h:.2f} ({'resolved' if resolved else 'mirror probe'})")
+            hidden, parts = self._hidden_steps(cm, omega, resolved, fresh) if in_force else (np.zeros(3), [])
+            if chi2_aligned < self.chi2_visible and not parts:
+                return None
+            self._hidden_fresh = bool(parts)
+            apply = hidden
+            if chi2_aligned >= self.chi2_visible:
+                apply[1] = self.gain * omega[1]
+                parts.insert(0, f"visible w_y {omega[1]:+.4f} rad (chi2 {chi2_aligned:.1f} > {self.chi2_visible:.1f})")
+            what = "; ".join(parts)
         target = _su2(-apply) @ c_cur
         inv = self.calibration.settings_for(target, start=current)
         self._awaiting, self._waited = tuple(inv.settings), 0
         return Proposal(
             params=settings_params(inv.settings),
-            reason=(f"misalignment significant (chi2 {chi2_aligned:.1f} > {self.chi2_visible:.1f}): "
-                    f"{what}; mirror branch {choice} by {how}; settings fidelity {inv.fidelity:.5f}"),
+            reason=f"{what}; mirror branch {choice} by {how}; settings fidelity {inv.fidelity:.5f}",
             extra={"fit_fidelity": inv.fidelity, "mirror_branch": choice, "chi2_aligned": chi2_aligned},
         )
 

@@ -95,7 +95,7 @@ def test_statistical_deadband_ignores_noise(rng):
     assert acted <= 1  # significance 1e-3 per block
 
 
-@pytest.mark.parametrize("axis,part", [((0, 0.06, 0), "visible part"), ((0.25, 0, 0.0), "hidden")])
+@pytest.mark.parametrize("axis,part", [((0, 0.06, 0), "visible w_y"), ((0.25, 0, 0.0), "hidden w_x")])
 def test_significant_rotation_is_corrected(rng, axis, part):
     cal = PaddleCalibration()
     settings = (0.0, 0.0, 0.0)
@@ -106,10 +106,10 @@ def test_significant_rotation_is_corrected(rng, axis, part):
     new = tuple(prop.params[f"pol.{k}"] for k in (1, 2, 3))
     before = su2_fidelity(cal.rotation(settings) @ fiber, np.eye(2))
     after = su2_fidelity(cal.rotation(new) @ fiber, np.eye(2))
-    if part == "visible part":
+    if part == "visible w_y":
         assert after > before and 1 - after < 0.1 * (1 - before)
     else:  # hidden: mirror unresolved, half a step (right or wrong branch)
-        assert "mirror probe" in prop.reason
+        assert "sign guessed, gain 0.50" in prop.reason
 
 
 def test_waits_for_the_proposal_to_take_effect(rng):
