@@ -176,45 +176,49 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
     state = [slot, click mask]; a slot is finished when a later one starts, or at
     the end when `final`.  With role None, slot holds slot * 4 + role packed.
 
-    Finishing a slot squashes its mask, looks up Alice, counts, and appends it to
-    the flat outputs o_* at position n_z (Z) or capacity + n_x (X).  The entry is
-    always written and the position advances only on a basis match: no
-    unpredictable branch.  One-dimensional outputs and frequent counters in
-    registers keep the loop's values in registers (2-D outputs spilled them).
+    Finishing a slot looks up Alice, counts it in detections[3 * basis +
+    intensity], and appends it to the flat outputs o_* at position n_z (Z) or
+    capacity + n_x (X).  The entry is always written and the position advances
+    only on a basis match: no unpredictable branch.  A single click gives Bob's
+    basis and bit straight from its mask; only multi-click slots (rare) go through
+    the squashing rules and their case counters.  Single clicks and basis
+    mismatches are not counted here: they follow from the totals (see _finish_counts).
+    One-dimensional outputs and few live counters keep the loop in registers.
     counts = [single, double same, double cross, multi, mismatch, outside record,
-    sifted Z, sifted X]; detections[3 * basis + intensity].
+    sifted Z, sifted X].
     """
     n = slot.size
     n_alice = np.uint64(a_basis.size)
     cur = state[0]
-    mask = state[1]
+    mask = np.uint64(state[1])
     pos_z = np.uint64(counts[_N_SIFTED_Z])
     pos_x = np.uint64(counts[_N_SIFTED_X]) + np.uint64(capacity)
-    single = 0
-    mismatch = np.uint64(0)
-    s = cur
     for i in range(n + 1 if final else n):
         if i < n:
             if role is None:
                 v = slot[i]
                 s = v >> 2
-                r = v & 3
+                r = np.uint64(v & 3)
             else:
                 s = slot[i]
-                r = np.int64(role[i])
+                r = np.uint64(role[i])
             if s == cur:
-                mask |= 1 << r
+                mask |= np.uint64(1) << r
                 continue
         else:
-            r = 0
+            s = cur
+            r = np.uint64(0)
         if mask:
             idx = np.uint64(cur - first_slot)  # unsigned indices: no wraparound code
             if idx < n_alice:
-                case, b_basis, b_bit = _squash(np.uint64(mask), key, cur)
-                if case == CASE_SINGLE:
-                    single += 1
-                else:
+                if mask & (mask - np.uint64(1)):  # two or more clicks: squash
+                    case, b_basis, b_bit = _squash(mask, key, cur)
                     counts[case] += 1
+                    b_basis = np.uint64(b_basis)
+                    b_bit = np.uint64(b_bit)
+                else:  # one click: H=1, V=2 (Z); D=4, A=8 (X); bit 1 for V and A
+                    b_basis = np.uint64(mask > np.uint64(3))
+                    b_bit = np.uint64((mask & np.uint64(10)) != np.uint64(0))
                 ab = np.uint64(a_basis[idx])
                 ai = a_int[idx]
                 detections[ab * np.uint64(3) + ai] += 1
@@ -223,20 +227,25 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
                 o_abit[k] = a_bit[idx]
                 o_bbit[k] = b_bit
                 o_int[k] = ai
-                match = np.uint64(ab == np.uint64(b_basis))
+                match = np.uint64(ab == b_basis)
                 pos_x += match & ab
                 pos_z += match & (ab ^ np.uint64(1))
-                mismatch += np.uint64(1) - match
             else:
                 counts[CASE_OUTSIDE] += 1
         cur = s
-        mask = (1 << r) if i < n else 0
+        mask = (np.uint64(1) << r) if i < n else np.uint64(0)
     state[0] = cur
     state[1] = mask
     counts[_N_SIFTED_Z] = pos_z
     counts[_N_SIFTED_X] = pos_x - np.uint64(capacity)
-    counts[CASE_SINGLE] += single
-    counts[CASE_MISMATCH] += mismatch
+
+
+def _finish_counts(counts: np.ndarray, detections: np.ndarray) -> None:
+    """Fill the single-click and basis-mismatch counts the kernel leaves out: every
+    clicked slot inside the record is in detections, and is sifted or mismatched."""
+    clicked = int(detections.sum())
+    counts[CASE_SINGLE] = clicked - counts[CASE_DOUBLE_SAME:CASE_MULTI + 1].sum()
+    counts[CASE_MISMATCH] = clicked - counts[_N_SIFTED_Z] - counts[_N_SIFTED_X]
 
 
 @njit(cache=True)
@@ -404,6 +413,7 @@ def _workspace(workspace: SiftWorkspace | None) -> SiftWorkspace:
 
 
 def _wrap(o_slot, o_abit, o_bbit, o_int, capacity, counts, detections, pulses) -> SiftResult:
+    _finish_counts(counts, detections)
     keys = []
     for b in (BASIS_Z, BASIS_X):
         lo = b * int(capacity)
