@@ -7,10 +7,12 @@ amplification.  Every figure goes into a BlockReport; a failed security check
 returns the report with status 'aborted' and no key.
 
 What a prediction may change: the QBER fed to reconciliation (block sizes,
-code rate) comes from this block's fully disclosed X basis unless the caller
-passes a prediction (`qber_prior`).  The key length never uses a
-prediction: it uses this block's X-basis errors and the Z errors counted after
-reconciliation.
+code rate) is a key-basis figure: the caller's prediction from past Z
+(`qber_prior`), else a random sample of Z_SAMPLE_BITS of this block's Z bits,
+disclosed and counted as leaked.  Never QBER_X: a polarization rotation about
+the x axis raises QBER_Z alone, and reconciliation sized from X would then
+under-correct (docs/qml.md).  The key length never uses a prediction: it uses
+this block's X-basis errors and the Z errors counted after reconciliation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from qkdctl.select.objective import LabelledBlock, labelled_block
 from qkdctl.select.selectors import Selector
 
 QBER_FLOOR = 0.005  # smallest QBER handed to reconciliation (its parameters need q > 0)
+Z_SAMPLE_BITS = 2048  # Z bits disclosed to size reconciliation when no prior is given (counted as leaked)
 TELEMETRY_WINDOWS = 8  # sub-block windows of the detector telemetry
 DEFAULT_CASCADE = "cascade-biconf"  # f 1.09-1.10 at the fastest throughput but the original (docs/reconciliation.md)
 CASCADE_MAX_QBER = 0.09  # above this, LDPC (if available) is preferred
@@ -154,9 +157,12 @@ def report_estimate(rep: BlockReport, est: Estimate, settings: BlockSettings) ->
     return None
 
 
-def ec_qber(qber_x: float, qber_prior: float | None = None) -> float:
-    """QBER handed to reconciliation: the prior if given, else QBER_X, clipped to [floor, 0.25]."""
-    q = qber_prior if qber_prior is not None else qber_x
+def ec_qber(qber_z_estimate: float, qber_prior: float | None = None) -> float:
+    """QBER handed to reconciliation: the Z prior if given, else this block's sampled QBER_Z,
+    clipped to [floor, 0.25]; nan (nothing sampled) gives 0.25."""
+    q = qber_prior if qber_prior is not None else qber_z_estimate
+    if not q == q:
+        return 0.25
     return min(max(q, QBER_FLOOR), 0.25)
 
 
@@ -256,21 +262,23 @@ def process_block(
     if selector is not None:
         sifted, rep.selection = apply_selection(selector, gated, sifted)
     lap("sift")
-    est = estimate(sifted, rng, disclose_x=True)
+    est = estimate(sifted, rng, disclose_x=True, sample_count=None if qber_prior is not None else Z_SAMPLE_BITS)
+    z_disclosed = int(est.sampled[BASIS_Z].sum())
     reason = report_estimate(rep, est, settings)
     lap("estimate")
     if reason:
         return _abort(rep, reason)
 
     z = sifted.z
-    q_ec = ec_qber(rep.qber_x, qber_prior)
+    q_ec = ec_qber(float(est.qber_basis[BASIS_Z]), qber_prior)
     method = choose_method(q_ec) if settings.method == "auto" else settings.method
     try:
         rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
     lap("reconcile")
-    wrong, reason = report_correction(rep, z, rec.bob_bits, rec.method, rec.leaked_bits + rec.confirm_bits,
+    wrong, reason = report_correction(rep, z, rec.bob_bits, rec.method,
+                                      rec.leaked_bits + rec.confirm_bits + z_disclosed,
                                       rec.leaked_bits, rec.round_trips, rec.success, settings)
     if reason:
         return _abort(rep, reason)

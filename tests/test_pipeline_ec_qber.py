@@ -1,0 +1,60 @@
+"""Reconciliation is sized from the key basis Z (a sample or a past-Z prior), never from QBER_X."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import qkdctl.pipeline as pipeline
+from qkdctl.config import load_config
+from qkdctl.core.constants import BASIS_Z, DEFAULT_CHANNELS
+from qkdctl.core.linkmodel import generate_block
+from qkdctl.core.tags import GateConfig
+from qkdctl.pipeline import Z_SAMPLE_BITS, BlockSettings, ec_qber, process_block
+
+
+def test_ec_qber_prefers_prior_then_z_estimate():
+    assert ec_qber(0.03) == pytest.approx(0.03)
+    assert ec_qber(0.03, qber_prior=0.02) == pytest.approx(0.02)
+    assert ec_qber(0.0) == pipeline.QBER_FLOOR
+    assert ec_qber(math.nan) == 0.25
+
+
+@pytest.fixture(scope="module")
+def z_only_block():
+    """A block whose extra errors are all in Z (Alice's Z bits flipped at 4 % on the bench's own ~3 %), as a rotation about x gives."""
+    rng = np.random.default_rng(7)
+    model = load_config("lab_configs/sim_bench.toml").link_model(distance_km=5.0)
+    alice, tags = generate_block(model, 10_000_000, rng, sync_divider=100)
+    flip = (alice.basis == BASIS_Z) & (rng.random(len(alice)) < 0.04)
+    alice = dataclasses.replace(alice, bit=(alice.bit ^ flip).astype(np.uint8))
+    settings = BlockSettings(
+        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
+        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
+        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
+        qber_abort=0.11, method="cascade-biconf")
+    return alice, tags, settings
+
+
+@pytest.mark.parametrize("prior", [None, 0.045])
+def test_reconciliation_sized_from_z(z_only_block, monkeypatch, prior):
+    alice, tags, settings = z_only_block
+    seen = {}
+    real = pipeline.reconcile
+
+    def spy(method, a, b, qber, rng, **kw):
+        seen["qber"] = qber
+        out = real(method, a, b, qber, rng, **kw)
+        seen["leaked"] = out.leaked_bits + out.confirm_bits
+        return out
+
+    monkeypatch.setattr(pipeline, "reconcile", spy)
+    rep = process_block(0, tags, alice, settings, np.random.default_rng(1), qber_prior=prior).report
+    assert rep.qber_z > rep.qber_x + 0.025  # the asymmetry of the case
+    if prior is None:
+        assert abs(seen["qber"] - rep.qber_z) < 0.012  # sampled Z, not QBER_X
+        assert rep.leaked_bits >= seen["leaked"] + Z_SAMPLE_BITS  # the disclosed sample counts as leaked
+    else:
+        assert seen["qber"] == pytest.approx(prior)
+        assert rep.leaked_bits < seen["leaked"] + Z_SAMPLE_BITS
