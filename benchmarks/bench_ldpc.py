@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from benchmarks.common import result
-from qkdctl.core.reconcile.ldpc import SyndromeDecoder, choose_layout, error_priors, frame_bits, syndrome
+from qkdctl.core.reconcile.ldpc import SyndromeDecoder, candidate_rates, choose_layout, error_priors, frame_bits, syndrome
 from qkdctl.protocol.ldpc_roles import VARIANTS, family_code
 from qkdctl.protocol.reconcile import efficiency, reconcile
 
@@ -45,8 +45,9 @@ QUICK_BLIND_RUNS = 2
 
 
 def _frames(frame_n: int, qber: float, count: int, seed: int):
-    codes = {r: family_code(r, frame_n) for r in VARIANTS["ldpc-blind"].rates}
-    lay = choose_layout(codes, 10**9, qber, F_DECODE, VARIANTS["ldpc-blind"].punct_fraction)
+    v = VARIANTS["ldpc-blind"]
+    codes = {r: family_code(r, frame_n) for r in candidate_rates(v.rates, frame_n, frame_n, qber, F_DECODE)}
+    lay = choose_layout(codes, 10**9, qber, F_DECODE, v.punct_fraction)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):

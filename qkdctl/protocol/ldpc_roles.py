@@ -32,9 +32,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
-from qkdctl.core.reconcile.codes import DEGREE_DISTRIBUTIONS, LdpcCode, build_code
+from qkdctl.core.reconcile.codes import FAMILY_RATES, LdpcCode, build_code
 from qkdctl.core.reconcile.ldpc import (
-    FrameLayout, SyndromeDecoder, binary_entropy, choose_layout, error_priors, frame_bits,
+    FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors, frame_bits,
     frame_layout, reveal_positions, syndrome,
 )
 from qkdctl.protocol.channel import Channel
@@ -42,7 +42,7 @@ from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
 
 CODE_SEED = 20261126
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class LdpcVariant:
 
     name: str
     frame_sizes: tuple[int, ...] = (16384, 65536)
-    rates: tuple[float, ...] = tuple(sorted(DEGREE_DISTRIBUTIONS))
+    rates: tuple[float, ...] = FAMILY_RATES
     f_start: float = 1.10
     f_step: float = 0.01
     max_rounds: int = 12
@@ -228,7 +228,8 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
     fitting = [f for f in v.frame_sizes if f <= bits.size]
     frame_n = max(fitting) if fitting else min(v.frame_sizes)
-    codes = {r: family_code(r, frame_n) for r in v.rates}
+    codes = {r: family_code(r, frame_n)
+             for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.f_start)}
     first = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
     code, k, punct = first.code, first.k, int(first.punct_pos.size)
     layouts = _layouts(code, bits.size, k, punct)

@@ -44,7 +44,7 @@ def test_peg_kernel_matches_reference_random(seed, n, m_frac, depth, budget):
 def test_peg_code_has_requested_degrees_and_no_4_cycles(rate):
     n = 3000
     code = C.build_code(rate, n, seed=3)
-    want = C.variable_degrees(n, C.DEGREE_DISTRIBUTIONS[rate])
+    want = C.variable_degrees(n, C.ensemble_of(rate))
     assert code.m == round(n * (1 - rate))
     assert np.array_equal(np.sort(np.diff(code.h_csc.indptr)), np.sort(np.minimum(want, code.m)))
     row_deg = np.diff(code.h.indptr)
@@ -66,6 +66,33 @@ def test_peg_has_no_4_cycles_where_guaranteed(rng):
     cols = np.repeat(np.arange(var_deg.size), var_deg)
     rand = sp.csr_matrix((np.ones(rows.size, np.uint8), (rows, cols)), shape=(2000, var_deg.size))
     assert _max_shared(rand) >= 2
+
+
+def test_family_rates_use_the_tabulated_ensemble_at_or_below_them():
+    assert C.FAMILY_RATES[0] == 0.5 and C.FAMILY_RATES[-1] == 0.9 and len(C.FAMILY_RATES) == 41
+    assert C.ensemble_of(0.5) is C.DEGREE_DISTRIBUTIONS[0.5]
+    assert C.ensemble_of(0.72) is C.DEGREE_DISTRIBUTIONS[0.7]
+    assert C.ensemble_of(0.76) is C.DEGREE_DISTRIBUTIONS[0.75]
+    for high in (0.8, 0.84, 0.9):  # above 0.8: the rate-0.8 ensemble (see codes.py)
+        assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.8]
+    with pytest.raises(QkdInputError, match="rate 0.815"):
+        C.ensemble_of(0.815)
+    code = C.build_code(0.86, 2000, seed=3)  # same variable degrees, fewer checks
+    want = C.variable_degrees(2000, C.DEGREE_DISTRIBUTIONS[0.8])
+    assert code.m == 280 and np.array_equal(np.sort(np.diff(code.h_csc.indptr)), want)
+
+
+def test_candidate_rates_bracket_the_start_rate():
+    rates = C.FAMILY_RATES
+    h = L.binary_entropy(0.02)
+    # one frame of 50000 key bits in 65536 columns at f = 1.1: r* = 1 - 1.1 h 50000 / 65536
+    r_star = 1 - 1.1 * h * 50000 / 65536
+    got = L.candidate_rates(rates, 65536, 100000, 0.02, 1.1)
+    assert got == [0.87, 0.88] and got[-1] <= r_star < got[-1] + 0.01
+    assert L.candidate_rates(rates, 65536, 100000, 0.3, 1.1) == [0.5, 0.51]  # beyond rate 0.5
+    assert L.candidate_rates((0.5, 0.9), 1000, 100, 0.001, 1.1) == [0.5, 0.9]
+    with pytest.raises(QkdInputError, match="n_key"):
+        L.candidate_rates(rates, 1000, 0, 0.02, 1.1)
 
 
 def test_variable_degrees_follow_edge_distribution():

@@ -143,6 +143,26 @@ def choose_layout(
     return frame_layout(codes[rate], k, p)
 
 
+def candidate_rates(rates: tuple[float, ...], frame_n: int, n_key: int, qber_est: float,
+                    f_start: float) -> list[float]:
+    """The (at most two) family rates `choose_layout` can pick for this key: build only these.
+
+    With F = ceil(n_key / frame_n) frames of k = ceil(n_key / F) key bits, a code starts at
+    f_start with the fewest frames and least puncturing when its rate is the largest one not
+    above r* = 1 - f_start h(qber_est) k / frame_n (the rest of the frame is shortened); the
+    next lower rate is kept as a fallback for when the puncturing cap or rounding rules the
+    first out.  Below every rate (QBER too high for one frame per frame_n) the lowest two.
+    """
+    if not rates or frame_n <= 0 or n_key <= 0:
+        raise QkdInputError(f"need rates, frame_n > 0 and n_key > 0, got {rates}, {frame_n}, {n_key}")
+    frames = -(-n_key // frame_n)
+    k = -(-n_key // frames)
+    r_star = 1.0 - f_start * binary_entropy(qber_est) * k / frame_n
+    ordered = sorted(rates)
+    below = [r for r in ordered if r <= r_star + 1e-9]
+    return below[-2:] if below else ordered[:2]
+
+
 @njit(cache=True)
 def _syndrome_kernel(indptr, indices, bits):  # pragma: no cover - compiled
     m = indptr.shape[0] - 1
