@@ -1,0 +1,83 @@
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from qkdctl.cli import app
+from qkdctl.config import load_config, parse_config
+from qkdctl.control.actions import ActionSpace
+from qkdctl.control.policy import FixedPolicy
+from qkdctl.control.tuner import ControlTuner, control_tuner
+from qkdctl.core.errors import QkdInputError
+from qkdctl.store.rundb import RunDB
+from tests.test_engine import _setup
+
+SIM_BENCH = Path(__file__).resolve().parents[2] / "lab_configs" / "sim_bench.toml"
+# a method switch the tests can see (both Cascade: fast on the small blocks of these tests)
+SPACE = ActionSpace(methods=("cascade-biconf", "cascade-efficient"))
+
+
+def test_engine_applies_block_length_gate_and_method_between_blocks(tmp_path):
+    eng = _setup(tmp_path, queue_depth=1)
+    eng.tuners.append(ControlTuner(FixedPolicy(SPACE, 6)))  # 0.02 s, cascade-efficient, 400 ps
+    reports = []
+    eng.on_block = reports.append
+    summary = eng.run(blocks=6)
+    assert summary.status == "ok"
+    # the first acquisitions may start before the first decision (queue overlap)
+    assert reports[0].duration_s == pytest.approx(0.01) and reports[-1].duration_s == pytest.approx(0.02)
+    assert reports[-1].params["gate.width_ps"] == 400.0
+    assert reports[0].method == "cascade-biconf" and reports[1].method == "cascade-efficient"
+    assert summary.acquired_s == pytest.approx(sum(r.duration_s for r in reports))
+    with RunDB(tmp_path) as db:
+        rows = db.conn.execute("SELECT tuner, proposal FROM tuner_decisions ORDER BY block_id").fetchall()
+    assert [r[0] for r in rows] == ["control:fixed"] * 6
+    assert json.loads(rows[0][1]) == {"block.seconds": 0.02, "gate.width_ps": 400.0}
+    assert reports[0].tuner["method"] == "cascade-efficient"
+
+
+def test_control_table_is_validated():
+    base = {"link": {"fiber_loss_db_per_km": 0.2, "detector_efficiency": 0.1, "dark_count_prob": 1e-7,
+                     "afterpulse_prob": 0.0, "misalignment": 0.01}}
+    assert parse_config({**base, "control": {"policy": "p.json"}}).control.backend == "aer"
+    with pytest.raises(Exception, match="control"):
+        parse_config({**base, "control": {"policy": "p.json", "epsilon": 0.1}})
+
+
+def test_control_tuner_resolves_the_policy_next_to_the_config(tmp_path):
+    FixedPolicy(ActionSpace(), 3).save(tmp_path / "p.json")
+    cfg = parse_config({"control": {"policy": "p.json"}})
+    tuner = control_tuner(cfg.control, tmp_path)
+    assert tuner.name == "control:fixed" and tuner.policy.action_index == 3
+    with pytest.raises(QkdInputError, match="policy file not found"):
+        control_tuner(cfg.control, tmp_path / "elsewhere")
+
+
+def _control_config(tmp_path: Path, policy_file: str) -> Path:
+    text = SIM_BENCH.read_text().replace('polarization = "tomographic"', "")
+    text = text.replace('initial_rotation = "random"', 'initial_rotation = "identity"')
+    text = text.replace("drift_rad_per_sqrt_s = 0.3", "drift_rad_per_sqrt_s = 0.0")
+    text = text.replace("max_consecutive_aborts = 5", "max_consecutive_aborts = 5\nqueue_depth = 1")
+    cfg = tmp_path / "control.toml"
+    cfg.write_text(text + f'\n[control]\npolicy = "{policy_file}"\n')
+    load_config(cfg)
+    return cfg
+
+
+def test_qkdctl_run_with_a_control_policy_on_the_simulated_bench(tmp_path):
+    FixedPolicy(SPACE, 2).save(tmp_path / "p.json")  # 0.02 s, cascade-efficient, 150 ps
+    cfg = _control_config(tmp_path, "p.json")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["run", str(cfg), "--blocks", "4", "--out", str(out), "--json", "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["blocks"] == 4 and summary["secret_bits"] > 0
+    with RunDB(out) as db:
+        blocks = db.blocks()
+        decisions = db.conn.execute("SELECT tuner FROM tuner_decisions").fetchall()
+    assert {d[0] for d in decisions} == {"control:fixed"}
+    assert blocks[-1]["report"]["method"] == "cascade-efficient"
+    assert blocks[-1]["report"]["params"]["block.seconds"] == 0.02
