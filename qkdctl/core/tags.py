@@ -140,7 +140,8 @@ def recover_clock(
     n = np.concatenate(([0.0], np.cumsum(k)))
     n_mean, y_mean = n.mean(), y.mean()
     dn = n - n_mean
-    sync_period = float(np.dot(dn, y - y_mean) / np.dot(dn, dn))
+    # sums, not np.dot: BLAS threads spin on a busy machine (12 ms of CPU for 2e4 syncs)
+    sync_period = float(np.sum(dn * (y - y_mean)) / np.sum(dn * dn))
     intercept = y_mean - sync_period * n_mean
     residual = y - (intercept + sync_period * n)
     worst = float(np.max(np.abs(residual)))
