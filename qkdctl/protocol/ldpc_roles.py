@@ -109,11 +109,18 @@ def family_code(rate: float, n: int, seed: int = CODE_SEED) -> LdpcCode:
     return code
 
 
-@lru_cache(maxsize=64)
-def _decoder(rate: float, n: int, seed: int, backend: str, max_iter: int, stall_iter: int,
-             bp_method: str, osd_order: int | None) -> SyndromeDecoder:
-    return SyndromeDecoder(family_code(rate, n, seed), max_iter=max_iter, backend=backend,
-                           bp_method=bp_method, osd_order=osd_order, stall_iter=stall_iter)
+@lru_cache(maxsize=16)
+def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, max_iter: int,
+             stall_iter: int, bp_method: str, osd_order: int | None) -> SyndromeDecoder:
+    """Decoder of the frames laid out as (k, punct) on the code; the layered one leaves the
+    full frame's shortened columns out of the graph (a shorter last frame only adds to them)."""
+    code = family_code(rate, n, seed)
+    columns = None
+    if backend == "layered":
+        lay = frame_layout(code, k, punct)
+        columns = np.sort(np.concatenate([lay.key_pos, lay.punct_pos]))
+    return SyndromeDecoder(code, max_iter=max_iter, backend=backend, bp_method=bp_method,
+                           osd_order=osd_order, stall_iter=stall_iter, columns=columns)
 
 
 def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
@@ -238,8 +245,8 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
     m = code.m
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
-    dec = _decoder(code.rate, frame_n, code.seed, v.backend, v.max_iter, v.stall_iter, v.bp_method,
-                   v.osd_order)
+    dec = _decoder(code.rate, frame_n, code.seed, k, punct, v.backend, v.max_iter, v.stall_iter,
+                   v.bp_method, v.osd_order)
     h_q = binary_entropy(qber_estimate)
     ys, targets, known, known_err, done, results = [], [], [], [], [], []
     for i, lay in enumerate(layouts):

@@ -334,3 +334,28 @@ def test_choose_layout_caps_puncturing_at_a_share_of_the_checks():
     # QBER 0.4 %: reaching f = 1.1 on the rate-0.9 code would puncture beyond the cap
     low = L.choose_layout(codes, 1800, 0.004, 1.1, 0.0)
     assert low.punct_pos.size == int(L.MAX_PUNCT_SHARE * low.code.m)
+
+
+def test_decoder_leaves_shortened_columns_out_without_changing_the_result(rng):
+    code = C.build_code(0.8, 2048, seed=15)
+    lay = L.frame_layout(code, 1500, 40)  # 508 shortened columns
+    cols = np.sort(np.concatenate([lay.key_pos, lay.punct_pos]))
+    full = L.SyndromeDecoder(code, max_iter=40, stall_iter=8)
+    part = L.SyndromeDecoder(code, max_iter=40, stall_iter=8, columns=cols)
+    assert part._indices.size < 0.8 * full._indices.size
+    for q in (0.01, 0.025, 0.2):
+        e = np.zeros(code.n, np.uint8)
+        e[lay.key_pos] = rng.random(lay.k) < q
+        e[lay.punct_pos] = rng.integers(0, 2, lay.punct_pos.size)
+        priors = L.error_priors(lay, q)
+        a, b = full.decode(L.syndrome(code, e), priors), part.decode(L.syndrome(code, e), priors)
+        assert (a.converged, a.iterations) == (b.converged, b.iterations)
+        assert np.array_equal(a.error, b.error) and not b.error[lay.short_pos].any()
+        assert np.all(b.llr[lay.short_pos] > 20)
+        if q < 0.1:
+            assert b.converged and np.array_equal(b.error, e)
+    for bad in (cols[::-1], np.array([code.n]), np.zeros(0, np.int64)):
+        with pytest.raises(QkdInputError, match="columns"):
+            L.SyndromeDecoder(code, columns=bad)
+    with pytest.raises(QkdInputError, match="layered"):
+        L.SyndromeDecoder(code, backend="ldpc", columns=cols)

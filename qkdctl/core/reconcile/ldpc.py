@@ -393,11 +393,17 @@ class SyndromeDecoder:
     has not improved for `stall_iter` iterations.  backend "ldpc": ldpc.BpDecoder (`bp_method`
     "product_sum" or "minimum_sum", flooding), or ldpc.BpOsdDecoder when `osd_order` is
     given (OSD-CS of that order after a BP failure).
+
+    `columns` (layered backend): the code columns that take part in decoding; the others are
+    known to carry no error (a frame's shortened bits) and are left out of the graph, so no
+    work is spent on their edges (BP is unchanged: a known bit's messages carry only its sign,
+    which is +).  Results are still over all n columns (error 0 on the left-out ones).
     """
 
     def __init__(self, code: LdpcCode, max_iter: int = 60, backend: str = "layered",
                  alpha: float = 0.8, bp_method: str = "product_sum",
-                 osd_order: int | None = None, stall_iter: int = 12) -> None:
+                 osd_order: int | None = None, stall_iter: int = 12,
+                 columns: np.ndarray | None = None) -> None:
         if max_iter <= 0:
             raise QkdInputError(f"max_iter must be positive, got {max_iter}")
         if backend not in ("layered", "ldpc"):
@@ -412,9 +418,22 @@ class SyndromeDecoder:
         self.stall_iter = int(max(1, stall_iter))
         self.alpha = np.float32(alpha)
         self.sum_product = bp_method == "product_sum"
-        self._indptr = code.h.indptr.astype(np.int64)
-        # column indices in 16 bits when they fit (n <= 65536): less memory traffic per edge
-        self._indices = code.h.indices.astype(np.uint16 if code.n <= 1 << 16 else np.int32)
+        h = code.h
+        self._columns = None
+        if columns is not None:
+            if backend != "layered":
+                raise QkdInputError("columns needs the layered backend")
+            cols = np.asarray(columns, dtype=np.int64)
+            if cols.ndim != 1 or cols.size == 0 or np.any(np.diff(cols) <= 0) or cols[0] < 0 \
+                    or cols[-1] >= code.n:
+                raise QkdInputError(f"columns must be increasing column indices in 0..{code.n - 1}")
+            self._columns = cols
+            h = code.h[:, cols].tocsr()
+            h.sort_indices()
+        self._indptr = h.indptr.astype(np.int64)
+        # column indices in 16 bits when they fit (<= 65536 columns): less memory traffic per edge
+        self._indices = h.indices.astype(np.uint16 if h.shape[1] <= 1 << 16 else np.int32)
+        self._n_graph = int(h.shape[1])
         self._max_deg = int(np.diff(self._indptr).max())
         self._dec = None
         if backend == "ldpc":
@@ -457,13 +476,15 @@ class SyndromeDecoder:
         states = [None] * count if states is None else list(states)
         if len(priors) != count or len(states) != count or count == 0:
             raise QkdInputError("decode_many needs equally many (>= 1) targets, priors and states")
-        n, m, e = self.code.n, self.code.m, self._indices.size
+        n, m, e = self._n_graph, self.code.m, self._indices.size
         t_arr = np.empty((count, m), np.uint8)
         llr0 = np.empty((count, n), np.float32)
         msgs = np.zeros((count, e), np.float32)
+        full_llr = []
         for i in range(count):
             t_arr[i], p = self._checked(targets[i], priors[i])
-            llr0[i] = _prior_llr(p)
+            full_llr.append(_prior_llr(p))
+            llr0[i] = full_llr[i] if self._columns is None else full_llr[i][self._columns]
             if states[i] is not None:
                 if states[i].shape != (e,) or states[i].dtype != np.float32:
                     raise QkdInputError(f"state must be float32 of length {e}")
@@ -487,7 +508,14 @@ class SyndromeDecoder:
             if states[i] is not None:
                 states[i][:] = msgs[i]
                 state = states[i]
-            out.append(DecodeResult(err[i], bool(ok[i]), post[i].astype(np.float64), int(its[i]), state))
+            if self._columns is None:
+                err_i, post_i = err[i], post[i].astype(np.float64)
+            else:
+                err_i = np.zeros(self.code.n, np.uint8)
+                err_i[self._columns] = err[i]
+                post_i = full_llr[i].astype(np.float64)
+                post_i[self._columns] = post[i]
+            out.append(DecodeResult(err_i, bool(ok[i]), post_i, int(its[i]), state))
         return out
 
     def _checked(self, target: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
