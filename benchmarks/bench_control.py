@@ -1,0 +1,85 @@
+"""`qkdctl bench control`: adaptive protocol control against fixed settings, same drift.
+
+The drift is qkdctl.control.surrogate.benchmark_trace: four equal phases of
+(channel RTT, polarization drift) = (0.05 ms, 0.2), (10 ms, 0.2), (10 ms, 1.5),
+(0.05 ms, 1.5 rad/sqrt(s)).  Contestants: today's defaults (0.05 s blocks, Cascade
+biconf as `auto` picks in-process, 300 ps gate: the baseline), every fixed action
+of the action space (the best of them, chosen with hindsight on this very drift,
+is the grid-best oracle), the softmax policy (REINFORCE) and the VQC policy (SPSA
+on Aer), both trained on the surrogate in this run (benchmarks/train_control.py
+settings; quick: a tenth of the iterations).
+
+Figures: secret bits per second of wall time (acquisition + processing) on the
+surrogate (48 blocks; quick 24) and on the simulated bench (SimBench + the real
+pipeline, benchmarks/control_sim.py; 8 blocks; quick 4: defaults, grid-best,
+softmax, VQC only), training seconds and circuit shots.  Results: docs/control.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchmarks.common import result
+from benchmarks.control_sim import SimBenchEnv
+from benchmarks.train_control import SOFTMAX, VQC, scaled, train_softmax, train_vqc
+from qkdctl.control.actions import ActionSpace
+from qkdctl.control.policy import FixedPolicy, Policy
+from qkdctl.control.rollout import evaluate
+from qkdctl.control.surrogate import benchmark_envs, benchmark_trace
+
+DEFAULTS = ActionSpace((0.05, 0.05), ("cascade-biconf", "cascade-biconf"), (300.0, 300.0))
+"""Today's settings as a one-action space (lab_configs/sim_bench.toml: 0.05 s, auto -> cascade-biconf, 300 ps)."""
+EVAL_SEED = 7
+
+
+def _sim_envs(n_blocks: int):
+    return lambda: [SimBenchEnv(benchmark_trace(n_blocks), EVAL_SEED)]
+
+
+def _score(policy: Policy, make_envs) -> tuple[float, float, list]:
+    t0 = time.perf_counter()
+    b = evaluate(policy, make_envs)
+    return b.secret_rate_bps(), time.perf_counter() - t0, b.actions[0].tolist()
+
+
+def run(quick: bool) -> list[dict]:
+    """One result per (environment, contestant); baseline: today's defaults in the same run."""
+    space = ActionSpace()
+    n_sur, n_sim = (24, 4) if quick else (48, 8)
+    soft = train_softmax(scaled(SOFTMAX, quick))
+    vqc = train_vqc(scaled(VQC, quick))
+    fixed = {f"fixed[{k}]": FixedPolicy(space, k) for k in range(space.n_actions)}
+    out = []
+    surrogate_fixed: dict[str, float] = {}
+    for env_name, make_envs, n in (("surrogate", benchmark_envs(n_sur, EVAL_SEED), n_sur),
+                                   ("simbench", _sim_envs(n_sim), n_sim)):
+        rows = {"default": (FixedPolicy(DEFAULTS, 0), {})}
+        if env_name == "surrogate" or not quick:
+            rows.update({name: (pol, {}) for name, pol in fixed.items()})
+        rows["softmax"] = (soft, {"train_seconds": soft.training["train_seconds"], "shots": 0,
+                                  "train_iterations": soft.training["iterations"]})
+        rows["vqc"] = (vqc, {"train_seconds": vqc.training["train_seconds"], "shots": vqc.training["shots_used"],
+                             "train_iterations": vqc.training["iterations"], "backend": VQC["backend"]})
+        scores = {}
+        for name, (pol, extra) in rows.items():
+            shots0 = getattr(pol, "shots_used", 0)
+            bps, secs, actions = _score(pol, make_envs)
+            scores[name] = (bps, secs, actions, {**extra, "eval_shots": getattr(pol, "shots_used", 0) - shots0})
+        if env_name == "simbench" and quick:  # the grid-best action of the surrogate, measured here
+            best_k = max(range(space.n_actions), key=lambda k: surrogate_fixed[f"fixed[{k}]"])
+            bps, secs, actions = _score(fixed[f"fixed[{best_k}]"], make_envs)
+            scores[f"fixed[{best_k}]"] = (bps, secs, actions, {"grid_best_from": "surrogate"})
+        fixed_scores = {k: v[0] for k, v in scores.items() if k.startswith("fixed[")}
+        best = max(fixed_scores, key=fixed_scores.get)
+        base_bps, base_s = scores["default"][0], scores["default"][1]
+        for name, (bps, secs, actions, extra) in scores.items():
+            out.append(result(f"control/{env_name}/{name}", n, secs, "blocks/s", "control/default", base_s,
+                              env=env_name, policy=name, secret_bps=bps, default_secret_bps=base_bps,
+                              vs_default=bps / base_bps if base_bps else None,
+                              grid_best=best, vs_grid_best=bps / fixed_scores[best] if fixed_scores[best] else None,
+                              actions=actions, **extra))
+        if env_name == "surrogate":
+            surrogate_fixed = fixed_scores
+    return out
