@@ -65,7 +65,8 @@ def test_choices_match_naive_random(rng):
     words = rng.integers(0, 2**64, words_needed(n), dtype=np.uint64, endpoint=False)
     out = [np.empty(n, np.uint8) for _ in range(3)]
     alice_choices(words, table, *out)
-    want = [naive.alice_choice((int(words[i // 2]) >> (32 * (i % 2))) & 0xFFFFFFFF, table.thr, table.alias) for i in range(n)]
+    halves = [(int(words[i // 2]) >> (32 * (i % 2))) & 0xFFFFFFFF for i in range(n)]
+    want = [naive.alice_choice(h, table.thr, table.alias) for h in halves]
     assert list(zip(out[2].tolist(), out[0].tolist(), out[1].tolist())) == want
 
 

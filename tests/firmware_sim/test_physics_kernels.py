@@ -17,7 +17,8 @@ def _run_slots(seed, n, p_int, p_z, p_one, lam, jitter, subblock=clicks.SUBBLOCK
     rng = np.random.default_rng(seed)
     out = clicks.simulate_slots(rng, 7, n, p_int, p_z, p_one, lam, 800.0, 5000.0, jitter)
     table = ChoiceTable.build(p_int, p_z, p_one)
-    ref = naive.slots(np.random.default_rng(seed), n, 7, (table.thr, table.alias), lam, 800.0, 5000.0, jitter, subblock, clicks.DENSE_P)
+    ref = naive.slots(np.random.default_rng(seed), n, 7, (table.thr, table.alias), lam, 800.0, 5000.0, jitter,
+                      subblock, clicks.SPARSE_P)
     return out, ref
 
 
@@ -46,7 +47,7 @@ def test_slots_tiny_hand_case():
     scale=st.sampled_from([1e-3, 0.02, 0.1, 3.0]),
 )
 def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
-    # scales below and above DENSE_P: sparse (geometric gaps) and dense candidate processes
+    # scales below and above SPARSE_P: geometric gaps and bit scan
     p1 = (1 - p0) * p1
     p_int = (p0, p1, 1.0 - p0 - p1)
     lam = np.random.default_rng(seed).random((3, 4, 4)) * scale
@@ -55,13 +56,14 @@ def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("scale", [0.01, 1.0])
-def test_slots_match_naive_across_subblocks(monkeypatch, scale):
-    # odd sub-block size: word halves restart per sub-block, the candidate gap carries over
+@pytest.mark.parametrize("scale,geometric", [(0.003, True), (1.0, False)])
+def test_slots_match_naive_across_subblocks(monkeypatch, scale, geometric):
+    # odd sub-block size: words restart per sub-block, the geometric gap carries over
     monkeypatch.setattr(clicks, "SUBBLOCK_SLOTS", 37)
     lam = np.random.default_rng(5).random((3, 4, 4)) * scale
-    out, ref = _run_slots(5, 1000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), subblock=37)
-    assert len(ref[3]) > 10
+    assert (clicks.candidate_level(clicks.click_tables(lam)[0]) == 0) == geometric
+    out, ref = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), subblock=37)
+    assert len(ref[3]) > 20
     for a, b in zip(out, ref):
         assert np.array_equal(np.asarray(a), np.asarray(b))
 

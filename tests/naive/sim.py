@@ -41,24 +41,50 @@ def alice_choice(half: int, thr, alias) -> tuple[int, int, int]:
     return o // 4, (o // 2) % 2, o % 2
 
 
-def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, dense_p):
+def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, sparse_p):
     """Reference of clicks.simulate_slots: Alice's arrays and clicks, same draws in the same order.
 
-    Per sub-block: Alice's 64-bit words (low half = even slot), then each candidate slot
-    (Bernoulli(p_bound) process with geometric gaps) takes a uniform and one normal per click.
+    Per sub-block: Alice's 64-bit words (low half = even slot); candidate slots: below
+    sparse_p a Bernoulli(p_max) process with geometric gaps, else the slots whose 16 bits
+    (four per word, low first) are below L = ceil(p_max 2^16); then each candidate of the
+    sub-block takes a uniform and one normal per click.
     """
     thr, alias = table
     p_any = [[1.0 - math.exp(-sum(lam[c, s])) for s in range(4)] for c in range(3)]
     p_max = max(max(row) for row in p_any)
-    p_bound = 1.0 if p_max > dense_p else p_max
+    level = 0 if p_max < sparse_p else math.ceil(p_max * 2**16)
+    p_bound = level / 2**16 if level else p_max
 
     def gap():
-        if p_bound == 1.0:
-            return 0
-        return int(math.log1p(-rng.random()) / math.log1p(-p_bound))
+        return int(min(math.log1p(-rng.random()) / math.log1p(-p_bound), 2.0**62))
 
     basis, bit, inten, click_t, click_det = [], [], [], [], []
-    cand = gap() if p_bound > 0 else n
+
+    def click(i):
+        c, s = inten[i], 2 * basis[i] + bit[i]
+        w = rng.random() * p_bound
+        if w >= p_any[c][s]:
+            return
+        v = w / p_any[c][s]
+        # pattern k (bit j = detector j clicked), probability given at least one click
+        acc = 0.0
+        chosen = 15
+        for k in range(1, 15):
+            pk = 1.0
+            for j in range(4):
+                pj = 1.0 - math.exp(-lam[c, s, j])
+                pk *= pj if (k >> j) & 1 else 1.0 - pj
+            acc += pk / p_any[c][s]
+            if v < acc:
+                chosen = k
+                break
+        for j in range(4):
+            if (chosen >> j) & 1:
+                t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
+                click_t.append(int(np.rint(t)))
+                click_det.append(j)
+
+    cand = gap() if not level and p_bound > 0 else n
     for a in range(0, n, subblock):
         b = min(n, a + subblock)
         words = rng.bit_generator.random_raw((b - a + 1) // 2)
@@ -68,30 +94,17 @@ def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, d
             inten.append(c)
             basis.append(bs)
             bit.append(x)
+        if level:
+            words = rng.bit_generator.random_raw((b - a + 3) // 4)
+            for i in range(a, b):
+                if (int(words[(i - a) // 4]) >> (16 * ((i - a) % 4))) & 0xFFFF < level:
+                    click(i)
+        listed = []  # geometric: the sub-block's candidates first, then their clicks
         while cand < b:
-            i = cand
-            c, s = inten[i], 2 * basis[i] + bit[i]
-            w = rng.random() * p_bound
-            if w < p_any[c][s]:
-                v = w / p_any[c][s]
-                # pattern k (bit j = detector j clicked), probability given at least one click
-                acc = 0.0
-                chosen = 15
-                for k in range(1, 15):
-                    pk = 1.0
-                    for j in range(4):
-                        pj = 1.0 - math.exp(-lam[c, s, j])
-                        pk *= pj if (k >> j) & 1 else 1.0 - pj
-                    acc += pk / p_any[c][s]
-                    if v < acc:
-                        chosen = k
-                        break
-                for j in range(4):
-                    if (chosen >> j) & 1:
-                        t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
-                        click_t.append(int(np.rint(t)))
-                        click_det.append(j)
+            listed.append(cand)
             cand += 1 + gap()
+        for i in listed:
+            click(i)
     return basis, bit, inten, click_t, click_det
 
 
