@@ -24,7 +24,9 @@ from qkdctl.tune import make_tuner
 from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, DecoyPredictor, load_training_set
 
 THRESHOLD = 0.11
-TUNERS = (("tomographic", {}), ("spsa", {"seed": 5}), ("nelder-mead", {})) + QML_TUNERS
+# (row label, tuner name, options)
+TUNERS = (("tomographic", "tomographic", {}), ("spsa", "spsa", {"seed": 5}),
+          ("nelder-mead", "nelder-mead", {})) + QML_TUNERS
 
 
 def decoy_rows(quick: bool) -> list[dict]:
@@ -53,11 +55,11 @@ def run(quick: bool) -> list[dict]:
         none = run_loop(SimBench(cfg, 11), None, n_blocks, block_s, km)
         t_none = time.perf_counter() - t0
         rows = [("oracle", oracle, t_oracle), ("none", none, t_none)]
-        for name, opts in TUNERS:
+        for label, name, opts in TUNERS:
             t0 = time.perf_counter()
             res = run_loop(SimBench(cfg, 11), make_tuner(name, cal, opts), n_blocks, block_s, km,
                            apply_lag_blocks=1)
-            rows.append((name, res, time.perf_counter() - t0))
+            rows.append((label, res, time.perf_counter() - t0))
         for name, res, secs in rows:
             out.append(result(f"tune/{drift}/{name}", n_blocks, secs, "blocks/s", "none", t_none,
                               drift=drift, tuner=name, block_s=block_s,

@@ -14,9 +14,15 @@ from benchmarks.decoy_scoring import score_predictor
 from qkdctl.qml.regressors import QuantumKernelDecoyPredictor
 from qkdctl.tune.decoy_predictor import DEFAULT_TRAINING_SET, load_training_set
 
-# polarization tuners on the noiseless Aer simulator (fake-backend runs: tests/qml, docs/qml.md)
-QML_TUNERS = (("qml-compile", {"seed": 5, "backend": "aer", "shots": 1024, "max_iter": 20}),
-              ("qml-compile-pshift", {"seed": 5, "backend": "aer", "shots": 1024, "max_iter": 10}))
+# (row label, tuner name, options): the QML polarization tuners on the noiseless Aer simulator
+# and on a fake IBM device (local testing mode, its noise model; small shot counts)
+QML_TUNERS = (
+    ("qml-compile@aer", "qml-compile", {"seed": 5, "backend": "aer", "shots": 1024, "max_iter": 20}),
+    ("qml-compile-pshift@aer", "qml-compile-pshift", {"seed": 5, "backend": "aer", "shots": 1024, "max_iter": 10}),
+    ("qml-compile@fake:manila", "qml-compile", {"seed": 5, "backend": "fake:manila", "shots": 256, "max_iter": 10}),
+    ("qml-compile-pshift@fake:manila", "qml-compile-pshift",
+     {"seed": 5, "backend": "fake:manila", "shots": 256, "max_iter": 4}),
+)
 
 
 def qml_decoy_rows(quick: bool) -> list[dict]:

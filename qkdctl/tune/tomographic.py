@@ -99,7 +99,7 @@ class TomographicTuner(Tuner):
     def __init__(self, calibration: ControllerCalibration, significance: float = 1e-3,
                  gain: float = 0.9, mirror_probe_gain: float = 0.5, acquire_rad: float = 0.3,
                  min_clicks: int = 200, pool_blocks: int = 4, max_chi2: float = 25.0,
-                 settle_blocks: int = 3, jump_qber: float = 0.03, probe_budget: int = 2,
+                 settle_blocks: int = 3, jump_qber: float = 0.01, probe_budget: int = 2,
                  probe_s: float = 2e-3, probe_offset_rad: float = 0.5, floor_blocks: int = 40,
                  floor_quantile: float = 0.2) -> None:
         if calibration is None:
@@ -190,14 +190,17 @@ class TomographicTuner(Tuner):
         pred = vis * np.concatenate([o[[0, 2], 2], o[[0, 2], 0]])
         return np.sqrt(n_min) * (pred - np.concatenate([xz_h, xz_d]))
 
-    def _fit(self, cands: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int, str]:
+    def _fit(self, cands: tuple[np.ndarray, np.ndarray],
+             converged_resolves: bool = False) -> tuple[np.ndarray, int, str]:
         """Fiber rotation from the newest block, refined jointly with the reference block.
 
         Least squares over a small rotation exp(-i w.sigma/2) applied to each mirror
         candidate, on the newest and the reference block's components: at two
         settings the fit has first-order sensitivity to every rotation axis and no
         mirror ambiguity.  A reference that no longer fits (chi^2 per residual above
-        `max_chi2`: the fiber jumped since) is dropped.
+        `max_chi2`: the fiber jumped since) is dropped.  converged_resolves: the two
+        settings are known to differ by a large non-y turn (the jump probes), so both
+        branches running into one minimum resolves the mirror.
         """
         if self._ref is None:
             return self._undecided(cands, "single block")
@@ -215,6 +218,9 @@ class TomographicTuner(Tuner):
             self._ref = None
             return self._undecided(cands, f"reference stale (chi2/residual {chi2:.1f})")
         gap = fits[1 - best][0] - fits[best][0]
+        if converged_resolves and su2_fidelity(fits[0][1], fits[1][1]) > 1 - 1e-6:
+            self._anchor = fits[best][1]  # both branches ran into one minimum: no mirror left
+            return fits[best][1], best, f"two-setting fit (chi2/residual {chi2:.1f}, both branches converge)"
         if gap < self.weak_chi2:
             return self._undecided((fits[0][1], fits[1][1]), f"two-setting fit not decisive (gap {gap:.1f})")
         if gap < self.decisive_chi2:
@@ -332,7 +338,7 @@ class TomographicTuner(Tuner):
         self._last = self._ref = None
         for entry, _ in entries:
             self._remember(entry)
-        fiber, choice, how = self._fit(self.fiber_candidates(entries[1][1], entries[1][0][0]))
+        fiber, choice, how = self._fit(self.fiber_candidates(entries[1][1], entries[1][0][0]), True)
         self._hidden, self._hidden_fresh = {}, False
         inv = self.calibration.settings_for(np.conj(fiber).T, start=current)
         self._awaiting, self._waited = tuple(inv.settings), 0

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from benchmarks.tune_sim import KeyModel, SimBench, calibration_for, run_loop, sim_config
 from drivers.polarization.calibration import PaddleCalibration
@@ -9,7 +10,7 @@ from firmware_sim.physics.polarization import detector_probabilities, random_su2
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.tune import make_tuner
-from qkdctl.tune.polarization import chi2_given_rotation, su2_fidelity
+from qkdctl.tune.polarization import chi2_given_rotation, so3_from_su2, su2_fidelity
 from qkdctl.tune.tomographic import TomographicTuner, settings_params
 
 
@@ -115,7 +116,7 @@ def test_significant_rotation_is_corrected(rng, axis, part):
 def test_waits_for_the_proposal_to_take_effect(rng):
     cal = PaddleCalibration()
     old = (0.0, 0.0, 0.0)
-    fiber = su2_from_rotation_vector(np.array([0.0, 0.2, 0.0]))
+    fiber = su2_from_rotation_vector(np.array([0.0, 0.1, 0.0]))  # QBER below jump_qber
     tuner = TomographicTuner(cal)
     history = [noisy_report(0, fiber, cal, old, rng)]
     prop = tuner.propose(history, settings_params(old))
@@ -128,3 +129,47 @@ def test_waits_for_the_proposal_to_take_effect(rng):
     assert tuner._awaiting is not None
     tuner.propose(history, prop.params)
     assert tuner._awaiting is None or tuner._awaiting != tuple(new)
+
+
+def _settings_of(prop):
+    return tuple(prop.params[f"pol.{k}"] for k in (1, 2, 3))
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_hidden_rotation_creep_is_removed(rng, axis):
+    """A rotation about x (QBER_Z alone) or z (QBER_X alone) near alignment: invisible at first
+    order and mirror-ambiguous; the per-basis excess and the sign tracking must remove it."""
+    cal = PaddleCalibration()
+    w = np.zeros(3)
+    w[axis] = 0.15
+    fiber = su2_from_rotation_vector(w)
+    tuner = TomographicTuner(cal)
+    settings, history = (0.0, 0.0, 0.0), []
+    for i in range(8):  # no lag: each proposal is in force for the next block
+        history.append(noisy_report(i, fiber, cal, settings, rng, n=2e5))
+        prop = tuner.propose(history, settings_params(settings))
+        if prop is not None:
+            assert i > 0 or ("hidden w_x" if axis == 0 else "hidden w_z") in prop.reason
+            settings = _settings_of(prop)
+    residual = np.linalg.norm(Rotation.from_matrix(so3_from_su2(cal.rotation(settings) @ fiber)).as_rotvec())
+    assert residual < 0.05
+
+
+def test_jump_is_refitted_from_two_probes(rng):
+    cal = PaddleCalibration()
+    fiber = su2_from_rotation_vector(np.array([0.6, -0.5, 0.4]))  # 0.9 rad jump from identity
+    settings = (0.0, 0.0, 0.0)
+    calls = []
+
+    def probe(params, duration_s):
+        calls.append(dict(params))
+        return noisy_report(0, fiber, cal, tuple(params[f"pol.{k}"] for k in (1, 2, 3)), rng, n=2e5)
+
+    tuner = TomographicTuner(cal)
+    prop = tuner.propose([noisy_report(0, fiber, cal, settings, rng)], settings_params(settings), probe)
+    assert prop.probes_used == 2 and len(calls) == 2 and "jump" in prop.reason
+    assert calls[0] == settings_params(settings) and calls[1] != calls[0]
+    assert su2_fidelity(cal.rotation(_settings_of(prop)) @ fiber, np.eye(2)) > 1 - 1e-4
+    # without a probe the newest block alone is used (one-block acquisition, no probes)
+    prop = TomographicTuner(cal).propose([noisy_report(0, fiber, cal, settings, rng)], settings_params(settings))
+    assert prop.probes_used == 0 and "acquire" in prop.reason
