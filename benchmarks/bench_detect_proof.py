@@ -10,10 +10,12 @@ false-alarm rate <= 0.1 % (one-sided Clopper-Pearson, 95 %).  Quick: 300 / 30.
 
 Per scenario: blocks, alarms (any severity) and abort alarms, the rate with its
 one-sided 95 % bound (lower for attacks, upper for normal and benign), and whether
-the target holds at that confidence.  Timing: blocks are generated on worker
-processes (benchmarks.detect_data.rows); `seconds` is the wall time of the whole
-run (generation + fitting + scoring) and the baseline is the same work on one core
-(the workers' CPU seconds), both measured in this run.  Rows are cached on disk.
+the target holds at that confidence (normal: any alarm <= 0.1 %; benign faults:
+abort alarms <= 1 %, the most 300 blocks can show; a warning is allowed).  Timing:
+blocks are generated on worker processes (benchmarks.detect_data.rows); `seconds`
+is the wall time of the whole run (generation + fitting + scoring) and the
+baseline is the same work on one core (the workers' CPU seconds), both measured
+in this run.  Rows are cached on disk.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ SEED = 7100
 CONFIDENCE = 0.95
 DETECT_TARGET = 0.99
 FALSE_ALARM_TARGET = 1e-3
+BENIGN_ABORT_TARGET = 1e-2  # benign faults: no security (abort) alarm; 0 in 300 bounds the rate <= 1 %
 
 
 def _plan(quick: bool) -> dict[str, tuple[int, int]]:
@@ -92,9 +95,10 @@ def run(quick: bool) -> list[dict]:
         else:
             high = rate_upper(k, n, CONFIDENCE)
             high_abort = rate_upper(k_abort, n, CONFIDENCE)
+            target = FALSE_ALARM_TARGET if label == "normal" else BENIGN_ABORT_TARGET
             extra.update(alarm_rate=k / n, alarm_rate_upper=high, abort_rate=k_abort / n,
-                         abort_rate_upper=high_abort, target=FALSE_ALARM_TARGET,
-                         target_met=(high if label == "normal" else high_abort) <= FALSE_ALARM_TARGET)
+                         abort_rate_upper=high_abort, target=target,
+                         target_met=(high if label == "normal" else high_abort) <= target)
         out.append(extra)
     score_cpu_s = time.process_time() - c0
     wall_s = time.perf_counter() - t0
