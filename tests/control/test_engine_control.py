@@ -81,3 +81,24 @@ def test_qkdctl_run_with_a_control_policy_on_the_simulated_bench(tmp_path):
     assert {d[0] for d in decisions} == {"control:fixed"}
     assert blocks[-1]["report"]["method"] == "cascade-efficient"
     assert blocks[-1]["report"]["params"]["block.seconds"] == 0.02
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("backend", ["aer", "fake:manila"])
+def test_vqc_policy_from_a_control_table_drives_the_engine(tmp_path, backend):
+    from qkdctl.control.vqc import VqcPolicy
+    from qkdctl.qml.backends import open_backend
+
+    pol = VqcPolicy(SPACE, open_backend("aer", seed=1), layers=1, shots=8)
+    pol.set_params(np.random.default_rng(3).normal(0, 1, pol.get_params().size))
+    pol.save(tmp_path / "vqc.json")
+    cfg = parse_config({"control": {"policy": "vqc.json", "backend": backend, "seed": 2}})
+    tuner = control_tuner(cfg.control, tmp_path)
+    assert tuner.name == "control:vqc" and tuner.policy.backend.spec == backend
+    eng = _setup(tmp_path / "run")
+    eng.tuners.append(tuner)
+    assert eng.run(blocks=2).status == "ok"
+    with RunDB(tmp_path / "run") as db:
+        rows = db.conn.execute("SELECT tuner, reason FROM tuner_decisions").fetchall()
+    assert [r[0] for r in rows] == ["control:vqc"] * 2 and "policy vqc: action" in rows[0][1]
+    assert tuner.policy.shots_used == 2 * 8
