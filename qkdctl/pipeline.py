@@ -24,13 +24,13 @@ import numpy as np
 
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.amplify import toeplitz_hash
-from qkdctl.core.constants import BASIS_X, BASIS_Z
+from qkdctl.core.constants import BASIS_X, BASIS_Z, VACUUM
 from qkdctl.core.errors import QkdInputError, ReconciliationError, SecurityAbort
 from qkdctl.core.estimate import Estimate, estimate
 from qkdctl.core.keyrate import DecoySettings, DecoyStats, KeyLength, key_length
 from qkdctl.core.polstats import click_matrix
 from qkdctl.core.records import AliceRecord
-from qkdctl.core.sift import SiftedKey, SiftResult, sift
+from qkdctl.core.sift import SiftedKey, SiftResult, pulses_sent, sift
 from qkdctl.core.tags import Clock, GateConfig, Gated, TagBlock, gate, recover_clock
 from qkdctl.core.telemetry import block_telemetry
 from qkdctl.core.timing import SlotAlignment, align_slots
@@ -102,7 +102,7 @@ def align_record(alice: AliceRecord, tags: TagBlock, clock: Clock, slots: np.nda
     bright slots (`align_slots`).  `slots` are Bob's gated slot numbers.
     """
     al = align_or_guess(slots, alice.intensity, mu, shift_guess(tags, clock), clock.sync_divider)
-    return AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=-al.shift), al
+    return alice.renumbered(-al.shift), al
 
 
 def shift_guess(tags: TagBlock, clock: Clock) -> int:
@@ -254,10 +254,12 @@ def process_block(
                           settings.nominal_sync_period_ps)
     gated = gate(tags, clock, settings.gate)
     alice, alignment = align_record(alice, tags, clock, gated.slot, settings.mu)
+    pulses = pulses_sent(alice)  # the one pass over Alice's whole record
     rep.telemetry = block_telemetry(gated, alice.intensity, alice.first_slot,
-                                    min(TELEMETRY_WINDOWS, len(alice)))
+                                    min(TELEMETRY_WINDOWS, len(alice)),
+                                    n_vacuum=int(pulses[:, VACUUM].sum()))
     lap("gate")
-    sifted = sift(gated, alice, rng)
+    sifted = sift(gated, alice, rng, pulses=pulses)
     report_sift(rep, tags, clock, gated, sifted, alignment, click_matrix(gated, alice).tolist())
     if selector is not None:
         sifted, rep.selection = apply_selection(selector, gated, sifted)

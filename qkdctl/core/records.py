@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,3 +43,9 @@ class AliceRecord:
 
     def __len__(self) -> int:
         return int(self.basis.size)
+
+    def renumbered(self, first_slot: int) -> "AliceRecord":
+        """The same record (same arrays, not re-validated) with element 0 at slot `first_slot`."""
+        out = copy.copy(self)  # no __init__: the arrays were checked when self was made
+        object.__setattr__(out, "first_slot", int(first_slot))
+        return out

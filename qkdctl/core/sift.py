@@ -435,14 +435,26 @@ def _wrap(o_slot, o_abit, o_bbit, o_int, capacity, counts, detections, pulses) -
     )
 
 
+def _checked_pulses(pulses: np.ndarray, alice: AliceRecord) -> np.ndarray:
+    out = np.array(pulses, dtype=np.int64)
+    if out.shape != (2, N_INTENSITIES) or out.min() < 0 or out.sum() != len(alice):
+        raise QkdInputError(
+            f"sift: pulses must be int[2, {N_INTENSITIES}] counts summing to the record's "
+            f"{len(alice)} slots, got shape {out.shape} summing to {out.sum()}"
+        )
+    return out
+
+
 def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator,
-         workspace: SiftWorkspace | None = None) -> SiftResult:
+         workspace: SiftWorkspace | None = None, pulses: np.ndarray | None = None) -> SiftResult:
     """Sift gated detections (slot order) against Alice's record.
 
     Slot s is Alice's entry s - alice.first_slot; clicked slots outside her record
     are counted (outside_record) and dropped.  Multi-click choices are drawn as
     described in the module docstring (one 64-bit draw from rng).  With a
     workspace, the sifted keys are views into its buffers (see SiftWorkspace).
+    pulses: `pulses_sent(alice)` when the caller has it already (counted once
+    per record); None counts them here.
     """
     slot = np.ascontiguousarray(gated.slot, dtype=np.int64)
     role = np.ascontiguousarray(gated.role, dtype=np.uint8)
@@ -458,7 +470,7 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator,
     bufs = _workspace(workspace).outputs(slot.size)
     _sift_chunk(slot, role, True, np.zeros(2, dtype=np.int64), key, alice.basis,
                 alice.bit, alice.intensity, np.int64(alice.first_slot), *bufs)
-    return _wrap(*bufs, pulses_sent(alice))
+    return _wrap(*bufs, pulses_sent(alice) if pulses is None else _checked_pulses(pulses, alice))
 
 
 def gate_and_sift(

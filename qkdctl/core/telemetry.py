@@ -29,11 +29,17 @@ def _telemetry_kernel(slot, role, dt, intensity, first_slot, n_windows, moments,
     prev = np.int64(-1)  # slot of the current run (kept slots are >= 0)
     run = 0
     run_w = 0
+    w = 0
+    w_lo = 0  # window w holds slots [w_lo, w_hi): a division only when a slot leaves it
+    w_hi = 0
     for i in range(slot.size):
         s = slot[i] - first_slot
         if s < 0 or s >= n_slots:
             continue
-        w = s * n_windows // n_slots
+        if s < w_lo or s >= w_hi:
+            w = s * n_windows // n_slots
+            w_lo = -(-w * n_slots // n_windows)
+            w_hi = -(-(w + 1) * n_slots // n_windows)
         r = role[i]
         d = np.float64(dt[i])
         moments[w, r, 0] += 1.0
@@ -74,12 +80,15 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den > 0)
 
 
-def block_telemetry(gated: Gated, intensity: np.ndarray, first_slot: int, n_windows: int = 8) -> dict:
+def block_telemetry(gated: Gated, intensity: np.ndarray, first_slot: int, n_windows: int = 8,
+                    n_vacuum: int | None = None) -> dict:
     """Telemetry of a gated block (JSON-ready dict of floats and lists).
 
     gated: the block's kept detections; intensity: Alice's uint8 class per slot,
     element 0 being slot `first_slot` (slots outside it are skipped); n_windows:
-    number of equal slot windows (>= 1, <= number of slots).
+    number of equal slot windows (>= 1, <= number of slots); n_vacuum: number of
+    vacuum slots when the caller has counted them (e.g. `sift.pulses_sent`),
+    None counts them here.
 
     Keys (per detector lists are H, V, D, A): n_slots, window_slots;
     clicks_per_detector; click_prob_per_detector (clicks per slot);
@@ -116,7 +125,12 @@ def block_telemetry(gated: Gated, intensity: np.ndarray, first_slot: int, n_wind
     total = moments.sum(axis=0)
     mean, std, skew = _shape(total)
     w_mean, w_std, _ = _shape(moments)
-    n_vac = int(np.count_nonzero(intensity == VACUUM))
+    if n_vacuum is None:
+        n_vac = int(np.count_nonzero(intensity == VACUUM))
+    elif 0 <= int(n_vacuum) <= n_slots:
+        n_vac = int(n_vacuum)
+    else:
+        raise QkdInputError(f"telemetry: n_vacuum must be in 0..{n_slots} (slots), got {n_vacuum}")
     st = gated.stats
     return {
         "n_slots": int(n_slots),

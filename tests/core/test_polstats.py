@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 
+from qkdctl.core.errors import QkdInputError
 from qkdctl.core.polstats import click_matrix
 from qkdctl.core.records import AliceRecord
 from qkdctl.core.tags import Gated, GateStats
+from tests.naive import polstats as naive
 
 
 def _gated(slot, role):
@@ -22,14 +25,17 @@ def test_click_matrix_by_hand():
     np.testing.assert_array_equal(m, expected)
 
 
-def test_click_matrix_random_against_loop(rng):
-    n = 500
-    alice = AliceRecord(rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n), first_slot=5)
-    slot = np.sort(rng.integers(0, n + 20, 300))
-    role = rng.integers(0, 4, 300)
-    expected = np.zeros((4, 4), dtype=np.int64)
-    for s, r in zip(slot, role):
-        i = s - 5
-        if 0 <= i < n:
-            expected[2 * alice.basis[i] + alice.bit[i], r] += 1
-    np.testing.assert_array_equal(click_matrix(_gated(slot, role), alice), expected)
+def test_click_matrix_random_against_naive(rng):
+    for n, k, first in ((500, 300, 5), (7, 40, -3), (3000, 5000, 1000)):
+        alice = AliceRecord(rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n),
+                            first_slot=first)
+        slot = np.sort(rng.integers(first - 10, first + n + 20, k))
+        role = rng.integers(0, 4, k)
+        expected = naive.click_matrix(slot.tolist(), role.tolist(), alice.basis, alice.bit, first)
+        assert click_matrix(_gated(slot, role), alice).tolist() == expected
+
+
+def test_click_matrix_bad_roles():
+    alice = AliceRecord([0], [0], [0])
+    with pytest.raises(QkdInputError, match="role 4"):
+        click_matrix(_gated([0], [4]), alice)

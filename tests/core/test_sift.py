@@ -274,3 +274,28 @@ def test_fused_negative_slots_and_channel_maps(rng, roles, ignore):
     _assert_same_stats(stats, g.stats)
     _assert_same(fused, sift(g, alice, np.random.default_rng(KEY_SEED)))
     _assert_matches_naive(fused, g.slot.tolist(), g.role.tolist(), alice)
+
+
+def test_renumbered_record_shares_arrays_and_sifts_like_a_new_one(rng):
+    block, alice = synthetic_block(rng, 20_000, dark_prob=0.03)
+    clock = recover_clock(block, 0, sync_divider=16, first_sync_slot=4)
+    moved = alice.renumbered(4)
+    assert moved.first_slot == 4 and alice.first_slot == 0
+    assert moved.basis is alice.basis and moved.intensity is alice.intensity
+    rebuilt = AliceRecord(alice.basis, alice.bit, alice.intensity, first_slot=4)
+    g = gate(block, clock, gate_config())
+    _assert_same(sift(g, moved, np.random.default_rng(KEY_SEED)),
+                 sift(g, rebuilt, np.random.default_rng(KEY_SEED)))
+
+
+def test_sift_takes_pulse_counts_from_the_caller(rng):
+    block, alice = synthetic_block(rng, 5_000)
+    g = gate(block, recover_clock(block, 0, sync_divider=16), gate_config())
+    counted = pulses_sent(alice)
+    given = sift(g, alice, np.random.default_rng(KEY_SEED), pulses=counted)
+    _assert_same(given, sift(g, alice, np.random.default_rng(KEY_SEED)))
+    wrong = counted.copy()
+    wrong[0, 0] += 1
+    for bad in (wrong, counted[:1], -counted):
+        with pytest.raises(QkdInputError, match="pulses must be"):
+            sift(g, alice, rng, pulses=bad)

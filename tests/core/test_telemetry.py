@@ -67,6 +67,23 @@ def test_matches_reference(seed, n_windows):
     exp = sum(doubles) / sum(clicked) if sum(clicked) else np.nan
     assert t["double_click_fraction"] == pytest.approx(exp, nan_ok=True)
     assert sum(t["windows"]["slots"]) == n_slots
+    counted = block_telemetry(_gated(slot, role, dt), intensity, 0, n_windows,
+                              n_vacuum=int(np.sum(intensity == 2)))
+    np.testing.assert_equal(counted, t)
+
+
+def test_windows_of_a_long_record_with_unsorted_slots(rng):
+    # windows found by boundary tracking; slots going back in time fall back to division
+    n_slots, n_windows = 10_007, 7
+    intensity = rng.integers(0, 3, n_slots).astype(np.uint8)
+    slot = np.concatenate([np.sort(rng.integers(-5, n_slots + 5, 3000)),
+                           rng.integers(0, n_slots, 200)])
+    role = rng.integers(0, 4, slot.size)
+    dt = rng.normal(0, 40, slot.size).astype(np.float32)
+    t = block_telemetry(_gated(slot, role, dt), intensity, -2, n_windows)
+    clicks, _, _, _, _ = telemetry(slot.tolist(), role.tolist(), dt.tolist(), intensity.tolist(),
+                                   -2, n_windows)
+    assert t["windows"]["clicks"] == clicks
 
 
 def test_bad_input_names_the_problem():
@@ -75,3 +92,5 @@ def test_bad_input_names_the_problem():
         block_telemetry(g, np.zeros(4, dtype=np.uint8), 0, n_windows=5)
     with pytest.raises(QkdInputError, match="intensity"):
         block_telemetry(g, np.zeros(0, dtype=np.uint8), 0)
+    with pytest.raises(QkdInputError, match="n_vacuum"):
+        block_telemetry(g, np.zeros(4, dtype=np.uint8), 0, n_windows=2, n_vacuum=5)
