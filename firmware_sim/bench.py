@@ -81,7 +81,7 @@ class SimBench:
         self.config = config
         self.seed = int(seed)
         fiber_seq, event_seq = np.random.SeedSequence(self.seed).spawn(2)
-        self._rng = np.random.default_rng(event_seq)
+        self._rng = np.random.Generator(np.random.SFC64(event_seq))  # ~1.5x PCG64's raw words/s
         self._choices = choice_source(config.alice_choices, config.qrng, self._rng, self.seed)
         self._fiber = FiberState(config.fiber, np.random.default_rng(fiber_seq))
         src = config.source

@@ -80,7 +80,8 @@ def _tagger_kernel(a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role, dead_
             t = b_t[ib]
             r = b_role[ib]
             ib += 1
-        t = (t // resolution_ps) * resolution_ps
+        if resolution_ps > 1:  # skip the 64-bit division (~1.7 ns of ~6 per tag) at 1 ps
+            t = (t // resolution_ps) * resolution_ps
         if t - last_tag[r] < dead_ps[r]:
             continue
         last_tag[r] = t
