@@ -16,6 +16,7 @@ mispredictions, the lookup ~0.7 ns).  Slot i uses half i % 2 (low half first) of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -99,6 +100,16 @@ class ChoiceTable:
         outcome[1::2] = np.arange(len(thr))
         return cls(thr.astype(np.uint32), alias, (outcome >> 2).astype(np.uint8),
                    ((outcome >> 1) & 1).astype(np.uint8), (outcome & 1).astype(np.uint8))
+
+
+def choice_table(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceTable:
+    """ChoiceTable.build, cached: the simulator asks once per physics step for the same table."""
+    return _cached_table(tuple(float(p) for p in p_intensity), float(p_z), float(p_bit_one))
+
+
+@lru_cache(maxsize=16)
+def _cached_table(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceTable:
+    return ChoiceTable.build(p_intensity, p_z, p_bit_one)
 
 
 @njit(cache=True)

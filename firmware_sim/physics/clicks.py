@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from firmware_sim.physics.alice import ChoiceTable, alice_choices, words_needed
+from firmware_sim.physics.alice import alice_choices, choice_table, words_needed
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.randomness import RandomSource
 
@@ -154,7 +154,7 @@ def simulate_slots(
     jitter_ps = np.ascontiguousarray(jitter_ps, dtype=np.float64)
     if jitter_ps.shape != (4,) or np.any(jitter_ps < 0):
         raise QkdInputError("jitter_ps must be 4 values >= 0")
-    table = ChoiceTable.build(p_intensity, p_z, p_bit_one)
+    table = choice_table(p_intensity, p_z, p_bit_one)
     p_any, pattern_cdf = click_tables(lam)
     inv_p_any = np.divide(1.0, p_any, out=np.zeros_like(p_any), where=p_any > 0)
     level = candidate_level(p_any)

@@ -27,7 +27,7 @@ from numba import njit
 from scipy.optimize import brentq
 
 from firmware_sim.config import EveConfig, SourceConfig
-from firmware_sim.physics.alice import ChoiceTable, alice_choices, words_needed
+from firmware_sim.physics.alice import alice_choices, choice_table, words_needed
 from firmware_sim.physics.clicks import SUBBLOCK_SLOTS
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.randomness import RandomSource
@@ -194,7 +194,7 @@ def simulate_slots_with_eve(
     bit = np.empty(n_slots, dtype=np.uint8)
     intensity = np.empty(n_slots, dtype=np.uint8)
     counts = np.zeros(N_STATS, dtype=np.int64)
-    table = ChoiceTable.build(src.p_intensity, src.p_z, src.p_bit_one)
+    table = choice_table(src.p_intensity, src.p_z, src.p_bit_one)
     m = min(n_slots, SUBBLOCK_SLOTS)
     click_t = np.empty(4 * m + 1024, dtype=np.int64)
     click_det = np.empty(4 * m + 1024, dtype=np.uint8)
