@@ -61,13 +61,13 @@ class LdpcVariant:
     name: str
     frame_sizes: tuple[int, ...] = (16384, 65536)
     rates: tuple[float, ...] = FAMILY_RATES
-    f_start: float = 1.10
+    f_start: float = 1.08
     f_step: float = 0.01
     max_rounds: int = 12
     punct_fraction: float = 0.0
     backend: str = "layered"
-    max_iter: int = 30
-    stall_iter: int = 4
+    max_iter: int = 60
+    stall_iter: int = 8
     bp_method: str = "product_sum"
     osd_order: int | None = None
     resume: bool = True
