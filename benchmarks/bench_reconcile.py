@@ -4,9 +4,14 @@ Sweep (declarative below): every method of `available_methods()` (the Cascade va
 plus LDPC methods once their family module is installed) at QBER 0.5-8 % and
 n = 1e4, 1e5, 1e6 with FRAMES[n] frames per point (fewer at larger n; the count is in each
 result).  Each frame: Alice's key and Bob's copy with i.i.d. errors at the nominal QBER
-from a seeded generator, `reconcile` over the single-thread in-process channel (`direct_pair`: Alice's responder
-runs in Bob's thread; messages encoded, HMAC-authenticated, sequenced and counted as on
-any channel; methods without a responder run Alice in a thread), then polynomial-hash verification
+from a seeded generator, `reconcile` in process, single thread: for Cascade its default, the
+compiled session (`qkdctl.protocol.cascade_session`: both roles, the SipHash-2-4-authenticated
+channel and the confirmation in one numba call; path "compiled"); for methods without one the
+Python message path over a `direct_pair` (Alice's responder runs in Bob's thread; messages
+encoded, authenticated, sequenced and counted as on any channel; methods without a responder
+run Alice in a thread; path "python").  PYTHON_PATH_METHODS are also run over the Python
+message path (rows with path "python", n <= 1e5) as the reference for the compiled
+figures.  Then polynomial-hash verification
 (`qkdctl.core.verify`, eps_cor = 1e-10).  A frame is in error when reconciliation reports
 failure or verification fails; residual bit errors are counted over every bit of every
 frame (`residual_bit_errors`; `undetected` = success reported but keys differ, must be 0).
@@ -39,15 +44,20 @@ QUICK_FRAMES = {10_000: 12, 100_000: 3}
 QUICK_SECONDS_PER_POINT = 0.5  # quick mode: stop a point after this (>= 1 frame)
 METHODS_ENV = "QKDCTL_BENCH_RECONCILE_METHODS"  # comma-separated name prefixes to keep
 BASELINE = "cascade-original"
+PYTHON_PATH_METHODS = ("cascade-original", "cascade-biconf", "cascade-yanetal", "cascade-option7")
+PYTHON_PATH_MAX_N = 100_000
 EPS_COR = 1e-10
 
 
 def measure(method: str, n: int, qber: float, frames: int, seed: int,
-            max_seconds: float = float("inf")) -> dict:
+            max_seconds: float = float("inf"), compiled: bool | None = None) -> dict:
     """Run `frames` frames of one method at (n, qber), or fewer (>= 1) once `max_seconds`
-    of reconciliation time are spent; return the aggregate figures."""
+    of reconciliation time are spent; return the aggregate figures.  `compiled`: as in
+    `reconcile` (None: the compiled session when the method has one)."""
     rng = np.random.default_rng(seed)
-    threaded = available_methods()[method].responder is None
+    spec = available_methods()[method]
+    path = "compiled" if spec.compiled is not None and compiled is not False else "python"
+    threaded = path == "python" and spec.responder is None
     fs, rts, msgs, nbytes = [], [], [], []
     seconds = cpu_seconds = 0.0
     best_frame = float("inf")
@@ -60,7 +70,8 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int,
         bob = alice ^ errors
         c0 = time.thread_time()
         t0 = time.perf_counter()
-        res = reconcile(method, alice, bob, qber, rng, alice_in_thread=threaded)
+        res = reconcile(method, alice, bob, qber, rng, alice_in_thread=threaded,
+                        compiled=compiled)
         elapsed = time.perf_counter() - t0
         cpu_seconds += time.thread_time() - c0
         seconds += elapsed
@@ -77,7 +88,7 @@ def measure(method: str, n: int, qber: float, frames: int, seed: int,
         msgs.append(res.messages)
         nbytes.append(res.bytes)
     return {
-        "frames": done, "seconds": seconds, "efficiency": float(np.mean(fs)),
+        "path": path, "frames": done, "seconds": seconds, "efficiency": float(np.mean(fs)),
         "efficiency_std": float(np.std(fs)), "fer": failed / done, "round_trips": float(np.mean(rts)), "messages": float(np.mean(msgs)),
         "bytes_per_frame": float(np.mean(nbytes)), "residual_bit_errors": residual,
         "undetected": undetected, "rate_best_frame": n / best_frame,
@@ -102,18 +113,25 @@ def run(quick: bool) -> list[dict]:
             seed = int(n * 1000 + qber * 1e5)
             warm = np.random.default_rng(0)  # JIT warm-up (load every kernel specialization)
             warm_bits = warm.integers(0, 2, n, dtype=np.uint8)
-            reconcile(BASELINE, warm_bits, warm_bits ^ (warm.random(n) < qber).astype(np.uint8),
-                      qber, warm, alice_in_thread=False)
+            warm_bob = warm_bits ^ (warm.random(n) < qber).astype(np.uint8)
+            for compiled in (True, False):
+                reconcile(BASELINE, warm_bits, warm_bob, qber, warm, alice_in_thread=False,
+                          compiled=compiled)
             budget = QUICK_SECONDS_PER_POINT if quick else float("inf")
             base = measure(BASELINE, n, qber, frames, seed, budget)
             base_rate = n * base["frames"] / base["seconds"]
-            for method in [BASELINE] + methods:
-                fig = dict(base) if method == BASELINE else measure(
-                    method, n, qber, frames, seed, budget)
+            runs = [(m, None) for m in [BASELINE] + methods]
+            if n <= PYTHON_PATH_MAX_N:
+                runs += [(m, False) for m in PYTHON_PATH_METHODS
+                         if m == BASELINE or m in methods]
+            for method, compiled in runs:
+                fig = dict(base) if (method, compiled) == (BASELINE, None) else measure(
+                    method, n, qber, frames, seed, budget, compiled)
                 seconds = fig.pop("seconds")
                 size = n * fig["frames"]
+                label = method if compiled is None else f"{method} python-path"
                 out.append(result(
-                    f"reconcile {method} q={qber:g} n={n}", size, seconds, "bit/s",
+                    f"reconcile {label} q={qber:g} n={n}", size, seconds, "bit/s",
                     BASELINE, size / base_rate, method=method, qber=qber, n=n, **fig,
                 ))
     return out

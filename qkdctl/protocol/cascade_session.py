@@ -439,13 +439,13 @@ def _bob_parities(expected, bufs, q, ch, keys):
 def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksize0, halves,
                     nblocks, words, tree, live, i64, i32, lay, apack, bufs, q, ch, log, awords,
                     aperm, abegun, aranges, parbuf):
-    """One frame; every work array is reset here, so a workspace serves frame after frame."""
+    """One frame; the work arrays are reset here (a slot's tree when its pass begins), so a
+    workspace serves frame after frame."""
     ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob = _arena_views(
         i64, i32, lay)
     npasses, streak_target, infer, wave_divisor = params[0], params[1], params[2], params[3]
     ksize[:] = ksize0
     cnt[:] = 0
-    tree[:] = -1
     sob[:] = -1
     live[:] = 0
     q[:, :] = 0

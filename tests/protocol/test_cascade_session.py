@@ -153,3 +153,23 @@ def test_reconcile_raises_protocol_error_and_validates(rng):
     with pytest.raises(ProtocolError, match="bad MAC"):
         compiled_role(VARIANTS["original"], alice, bob, 0.03, KeyPool(bytes(32)), KeyPool(KEY),
                       np.random.default_rng(0), np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("variant", ["option7", "efficient"])
+def test_reused_workspace_after_failed_and_aborted_frames(variant):
+    """One thread's workspace serves frame after frame: a frame after a failed one (leak
+    budget spent mid-search) and after an aborted one (fault) equals the Python path."""
+    rng = np.random.default_rng(3)
+    method = f"cascade-{variant}"
+    for true_qber in (0.03, 0.4, None, 0.03, 0.01):
+        alice, bob = _frame(rng, 4000, 0.03 if true_qber is None else true_qber)
+        if true_qber is None:
+            assert _session(variant, alice, bob, 0.03, fault=("flip", 9, 30)).error
+            continue
+        ref = reconcile(method, alice, bob, 0.03, np.random.default_rng(7), compiled=False,
+                        alice_in_thread=False)
+        got = reconcile(method, alice, bob, 0.03, np.random.default_rng(7))
+        assert np.array_equal(got.bob_bits, ref.bob_bits)
+        assert (got.success, got.leaked_bits, got.round_trips, got.extra) == (
+            ref.success, ref.leaked_bits, ref.round_trips, ref.extra)
+        assert got.success == (true_qber < 0.1)
