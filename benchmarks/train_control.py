@@ -23,7 +23,7 @@ from qkdctl.qml.backends import open_backend
 
 BLOCKS_PER_EPISODE = 24
 SOFTMAX = {"seed": 1, "iterations": 200, "batch": 16, "lr": 1.5, "gamma": 0.0}
-VQC = {"seed": 2, "iterations": 60, "batch": 8, "shots": 64, "layers": 1, "backend": "aer", "init_sigma": 0.3}
+VQC = {"seed": 2, "iterations": 24, "batch": 6, "shots": 64, "layers": 1, "backend": "aer", "init_sigma": 0.3}
 """Training settings (quick runs scale iterations down, see `scaled`)."""
 
 

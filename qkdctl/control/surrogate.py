@@ -14,7 +14,8 @@ thousands of blocks.  The surrogate draws one block's figures in ~0.2 ms from:
 - reconciliation: efficiency f and round trips per method; LDPC's rates stop at
   0.9, so its f at low QBER is ~ ldpc_leak_fraction / h(QBER) (blind rate
   adaptation recovers a little: 0.088 instead of 0.1);
-- processing time: fixed + per detection + per sifted Z bit of the method (a
+- processing time: fixed + per detection + per sifted Z bit of the method (+ a
+  fixed set-up per LDPC block) (a
   log-normal factor for machine load), plus round trips x the channel RTT; the
   report carries the RTT as measured telemetry (telemetry["channel_rtt_s"], 10 % spread);
 - the finite-key length of qkdctl.core.keyrate on the expected decoy statistics.
@@ -62,9 +63,10 @@ class SurrogateCalibration:
     ldpc_leak_fraction: float = 0.088
     ldpc_min_f: float = 1.1
     ldpc_round_trips: float = 2.0
-    proc_fixed_s: float = 0.01
-    proc_s_per_detection: float = 6e-7
-    proc_s_per_bit: tuple[tuple[str, float], ...] = (("cascade", 1.5e-7), ("ldpc", 6e-7))
+    ldpc_fixed_s: float = 0.08  # per block: frame layout and code set-up
+    proc_fixed_s: float = 0.04
+    proc_s_per_detection: float = 4e-7
+    proc_s_per_bit: tuple[tuple[str, float], ...] = (("cascade", 4e-7), ("ldpc", 6e-7))
     load_sigma: float = 0.2  # log-normal spread of compute time (a shared machine)
 
     def link(self, gate_width_ps: float, misalignment: float) -> LinkModel:
@@ -178,7 +180,8 @@ class SurrogateBench:
         detections = (math.fsum(stats.n_key) + n_x) / cal.p_z  # sifted Z+X over the sifting fraction
         load = float(np.exp(self.rng.normal(0.0, cal.load_sigma)))
         other_s = load * (cal.proc_fixed_s + cal.proc_s_per_detection * detections)
-        rec_s = load * cal.per_bit_s(action.method) * n_z + rtrips * rtt_s
+        ldpc_fixed_s = cal.ldpc_fixed_s if action.method.startswith("ldpc") else 0.0
+        rec_s = load * (ldpc_fixed_s + cal.per_bit_s(action.method) * n_z) + rtrips * rtt_s
         rep = BlockReport(block_id=self.t, duration_s=T, detections=int(detections), sifted_bits_z=int(n_z),
                           sifted_bits_x=int(n_x), qber_z=q_z, qber_x=q_x_seen, method=action.method,
                           ec_efficiency=f, round_trips=int(rtrips),
