@@ -319,8 +319,14 @@ class Engine:
             if prop is None or not prop.params:
                 continue
             self.hw.apply(prop.params)
+            earlier = rep.tuner
             rep.tuner = {"name": tuner.name, "proposal": dict(prop.params), "reason": prop.reason,
                          "probes_used": prop.probes_used}
+            if earlier:  # several tuners acted on this block: one combined decision record
+                rep.tuner = {**earlier, "name": f"{earlier['name']}+{tuner.name}",
+                             "proposal": {**earlier["proposal"], **rep.tuner["proposal"]},
+                             "reason": f"{earlier['reason']}; {prop.reason}",
+                             "probes_used": earlier["probes_used"] + prop.probes_used}
             if "method" in prop.extra:  # reconciliation method: from the next processed block on
                 self.settings = replace(self.settings, method=str(prop.extra["method"]))
                 rep.tuner["method"] = self.settings.method
