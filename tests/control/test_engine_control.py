@@ -102,3 +102,23 @@ def test_vqc_policy_from_a_control_table_drives_the_engine(tmp_path, backend):
         rows = db.conn.execute("SELECT tuner, reason FROM tuner_decisions").fetchall()
     assert [r[0] for r in rows] == ["control:vqc"] * 2 and "policy vqc: action" in rows[0][1]
     assert tuner.policy.shots_used == 2 * 8
+
+
+def test_two_tuners_on_one_block_are_recorded_as_one_combined_decision(tmp_path):
+    from qkdctl.tune.base import Proposal, Tuner
+
+    class Stub(Tuner):
+        name = "stub"
+
+        def propose(self, history, params, probe=None):
+            return Proposal({"gate.offset_ps": 300.0}, "stub reason", probes_used=1)
+
+    eng = _setup(tmp_path)
+    eng.tuners += [Stub(), ControlTuner(FixedPolicy(SPACE, 1))]
+    reports = []
+    eng.on_block = reports.append
+    eng.run(blocks=1)
+    t = reports[0].tuner
+    assert t["name"] == "stub+control:fixed" and t["probes_used"] == 1
+    assert t["proposal"] == {"gate.offset_ps": 300.0, "block.seconds": 0.06, "gate.width_ps": 150.0}
+    assert t["reason"].startswith("stub reason; policy fixed: action 1")
