@@ -8,7 +8,7 @@ it does strictly less work than the simulator.
 Configurations (sweep below): "backtoback" (100 MHz, 0 km, mu 1.2, SNSPDs: ~0.7 tags
 per slot, a calibration-style bench that stresses the tag pipeline), "2km" (100 MHz
 SNSPD link, mu 0.5: ~0.25 tags per slot), and the link of `qkdctl bench pipeline`
-(1 GHz, p_Z 0.7, signal/decoy/vacuum 0.5/0.18/0.0005) at 10 and 25 km.
+(1 GHz, p_Z 0.7, mu signal/decoy/vacuum 0.5/0.18/0.0002) at 10 and 25 km.
 Each result carries slots/s and the CPU seconds of the best run (the build machine
 is shared: CPU time is the steadier figure).
 """
