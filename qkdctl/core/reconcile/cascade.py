@@ -41,30 +41,41 @@ def pass_seed(frame_seed: int, index: int) -> int:
     return z ^ (z >> 31)
 
 
+@njit(cache=True, inline="always")
+def _splitmix_next(state):
+    state += _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return state, z ^ (z >> np.uint64(31))
+
+
 @njit(cache=True)
 def _permutation_kernel(seed, perm):
-    """Fisher-Yates; each splitmix64 output gives two 32-bit draws (high, then low half)."""
+    """Fisher-Yates; each splitmix64 output gives two 32-bit draws (high, then low half),
+    consumed two steps at a time (no branch per step)."""
     n = perm.shape[0]
     for i in range(n):
         perm[i] = i
     state = np.uint64(seed)
-    z = np.uint64(0)
-    have_low = False
-    for i in range(n - 1, 0, -1):
-        if have_low:
-            r = z & np.uint64(0xFFFFFFFF)
-            have_low = False
-        else:
-            state += _GOLDEN
-            z = state
-            z = (z ^ (z >> np.uint64(30))) * _MIX1
-            z = (z ^ (z >> np.uint64(27))) * _MIX2
-            z = z ^ (z >> np.uint64(31))
-            r = z >> np.uint64(32)
-            have_low = True
-        j = np.int64((r * np.uint64(i + 1)) >> np.uint64(32))
+    lo32 = np.uint64(0xFFFFFFFF)
+    i = n - 1
+    while i >= 2:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
         t = perm[i]
         perm[i] = perm[j]
+        perm[j] = t
+        j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
+        t = perm[i - 1]
+        perm[i - 1] = perm[j]
+        perm[j] = t
+        i -= 2
+    if i == 1:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
+        t = perm[1]
+        perm[1] = perm[j]
         perm[j] = t
 
 
