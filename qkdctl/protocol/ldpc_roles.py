@@ -42,7 +42,7 @@ from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
 
 CODE_SEED = 20261126
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
