@@ -28,7 +28,9 @@ import numba
 import numpy as np
 
 from benchmarks.common import result
-from qkdctl.core.reconcile.ldpc import SyndromeDecoder, candidate_rates, choose_layout, error_priors, frame_bits, syndrome
+from qkdctl.core.reconcile.ldpc import (
+    SyndromeDecoder, candidate_rates, choose_layout, error_priors, frame_bits, syndrome,
+)
 from qkdctl.protocol.ldpc_roles import VARIANTS, family_code
 from qkdctl.protocol.reconcile import efficiency, reconcile
 

@@ -34,8 +34,8 @@ import scipy.sparse as sp
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.codes import FAMILY_RATES, LdpcCode, build_code
 from qkdctl.core.reconcile.ldpc import (
-    FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors, frame_bits,
-    frame_layout, reveal_positions, syndrome,
+    FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors,
+    frame_bits, frame_layout, reveal_positions, syndrome,
 )
 from qkdctl.protocol.channel import Channel
 from qkdctl.protocol.messages import Message
