@@ -68,7 +68,8 @@ E_NO_MESSAGE, E_TRUNCATED, E_LENGTH, E_MAC, E_REPLAY, E_REORDER, E_KIND, E_FIELD
 E_HALF, E_DISCLOSE, E_RANGE, E_COUNT, E_INTERNAL = range(9, 14)
 FIELD_NAMES = ("", "n", "seed", "slots", "index", "slot", "k", "blocks", "halves", "payload length",
                "ok")
-_F_N, _F_SEED, _F_SLOTS, _F_INDEX, _F_SLOT, _F_K, _F_BLOCKS, _F_HALVES, _F_PLEN, _F_OK = range(1, 11)
+(_F_N, _F_SEED, _F_SLOTS, _F_INDEX, _F_SLOT, _F_K, _F_BLOCKS, _F_HALVES, _F_PLEN,
+ _F_OK) = range(1, 11)
 _PARTY = ("Alice", "Bob")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -642,6 +643,7 @@ def _error_text(ch: np.ndarray) -> str | None:
     if code == 0:
         return None
     who, seq, detail = _PARTY[int(ch[_ERR_PARTY])], int(ch[_ERR_SEQ]), int(ch[_ERR_DETAIL])
+    field = FIELD_NAMES[detail] if code == E_FIELD else ""
     what = {
         E_NO_MESSAGE: "no message from peer (dropped or held back)",
         E_TRUNCATED: f"truncated frame of {detail} bytes",
@@ -650,10 +652,11 @@ def _error_text(ch: np.ndarray) -> str | None:
         E_REPLAY: f"replayed message: sequence {seq}, expected {detail}",
         E_REORDER: f"reordered message: sequence {seq}, expected {detail}",
         E_KIND: f"unexpected message type {detail} (message {seq})",
-        E_FIELD: f"message {seq}: field {FIELD_NAMES[detail] if 0 < detail < len(FIELD_NAMES) else detail!r} out of range",
+        E_FIELD: f"message {seq}: field {field!r} out of range",
         E_HALF: f"message {seq}: peer's half split has {detail} bits, ours differs",
         E_DISCLOSE: f"message {seq}: peer asked for more than n parities in one frame",
-        E_RANGE: f"message {seq}: bad parity request {detail}: not a non-empty range of a begun pass",
+        E_RANGE: f"message {seq}: bad parity request {detail}: not a non-empty range of a "
+                 "begun pass",
         E_COUNT: f"message {seq}: {detail} parities received, a different number asked",
         E_INTERNAL: f"session buffer too small for a {detail}-byte frame",
     }[code]

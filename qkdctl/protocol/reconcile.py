@@ -217,7 +217,8 @@ def reconcile(
     Alice's responder in this thread over a `direct_pair`.
     `compiled`: run both roles, the channel (SipHash-2-4 MAC) and the confirmation in one
     compiled call (`method.compiled`, e.g. `qkdctl.protocol.cascade_session`); None (the
-    default) does so whenever the method has one and neither `channels` nor `mac` is given.
+    default) does so whenever the method has one, no `channels` are given and `mac` is
+    None or "siphash-2-4".
     Raises ProtocolError when the peer misbehaves; a frame the method could not
     correct returns success=False.
     """
@@ -235,7 +236,8 @@ def reconcile(
     alice_rng, bob_rng = rng.spawn(2)
     key = auth_key if auth_key is not None else rng.bytes(64)
     if compiled is None:
-        compiled = method.compiled is not None and channels is None and mac is None
+        compiled = (method.compiled is not None and channels is None
+                    and mac in (None, "siphash-2-4"))
     if compiled:
         if method.compiled is None or channels is not None or mac not in (None, "siphash-2-4"):
             raise QkdInputError(f"{method.name}: compiled runs need a method with a compiled "
