@@ -43,11 +43,7 @@ class Policy(ABC):
 
     def choose(self, features: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Action index per row: argmax when rng is None, else sampled with rng."""
-        p = self.probs(features)
-        if rng is None:
-            return np.argmax(p, axis=1)
-        u = rng.random(p.shape[0])[:, None]
-        return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+        return pick_actions(self.probs(features), rng)
 
     def to_dict(self) -> dict:
         """JSON-ready form: kind, action space, parameters, options, training record."""
@@ -61,6 +57,15 @@ class Policy(ABC):
     def save(self, path: str | Path) -> None:
         """Write the policy as JSON to `path`."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+
+def pick_actions(probs: np.ndarray, rng=None) -> np.ndarray:
+    """Per row of (N, A) probabilities: the argmax (rng None), or a draw by inverse CDF with one
+    uniform per row from rng.random(N)."""
+    if rng is None:
+        return np.argmax(probs, axis=1)
+    u = rng.random(probs.shape[0])[:, None]
+    return np.minimum((np.cumsum(probs, axis=1) < u).sum(axis=1), probs.shape[1] - 1)
 
 
 def check_features(features: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from qkdctl.blockreport import BlockReport
 from qkdctl.control.features import N_FEATURES, block_features, reward, wall_seconds
-from qkdctl.control.policy import Policy, SoftmaxPolicy
+from qkdctl.control.policy import Policy, SoftmaxPolicy, pick_actions
 from qkdctl.core.errors import QkdInputError
 
 REWARD_SCALE = 1e-5  # rewards in units of 1e5 secret bits/s
@@ -47,8 +47,9 @@ class Batch:
         return bits / wall if wall > 0 else 0.0
 
 
-def run_batch(probs: ProbsFn, envs: Sequence, space, rng: np.random.Generator | None) -> Batch:
-    """Run every env to its end; actions sampled with rng, or argmax when rng is None."""
+def run_batch(probs: ProbsFn, envs: Sequence, space, rng=None) -> Batch:
+    """Run every env to its end; actions sampled with rng (anything with random(n): a
+    Generator, or the SPSA pairing), or argmax when rng is None."""
     if not envs:
         raise QkdInputError("run_batch needs at least one environment")
     n = len(envs)
@@ -58,12 +59,7 @@ def run_batch(probs: ProbsFn, envs: Sequence, space, rng: np.random.Generator | 
         if any(e.done for e in envs):
             raise QkdInputError("environments of one batch must have the same number of blocks")
         x = np.stack([block_features(h) for h in hist])
-        p = probs(x)
-        if rng is None:
-            a = np.argmax(p, axis=1)
-        else:
-            u = rng.random(n)[:, None]
-            a = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+        a = pick_actions(probs(x), rng)
         reps = [e.step(space.action(int(k))) for e, k in zip(envs, a)]
         for h, r in zip(hist, reps):
             h.append(r)

@@ -24,6 +24,13 @@ class ControlTuner(Tuner):
         self.policy = policy
         self.name = f"control:{policy.kind}"
 
+    def start_run(self, db, run_id: str) -> None:
+        """A VQC policy records its sampler jobs in the run database's job ledger from now on."""
+        if self.policy.kind == "vqc":
+            from qkdctl.qml.ledger import JobLedger
+
+            self.policy.ledger = JobLedger.open(db.path.parent, run_id, self.policy.backend)
+
     def propose(self, history: Sequence[BlockReport], params: Mapping[str, float],
                 probe: Probe | None = None) -> Proposal | None:
         x = block_features(history)

@@ -100,7 +100,9 @@ def test_vqc_policy_from_a_control_table_drives_the_engine(tmp_path, backend):
     assert eng.run(blocks=2).status == "ok"
     with RunDB(tmp_path / "run") as db:
         rows = db.conn.execute("SELECT tuner, reason FROM tuner_decisions").fetchall()
+        jobs = db.conn.execute("SELECT backend, shots, status FROM qml_jobs").fetchall()
     assert [r[0] for r in rows] == ["control:vqc"] * 2 and "policy vqc: action" in rows[0][1]
+    assert jobs == [(backend, 8, "done")] * 2  # the policy's sampler jobs, in the run's ledger
     assert tuner.policy.shots_used == 2 * 8
 
 
