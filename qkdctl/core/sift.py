@@ -486,9 +486,11 @@ def gate_and_sift(
     Same result as `sift(gate(block, clock, config), alice, rng)` for the same
     generator state; use `gate` + `sift` when per-tag gate times are needed.
     Works in chunks of GATE_CHUNK tags held in cache: gate (vectorized slot
-    arithmetic, then compaction), sift the chunk's detections, and count Alice's
-    pulses over the record slots the chunk swept (while they are in cache).
-    About 3.5 ns of CPU per tag at 0.31 tags per slot (`qkdctl bench sift`).
+    arithmetic, then compaction into packed slot * 4 + role), sift the chunk's
+    detections, and count Alice's pulses over the record slots the chunk swept
+    (while they are in cache).  With a workspace kept across calls, the sifted
+    keys are views into it (see SiftWorkspace).  About 2.6 ns of CPU per tag at
+    0.31 tags per slot (`qkdctl bench sift`, docs/sift.md).
     """
     args = gate_params(block, clock, config)
     key = _draw_key(rng)
