@@ -39,7 +39,7 @@ from numba import njit
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, _arena_views, _bob_round_kernel, _half_split_kernel, _inverse_kernel,
+    CascadeBobState, _arena_views, _bob_round_kernel, _half_split_kernel, _inverse_pack_kernel,
     _pack_permuted_kernel, _packed_range_parities_kernel, _permutation_kernel, _range_parity,
     _set_roots_kernel, _start_odd_blocks_kernel, check_bits, words_for,
 )
@@ -480,11 +480,10 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
             ksize[slot] = _half_split_kernel(pseed, perm[slot])
         else:
             _permutation_kernel(pseed, perm[slot])
-        _inverse_kernel(perm[slot], pos[slot])
         current[:] = bbits
         for i in range(cnt[6]):
             current[fq[i]] ^= 1
-        _pack_permuted_kernel(current, perm[slot], words[slot])
+        _inverse_pack_kernel(current, perm[slot], pos[slot], words[slot])
         lo = tree_off[slot]
         tree[lo:lo + nblocks[slot] * tsize[slot]] = -1
         cnt[4] = max(cnt[4], slot + 1)

@@ -124,9 +124,18 @@ def _half_split_kernel(seed, perm):
 
 
 @njit(cache=True)
-def _inverse_kernel(perm, pos):
-    for i in range(perm.shape[0]):
-        pos[perm[i]] = i
+def _inverse_pack_kernel(bits, perm, pos, words):
+    """Bob's pass set-up in one sweep: pos = inverse of perm, and bits[perm] packed."""
+    n = perm.shape[0]
+    for w in range(words.shape[0]):
+        base = w * 64
+        top = min(64, n - base)
+        acc = np.uint64(0)
+        for t in range(top):
+            i = perm[base + t]
+            pos[i] = base + t
+            acc |= np.uint64(bits[i]) << np.uint64(t)
+        words[w] = acc
 
 
 @njit(cache=True)
@@ -648,9 +657,8 @@ class CascadeBobState:
             self.ksize[slot] = _half_split_kernel(np.uint64(seed), self.perm[slot])
         else:
             _permutation_kernel(np.uint64(seed), self.perm[slot])
-        _inverse_kernel(self.perm[slot], self.pos[slot])
-        current = self.corrected_bits()
-        _pack_permuted_kernel(current, self.perm[slot], self.words[slot])
+        _inverse_pack_kernel(self.corrected_bits(), self.perm[slot], self.pos[slot],
+                             self.words[slot])
         lo = self.tree_off[slot]
         self.tree[lo:lo + self.nblocks[slot] * self.tsize[slot]] = -1
         self.cnt[_STARTED] = max(self.cnt[_STARTED], slot + 1)
