@@ -55,3 +55,26 @@ def test_saved_rules_score_identically(rules, features, tmp_path):
     rules.save(tmp_path / "rules.pkl")
     again = load(tmp_path / "rules.pkl")
     np.testing.assert_array_equal(again.score_matrix(features["pns"]), rules.score_matrix(features["pns"]))
+
+
+def test_click_estimated_checks_scale_with_the_click_count():
+    from qkdctl.detect.features import FEATURE_NAMES, N_FEATURES
+    from qkdctl.detect.rules import TIMING_LIMIT_MIN, Z_LIMIT_MIN
+
+    det = RuleDetector()
+    limits = {c.name: det.limits[k] for k, c in enumerate(det.checks)}
+    assert limits["arrival_width"] == TIMING_LIMIT_MIN and limits["qber_excess"] == Z_LIMIT_MIN
+    i = {n: k for k, n in enumerate(FEATURE_NAMES)}
+    rng = np.random.default_rng(3)
+    normal = rng.normal(1.0, 0.01, (200, N_FEATURES))
+    normal[:, i["log10_click_prob"]] = -2.0
+    det.fit(normal)
+    x = np.tile(det.center, (2, 1))
+    x[:, i["dt_std_ps"]] += 0.1  # the same arrival-width excess ...
+    x[:, i["qber_min"]] += 0.1  # ... and QBER excess (not click-scaled)
+    x[1, i["log10_click_prob"]] -= np.log10(2.0)  # ... with half the clicks (3 dB loss)
+    z = det._z(x, det.center, det.scale)
+    width = [c.name for c in det.checks].index("arrival_width")
+    qber = [c.name for c in det.checks].index("qber_excess")
+    assert z[1, width] == pytest.approx(z[0, width] / np.sqrt(2.0))
+    assert z[1, qber] == pytest.approx(z[0, qber])
