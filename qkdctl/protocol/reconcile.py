@@ -9,8 +9,11 @@ talk through a `Channel` (so they can run in two processes)::
 A method may also give `responder(alice_bits, qber_estimate, rng)`: Alice's role as an
 object whose `handle(msg) -> list[Message]` answers one message (`finished` set at the
 end).  Then `reconcile(..., alice_in_thread=False)` runs both roles in one thread over a
-`direct_pair` channel (same encoding, MAC, sequencing and accounting, no thread hand-off:
-the single-thread throughput figure).
+`direct_pair` channel (same encoding, MAC, sequencing and accounting, no thread hand-off).
+A method may also give `compiled`: both roles, their authenticated channel and the
+confirmation in one compiled call (Cascade: `qkdctl.protocol.cascade_session`, SipHash-2-4
+MAC), the in-process default when present — same parities, keys, leakage and round trips
+as the message path, which stays for TCP and as the reference.
 
 `bob` returns its corrected bits, the number of key-dependent bits disclosed (every
 parity / syndrome / revealed bit that crossed the channel: `leaked_bits`) and
