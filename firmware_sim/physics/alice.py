@@ -25,7 +25,6 @@ from qkdctl.core.errors import QkdInputError
 
 CHOICE_BITS = 32
 """Random bits per slot; the joint probabilities are multiples of 2**-CHOICE_BITS."""
-N_OUTCOMES = 12
 COLUMN_BITS = 4
 COLUMN_SHIFT = CHOICE_BITS - COLUMN_BITS
 COLUMN_SIZE = 1 << COLUMN_SHIFT
