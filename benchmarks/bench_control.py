@@ -54,10 +54,13 @@ def _sim_envs(n_blocks: int):
     return lambda: [SimBenchEnv(benchmark_trace(n_blocks), EVAL_SEED)]
 
 
-def _score(policy: Policy, make_envs) -> tuple[float, float, list]:
+def _score(policy: Policy, make_envs) -> tuple[float, float, list, int]:
+    """Secret bits/s, evaluation seconds, actions, blocks whose reconciliation protocol failed."""
+    envs = make_envs()
     t0 = time.perf_counter()
-    b = evaluate(policy, make_envs)
-    return b.secret_rate_bps(), time.perf_counter() - t0, b.actions[0].tolist()
+    b = evaluate(policy, lambda: envs)
+    failures = sum(getattr(e, "protocol_failures", 0) for e in envs)
+    return b.secret_rate_bps(), time.perf_counter() - t0, b.actions[0].tolist(), failures
 
 
 def run(quick: bool) -> list[dict]:
@@ -82,12 +85,14 @@ def run(quick: bool) -> list[dict]:
         scores = {}
         for name, (pol, extra) in rows.items():
             shots0 = getattr(pol, "shots_used", 0)
-            bps, secs, actions = _score(pol, make_envs)
-            scores[name] = (bps, secs, actions, {**extra, "eval_shots": getattr(pol, "shots_used", 0) - shots0})
+            bps, secs, actions, failures = _score(pol, make_envs)
+            scores[name] = (bps, secs, actions, {**extra, "eval_shots": getattr(pol, "shots_used", 0) - shots0,
+                                                 "protocol_failures": failures})
         if env_name == "simbench" and quick:  # the grid-best action of the surrogate, measured here
             best_k = max(range(space.n_actions), key=lambda k: surrogate_fixed[f"fixed[{k}]"])
-            bps, secs, actions = _score(fixed[f"fixed[{best_k}]"], make_envs)
-            scores[f"fixed[{best_k}]"] = (bps, secs, actions, {"grid_best_from": "surrogate"})
+            bps, secs, actions, failures = _score(fixed[f"fixed[{best_k}]"], make_envs)
+            scores[f"fixed[{best_k}]"] = (bps, secs, actions, {"grid_best_from": "surrogate",
+                                                               "protocol_failures": failures})
         fixed_scores = {k: v[0] for k, v in scores.items() if k.startswith("fixed[")}
         best = max(fixed_scores, key=fixed_scores.get)
         base_bps, base_s = scores["default"][0], scores["default"][1]

@@ -28,6 +28,7 @@ from qkdctl.blockreport import BlockReport
 from qkdctl.control.actions import Action
 from qkdctl.control.surrogate import DriftTrace
 from qkdctl.core.constants import DEFAULT_CHANNELS
+from qkdctl.core.errors import ProtocolError
 from qkdctl.core.tags import GateConfig
 from qkdctl.pipeline import BlockSettings, process_block
 
@@ -56,6 +57,7 @@ class SimBenchEnv:
         self._benches: dict[float, SimBench] = {}
         self.rng = np.random.default_rng(seed)
         self.sim_seconds = 0.0
+        self.protocol_failures = 0
 
     @property
     def done(self) -> bool:
@@ -86,8 +88,17 @@ class SimBenchEnv:
         align(bench)
         t0 = time.perf_counter()
         blk = bench.acquire(float(action.block_seconds))
-        self.sim_seconds += time.perf_counter() - t0
-        rep = process_block(self.t, blk.tags, blk.alice, self.settings(bench, action), self.rng).report
+        t1 = time.perf_counter()
+        self.sim_seconds += t1 - t0
+        try:
+            rep = process_block(self.t, blk.tags, blk.alice, self.settings(bench, action), self.rng).report
+        except ProtocolError as exc:
+            # the reconciliation protocol broke down (seen with ldpc-blind: docs/control.md):
+            # the block makes no key, like any failed reconciliation, and is counted
+            self.protocol_failures += 1
+            rep = BlockReport(block_id=self.t, status="aborted", method=action.method,
+                              abort_reason=f"reconciliation protocol failed: {exc}",
+                              stage_seconds={"reconcile": time.perf_counter() - t1})
         rep.duration_s = float(action.block_seconds)
         rep.params = {**action.params()}
         rep.stage_seconds["reconcile"] = rep.stage_seconds.get("reconcile", 0.0) + rep.round_trips * rtt_s
