@@ -170,11 +170,12 @@ def _squash(mask, key, slot):
 
 
 @njit(cache=True)
-def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot,
+def _sift_chunk(slot, role, state, key, a_basis, a_bit, a_int, first_slot,
                 o_slot, o_abit, o_bbit, o_int, capacity, counts, detections):
     """Sift detections (slot non-decreasing), continuing the open slot in
-    state = [slot, click mask]; a slot is finished when a later one starts, or at
-    the end when `final`.  With role None, slot holds slot * 4 + role packed.
+    state = [slot, click mask]; a slot is finished when a later one starts (the
+    caller finishes the last one with a sentinel detection, see _finish_last).
+    With role None, slot holds slot * 4 + role packed.
 
     Finishing a slot looks up Alice, counts it in detections[3 * basis +
     intensity], and appends it to the flat outputs o_* at position n_z (Z) or
@@ -187,27 +188,22 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
     counts = [single, double same, double cross, multi, mismatch, outside record,
     sifted Z, sifted X].
     """
-    n = slot.size
     n_alice = np.uint64(a_basis.size)
     cur = state[0]
     mask = np.uint64(state[1])
     pos_z = np.uint64(counts[_N_SIFTED_Z])
     pos_x = np.uint64(counts[_N_SIFTED_X]) + np.uint64(capacity)
-    for i in range(n + 1 if final else n):
-        if i < n:
-            if role is None:
-                v = slot[i]
-                s = v >> 2
-                r = np.uint64(v & 3)
-            else:
-                s = slot[i]
-                r = np.uint64(role[i])
-            if s == cur:
-                mask |= np.uint64(1) << r
-                continue
+    for i in range(slot.size):
+        if role is None:
+            v = slot[i]
+            s = v >> 2
+            r = np.uint64(v & 3)
         else:
-            s = cur
-            r = np.uint64(0)
+            s = slot[i]
+            r = np.uint64(role[i])
+        if s == cur:
+            mask |= np.uint64(1) << r
+            continue
         if mask:
             idx = np.uint64(cur - first_slot)  # unsigned indices: no wraparound code
             if idx < n_alice:
@@ -233,11 +229,20 @@ def _sift_chunk(slot, role, final, state, key, a_basis, a_bit, a_int, first_slot
             else:
                 counts[CASE_OUTSIDE] += 1
         cur = s
-        mask = (np.uint64(1) << r) if i < n else np.uint64(0)
+        mask = np.uint64(1) << r
     state[0] = cur
     state[1] = mask
     counts[_N_SIFTED_Z] = pos_z
     counts[_N_SIFTED_X] = pos_x - np.uint64(capacity)
+
+
+@njit(cache=True)
+def _finish_last(state, key, a_basis, a_bit, a_int, first_slot, o_slot, o_abit, o_bbit,
+                 o_int, capacity, counts, detections):
+    """Finish the open slot: sift one sentinel detection in the next slot (packed)."""
+    sentinel = np.full(1, (state[0] + 1) << 2, dtype=np.int64)
+    _sift_chunk(sentinel, None, state, key, a_basis, a_bit, a_int, first_slot, o_slot, o_abit,
+                o_bbit, o_int, capacity, counts, detections)
 
 
 def _finish_counts(counts: np.ndarray, detections: np.ndarray) -> None:
@@ -269,13 +274,13 @@ def _gate_sift_kernel(t, ch, lo, table, ref_ps, period_ps, inv_period, half_widt
         stop = min(start + chunk, n)
         k = _gate_range(t[start:stop], ch[start:stop], lo, table, ref_ps, period_ps,
                         inv_period, half_width_ps, buf, None, None, gstats, s_buf, c_buf, None)
-        _sift_chunk(buf[:k], None, False, state, key, a_basis, a_bit, a_int, first_slot,
+        _sift_chunk(buf[:k], None, state, key, a_basis, a_bit, a_int, first_slot,
                     o_slot, o_abit, o_bbit, o_int, capacity, counts, detections)
         upto = min(max(state[0] - first_slot, done), n_alice)
         _pulses_kernel(a_basis[done:upto], a_int[done:upto], pulses)
         done = upto
-    _sift_chunk(buf[:0], None, True, state, key, a_basis, a_bit, a_int, first_slot,
-                o_slot, o_abit, o_bbit, o_int, capacity, counts, detections)
+    _finish_last(state, key, a_basis, a_bit, a_int, first_slot, o_slot, o_abit, o_bbit, o_int,
+                 capacity, counts, detections)
     _pulses_kernel(a_basis[done:], a_int[done:], pulses)
 
 
@@ -468,8 +473,10 @@ def sift(gated: Gated, alice: AliceRecord, rng: np.random.Generator,
         raise QkdInputError("sift: gated slots are not in non-decreasing order")
     key = _draw_key(rng)
     bufs = _workspace(workspace).outputs(slot.size)
-    _sift_chunk(slot, role, True, np.zeros(2, dtype=np.int64), key, alice.basis,
-                alice.bit, alice.intensity, np.int64(alice.first_slot), *bufs)
+    state = np.zeros(2, dtype=np.int64)
+    record = (alice.basis, alice.bit, alice.intensity, np.int64(alice.first_slot))
+    _sift_chunk(slot, role, state, key, *record, *bufs)
+    _finish_last(state, key, *record, *bufs)
     return _wrap(*bufs, pulses_sent(alice) if pulses is None else _checked_pulses(pulses, alice))
 
 
