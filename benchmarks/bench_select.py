@@ -3,8 +3,8 @@
 SimBench detector sets: "default" (firmware_sim DetectorConfig(): efficiency 0.25,
 100 Hz dark counts, 1 % afterpulsing 10 ns + Exp(200 ns) after a click, 30 ps rms
 jitter) and "noisy" (same, with 600 Hz dark counts, 4 % afterpulsing and 60 ps
-jitter); a 3 degree polarization misalignment; decoy settings near the planner's
-optimum at 100 km.  Per detector set and distance: the first blocks train the
+jitter); a 3 degree polarization misalignment; the decoy settings MU, P_MU, P_Z
+below (not the optimum of either link: the "choice" rows show by how much).  Per detector set and distance: the first blocks train the
 selectors (labels = errors known after reconciliation), the later ones are
 processed by the real pipeline with each selector.  Also: the Z bits a sampled QBER
 estimate would disclose vs none with the predictor, and the reconciliation leak
