@@ -101,3 +101,17 @@ def test_process_block_returns_the_kept_events_with_their_errors():
     assert lb.wrong_x.mean() == pytest.approx(out.report.qber_x)
     assert np.all(lb.z.since_any_slots >= 100) and np.all(lb.x.since_any_slots >= 100)
     assert process_block(0, tags, alice, settings, np.random.default_rng(9)).labelled is None
+
+
+def test_runner_builds_the_learner_from_the_select_table():
+    import tomllib
+
+    from qkdctl.runner import block_settings, make_learner
+
+    data = tomllib.loads(open("lab_configs/sim_bench.toml", encoding="utf-8").read())
+    cfg = parse_config(data)
+    assert make_learner(cfg, block_settings(cfg), 0) is None
+    cfg = parse_config({**data, "select": {"selector": "optimized_window", "refit_every_blocks": 3}})
+    learner = make_learner(cfg, block_settings(cfg), 0)
+    assert learner.schedule == RefitSchedule("optimized_window", 3, 4, cfg.protocol.ec_efficiency)
+    assert learner.selector() is None
