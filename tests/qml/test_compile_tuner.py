@@ -101,6 +101,10 @@ def test_timeout_cancels_and_keeps_parameters(mocker):
     assert tuner.propose(history, params(s)) is None
     assert tuner.propose(history, params(s)) is None
     assert tuner.decisions[-1]["action"] == "wait"
+    deadline = time.monotonic() + 60.0  # the training thread transpiles before it submits
+    while not sampler.run.called and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sampler.run.called
     time.sleep(0.5)
     assert tuner.propose(history, params(s)) is None
     assert tuner.decisions[-1]["action"] == "timeout"
