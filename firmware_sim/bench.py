@@ -156,6 +156,26 @@ class SimBench:
                 s.voa_wdl_db_per_nm,
             )
 
+    # ---- Alice's choice probabilities ---------------------------------------------------
+    def set_choice_probabilities(self, p_z: float, p_intensity: tuple[float, float, float]) -> None:
+        """Set Alice's P(Z) and intensity-class probabilities (signal, decoy, vacuum), from the
+        next acquisition on.  Bob's basis splitter (config.p_bob_z) is a fixed component."""
+        p_z = float(p_z)
+        p = tuple(float(v) for v in p_intensity)
+        if len(p) != 3 or not all(np.isfinite(v) and 0.0 <= v <= 1.0 for v in p) or abs(sum(p) - 1.0) > 1e-9:
+            raise QkdInputError(f"intensity probabilities {p_intensity} must be three values in [0, 1] summing to 1")
+        if not (np.isfinite(p_z) and 0.0 < p_z < 1.0):
+            raise QkdInputError(f"P(Z) = {p_z} must lie in (0, 1)")
+        with self._lock:
+            src = self.config.source.model_copy(update={"p_z": p_z, "p_intensity": p})
+            self.config = self.config.model_copy(update={"source": src})
+
+    def choice_probabilities(self) -> tuple[float, tuple[float, float, float]]:
+        """(P(Z), (p_signal, p_decoy, p_vacuum)) Alice uses for the next acquisition."""
+        with self._lock:
+            src = self.config.source
+            return float(src.p_z), tuple(float(v) for v in src.p_intensity)
+
     # ---- Bob's polarization controllers ---------------------------------------------
     def set_epc_voltage_mv(self, channel: int, mv: float) -> None:
         """Set EPC squeezer channel 1..4 voltage (mV, -5000..5000)."""

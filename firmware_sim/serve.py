@@ -57,7 +57,7 @@ class SimServer:
         self.epc = Epc400Firmware(bench)
         self.mpc320 = Mpc320Firmware(bench)
         self.tagger = TaggerFirmware(bench, self.faults["tagger"], self.store)
-        self.alice = AliceHost(self.store)
+        self.alice = AliceHost(self.store, bench)
         self._parts: list[TcpService | PtyPort] = []
         self.resources: SimResources | None = None
 

@@ -9,6 +9,8 @@ block_id, payload_len; requests use magic b"QALI", responses b"QALR".
     0x03 GET_INTENSITIES int64[m]   -> 0x83 uint8 intensity[m]    (public disclosure, decoy analysis)
     0x04 LIST_BLOCKS                -> 0x84 int64 block_ids[k]
     0x05 GET_BITS   int64 slots[m]  -> 0x85 uint8 bit[m]          (Alice's trusted side only)
+    0x06 SET_CHOICE "<dddd"         -> 0x86 "<dddd" in force      (P(Z), p_signal, p_decoy, p_vacuum)
+    0x07 GET_CHOICE                 -> 0x87 "<dddd" in force      (from the next acquisition on)
     error                           -> 0xFF "<H" code + UTF-8 text
 
 Slots are absolute slot indices (first_slot + position in the block).  A bad
@@ -31,9 +33,11 @@ VERSION = 1
 HEADER = struct.Struct("<4sBBHqI")
 RECORD_HEAD = struct.Struct("<qQ")
 ERROR_HEAD = struct.Struct("<H")
+CHOICE = struct.Struct("<dddd")
 MAX_REQUEST_PAYLOAD = 1 << 28
 
 GET_RECORD, GET_BASES, GET_INTENSITIES, LIST_BLOCKS, GET_BITS = 0x01, 0x02, 0x03, 0x04, 0x05
+SET_CHOICE, GET_CHOICE = 0x06, 0x07
 REPLY_FLAG = 0x80
 ERROR_TYPE = 0xFF
 
@@ -42,6 +46,8 @@ ERR_UNKNOWN_TYPE = 2
 ERR_UNKNOWN_BLOCK = 3
 ERR_SLOT_RANGE = 4
 ERR_BAD_PAYLOAD = 5
+ERR_BAD_CHOICE = 6
+ERR_NO_SOURCE = 7
 
 
 class AliceHostError(Exception):
@@ -64,10 +70,29 @@ def error_response(block_id: int, code: int, text: str) -> bytes:
 
 
 class AliceHost:
-    """Answers requests about the blocks in a `BlockStore`."""
+    """Answers requests about the blocks in a `BlockStore`; sets Alice's choice probabilities
+    on `bench` (a SimBench; None: a host without a settable source)."""
 
-    def __init__(self, store: BlockStore) -> None:
+    def __init__(self, store: BlockStore, bench=None) -> None:
         self.store = store
+        self.bench = bench
+
+    def _choice(self, msg_type: int, payload: bytes) -> bytes:
+        """The SET_CHOICE / GET_CHOICE reply payload: the probabilities in force."""
+        if self.bench is None:
+            raise AliceHostError(ERR_NO_SOURCE, "this host has no settable source")
+        if msg_type == SET_CHOICE:
+            if len(payload) != CHOICE.size:
+                raise AliceHostError(ERR_BAD_PAYLOAD, f"SET_CHOICE payload of {len(payload)} bytes, expected 32")
+            p_z, *p_mu = CHOICE.unpack(payload)
+            if not (0.0 < p_z < 1.0):
+                raise AliceHostError(ERR_BAD_CHOICE, f"P(Z) = {p_z} must lie in (0, 1)")
+            if not (all(0.0 <= p <= 1.0 for p in p_mu) and abs(sum(p_mu) - 1.0) <= 1e-9):
+                raise AliceHostError(ERR_BAD_CHOICE,
+                                     f"intensity probabilities {p_mu} must lie in [0, 1] and sum to 1")
+            self.bench.set_choice_probabilities(p_z, tuple(p_mu))
+        p_z, p_mu = self.bench.choice_probabilities()
+        return CHOICE.pack(p_z, *p_mu)
 
     def _record(self, block_id: int):
         block = self.store.get(block_id)
@@ -111,6 +136,8 @@ class AliceHost:
                 return response(LIST_BLOCKS | REPLY_FLAG, block_id, ids.tobytes())
             if msg_type == GET_RECORD:
                 return self._record_frame(block_id, self._record(block_id))
+            if msg_type in (SET_CHOICE, GET_CHOICE):
+                return response(msg_type | REPLY_FLAG, block_id, self._choice(msg_type, payload))
             fields = {GET_BASES: "basis", GET_INTENSITIES: "intensity", GET_BITS: "bit"}
             if msg_type in fields:
                 rec = self._record(block_id)

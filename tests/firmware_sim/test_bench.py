@@ -245,3 +245,22 @@ def test_benchmark_baseline_does_comparable_work():
     n_base = int(np.sum(ch != 0))
     assert abs(n_sim - n_base) < 5 * math.sqrt(n_sim)
     assert np.sum(ch == 0) == np.sum(block.tags.channel == 0)
+
+
+def test_choice_probabilities_apply_from_next_acquisition():
+    bench = SimBench(quiet_config(), 3)
+    first = bench.acquire(1e-3).alice
+    assert bench.choice_probabilities() == (0.5, (0.7, 0.2, 0.1))
+    bench.set_choice_probabilities(0.9, (0.2, 0.3, 0.5))
+    assert bench.choice_probabilities() == (0.9, (0.2, 0.3, 0.5))
+    assert bench.config.p_bob_z == SimConfig().p_bob_z  # Bob's splitter is a fixed component
+    second = bench.acquire(1e-3).alice
+    n = len(second)
+    assert abs(np.mean(first.basis == 0) - 0.5) < 0.01
+    assert abs(np.mean(second.basis == 0) - 0.9) < 0.01
+    for k, p in enumerate((0.2, 0.3, 0.5)):
+        assert abs(np.mean(second.intensity == k) - p) < 5 * math.sqrt(p * (1 - p) / n)
+    for p_z, p_mu in ((1.0, (0.7, 0.2, 0.1)), (0.5, (0.7, 0.2, 0.2)), (0.5, (1.1, -0.1, 0.0))):
+        with pytest.raises(QkdInputError, match="P\\(Z\\)|intensity probabilities"):
+            bench.set_choice_probabilities(p_z, p_mu)
+    assert bench.choice_probabilities() == (0.9, (0.2, 0.3, 0.5))

@@ -93,3 +93,29 @@ def test_bad_magic_gets_error_then_close(client):
     assert magic == b"QALR" and rtype == 0xFF
     assert struct.unpack_from("<H", client.read_exact(n))[0] == 1
     assert client.read_all() == b""
+
+
+def test_choice_probabilities_set_query_and_refused(store):
+    from firmware_sim.bench import SimBench
+    from firmware_sim.config import SimConfig
+
+    bench = SimBench(SimConfig(), 1)
+    host = AliceHost(store, bench)
+
+    def ask(msg_type: int, payload: bytes = b"") -> tuple[int, bytes]:
+        frame = host.answer(msg_type, 0, payload)
+        head = struct.unpack(HEAD, bytes(frame[:20]))
+        return head[2], bytes(frame[20:])
+
+    assert ask(0x07) == (0x87, struct.pack("<dddd", 0.5, 0.7, 0.2, 0.1))
+    assert ask(0x06, struct.pack("<dddd", 0.8, 0.5, 0.3, 0.2)) == (0x86, struct.pack("<dddd", 0.8, 0.5, 0.3, 0.2))
+    assert bench.choice_probabilities() == (0.8, (0.5, 0.3, 0.2))
+    for bad in ((1.0, 0.5, 0.3, 0.2), (0.5, 0.5, 0.3, 0.3), (0.5, -0.1, 0.9, 0.2)):
+        rtype, body = ask(0x06, struct.pack("<dddd", *bad))
+        assert rtype == 0xFF and struct.unpack_from("<H", body)[0] == 6
+        assert b"P(Z)" in body or b"sum to 1" in body
+    rtype, body = ask(0x06, b"\x00" * 8)
+    assert rtype == 0xFF and struct.unpack_from("<H", body)[0] == 5
+    assert bench.choice_probabilities() == (0.8, (0.5, 0.3, 0.2))
+    frame = AliceHost(store).answer(0x07, 0, b"")
+    assert struct.unpack(HEAD, bytes(frame[:20]))[2] == 0xFF and struct.unpack_from("<H", bytes(frame[20:]))[0] == 7
