@@ -9,6 +9,8 @@ payload length.  Requests and their replies (type | 0x80):
     0x03 GET_INTENSITIES int64[m]    -> uint8 intensity[m]   (public disclosure, decoy analysis)
     0x04 LIST_BLOCKS                 -> int64 block_ids[k]
     0x05 GET_BITS   int64 slots[m]   -> uint8 bit[m]         (Alice's trusted side only)
+    0x06 SET_CHOICE "<dddd"          -> "<dddd" in force     (P(Z), p_signal, p_decoy, p_vacuum)
+    0x07 GET_CHOICE                  -> "<dddd" in force     (effective from the next block)
     error                            -> 0xFF "<H" code + UTF-8 text
 
 Slots are absolute slot indices.  An error response raises `DeviceError`; a
@@ -34,6 +36,8 @@ VERSION = 1
 HEADER = struct.Struct("<4sBBHqI")
 RECORD_HEAD = struct.Struct("<qQ")
 GET_RECORD, GET_BASES, GET_INTENSITIES, LIST_BLOCKS, GET_BITS = 0x01, 0x02, 0x03, 0x04, 0x05
+SET_CHOICE, GET_CHOICE = 0x06, 0x07
+CHOICE = struct.Struct("<dddd")
 REPLY_FLAG = 0x80
 ERROR_TYPE = 0xFF
 MAX_REPLY_BYTES = 1 << 31
@@ -136,3 +140,23 @@ class AliceHostClient(Instrument):
     def get_bits(self, block_id: int, slots: np.ndarray) -> np.ndarray:
         """Get Alice's bits in the given absolute slots (trusted side only: never disclose them)."""
         return self._per_slot(GET_BITS, block_id, slots, "GET_BITS")
+
+    def _choice_reply(self, body: bytes, label: str) -> tuple[float, tuple[float, float, float]]:
+        if len(body) != CHOICE.size:
+            raise self._garbled(label, f"{len(body)} bytes, expected {CHOICE.size}", body)
+        p_z, *p_mu = CHOICE.unpack(body)
+        return p_z, tuple(p_mu)
+
+    def get_choice(self) -> tuple[float, tuple[float, float, float]]:
+        """Get Alice's choice probabilities in force: (P(Z), (p_signal, p_decoy, p_vacuum))."""
+        return self._choice_reply(self._request(GET_CHOICE, 0), "GET_CHOICE")
+
+    def set_choice(self, p_z: float, p_mu: tuple[float, float, float]) -> tuple[float, tuple[float, float, float]]:
+        """Set Alice's P(Z) in (0, 1) and intensity probabilities (signal, decoy, vacuum; sum 1),
+        effective from the next acquired block; returns the values in force."""
+        p_mu = tuple(float(p) for p in p_mu)
+        if len(p_mu) != 3 or not all(0.0 <= p <= 1.0 for p in p_mu) or abs(sum(p_mu) - 1.0) > 1e-9:
+            raise QkdInputError(f"intensity probabilities {p_mu} must be three values in [0, 1] summing to 1")
+        if not 0.0 < float(p_z) < 1.0:
+            raise QkdInputError(f"P(Z) = {p_z} must lie in (0, 1)")
+        return self._choice_reply(self._request(SET_CHOICE, 0, CHOICE.pack(float(p_z), *p_mu)), "SET_CHOICE")

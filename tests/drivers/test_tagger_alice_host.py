@@ -71,3 +71,25 @@ def test_block_without_id_is_rejected():
     with expected_protocol(AliceHostClient, []) as alice:
         with pytest.raises(QkdInputError, match="no meta\\['block_id'\\]"):
             alice.record_for(TagBlock([], []))
+
+
+def test_choice_probabilities_transcript():
+    in_force = struct.pack("<dddd", 0.5, 0.7, 0.2, 0.1)
+    new = struct.pack("<dddd", 0.8, 0.5, 0.3, 0.2)
+    script = [(req(0x07, 0), resp(0x87, 0, in_force)), (req(0x06, 0, new), resp(0x86, 0, new))]
+    with expected_protocol(AliceHostClient, script) as alice:
+        assert alice.get_choice() == (0.5, (0.7, 0.2, 0.1))
+        assert alice.set_choice(0.8, (0.5, 0.3, 0.2)) == (0.8, (0.5, 0.3, 0.2))
+    with expected_protocol(AliceHostClient, []) as alice:
+        with pytest.raises(QkdInputError, match="sum"):
+            alice.set_choice(0.5, (0.5, 0.3, 0.3))
+        with pytest.raises(QkdInputError, match="P\\(Z\\)"):
+            alice.set_choice(1.0, (0.5, 0.3, 0.2))
+
+
+def test_choice_refused_by_host_is_a_device_error():
+    err = struct.pack("<H", 6) + b"P(Z) = 1.5 must lie in (0, 1)"
+    bad = struct.pack("<dddd", 0.5, 0.5, 0.3, 0.2)
+    with expected_protocol(AliceHostClient, [(req(0x06, 0, bad), resp(0xFF, 0, err))], name="alice") as alice:
+        with pytest.raises(DeviceError, match="Alice host error 6"):
+            alice.set_choice(0.5, (0.5, 0.3, 0.2))
