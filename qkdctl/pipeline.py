@@ -17,6 +17,7 @@ this block's X-basis errors and the Z errors counted after reconciliation.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -217,6 +218,20 @@ def _abort(report: BlockReport, reason: str) -> BlockOutcome:
     return BlockOutcome(report)
 
 
+def block_auth_key(auth_key: bytes, block_id: int) -> bytes:
+    """The reconciliation channel's key for one block: keyed BLAKE2b of the block id.
+
+    Each block's session restarts its sequence numbers, so a key shared by every block
+    would let frames recorded in one block be replayed into the next; a key derived
+    per block (64 bytes, a PRF of the pre-shared key) makes them fail the MAC.
+    """
+    if len(auth_key) < 32:
+        raise QkdInputError(f"auth_key must hold >= 32 bytes, got {len(auth_key)}")
+    mac = hashlib.blake2b(int(block_id).to_bytes(8, "little", signed=True), key=auth_key[:64],
+                          person=b"qkdctl-ec-block", digest_size=64)
+    return mac.digest()
+
+
 def process_block(
     block_id: int,
     tags: TagBlock,
@@ -275,7 +290,8 @@ def process_block(
     q_ec = ec_qber(float(est.qber_basis[BASIS_Z]), qber_prior)
     method = choose_method(q_ec) if settings.method == "auto" else settings.method
     try:
-        rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=auth_key)
+        key = None if auth_key is None else block_auth_key(auth_key, block_id)
+        rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=key)
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
     lap("reconcile")

@@ -58,3 +58,15 @@ def test_reconciliation_sized_from_z(z_only_block, monkeypatch, prior):
     else:
         assert seen["qber"] == pytest.approx(prior)
         assert rep.leaked_bits < seen["leaked"] + Z_SAMPLE_BITS
+
+
+def test_block_auth_key_differs_per_block_and_needs_32_bytes():
+    from qkdctl.core.errors import QkdInputError
+    from qkdctl.pipeline import block_auth_key
+
+    key = bytes(range(64))
+    a, b = block_auth_key(key, 7), block_auth_key(key, 8)
+    assert len(a) == 64 and a != b and a == block_auth_key(key, 7)
+    assert block_auth_key(bytes(64), 7) != a
+    with pytest.raises(QkdInputError, match="32 bytes"):
+        block_auth_key(bytes(16), 1)
