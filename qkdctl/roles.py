@@ -15,12 +15,20 @@ Per block (Bob asks, Alice answers; "block/abort" from Bob may replace any reque
                   intensity class (2 bit planes), pulses sent per basis x intensity
     sift/keep     Z and X sifted slots        -> estimate/bits: her bits at the clicked
                   slots that are not Z-sifted (X test basis and basis mismatches; no key)
+    estimate/z_sample positions (only without a past-Z prior)
+                                             -> estimate/z_bits: her Z bits there
     reconcile/start method, QBER             -> the method's roles, then confirmation
     verify/request                           -> verify/tag: seed and her tag (eps_cor)
     key/counts    Z detections and corrected errors, X detections and errors per
                   intensity, leaked bits     -> key/length: her finite-key length
     key/amplify   length, Toeplitz seed, key id (after Bob's detectors passed the block)
                                              -> key/stored once her key is fsynced
+
+Reconciliation is sized as in `qkdctl.pipeline`: from the past-Z prior, which both sides
+keep from the last block's agreed key/counts (corrected Z errors / Z detections) and drop
+whenever a block stops before them; else from a sample of Z_SAMPLE_BITS of this block's
+Z bits, positions drawn by Bob exactly as `process_block` draws them, Alice's bits
+disclosed and counted as leaked (the bits stay in the key, as in the pipeline).
 
 Crash-safety order as in the engine: Alice's key is stored before Bob's, and Bob's key
 before his block row.  The intensities are Alice's: Bob's bench reports the VOA
@@ -29,6 +37,8 @@ parameters of the config and refuses to change them (no intensity tuner in this 
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 import secrets
 import time
@@ -56,6 +66,7 @@ from qkdctl.engine import Engine, RunSummary
 from qkdctl.hardware import Acquisition, intensity_params
 from qkdctl.pipeline import (
     TELEMETRY_WINDOWS,
+    Z_SAMPLE_BITS,
     BlockOutcome,
     BlockSettings,
     align_or_guess,
@@ -147,6 +158,23 @@ def _counts(msg: Message, name: str) -> np.ndarray:
     return arr
 
 
+def _z_sample(msg: Message, n_z: int) -> np.ndarray:
+    """Positions (in the Z-sifted order) of a requested Z sample: exactly
+    min(Z_SAMPLE_BITS, n_z) of them, strictly increasing, inside [0, n_z)."""
+    pos = msg.array("positions", np.int64, min(Z_SAMPLE_BITS, n_z))
+    if pos.size and (pos[0] < 0 or pos[-1] >= n_z or np.any(np.diff(pos) <= 0)):
+        raise ProtocolError(f"field 'positions' of {msg.kind!r} is not a strictly increasing set "
+                            f"of positions in [0, {n_z})")
+    return pos
+
+
+def past_z_qber(n_key: np.ndarray, m_key: np.ndarray) -> float | None:
+    """Past-Z prior from a block's agreed key/counts: corrected Z errors / Z detections
+    (None without detections).  Alice and Bob compute it from the same integers."""
+    n = int(np.sum(n_key))
+    return int(np.sum(m_key)) / n if n > 0 else None
+
+
 def _hello(settings: BlockSettings) -> Message:
     return Message("session/hello", {"mu": np.asarray(settings.mu, dtype=np.float64),
                                      "p_mu": np.asarray(settings.p_mu, dtype=np.float64),
@@ -178,6 +206,7 @@ class AliceRole:
         self.store = store
         self.rng = rng
         self.summary = RunSummary(run_id="alice", out_dir=str(store.dir.parent.parent), seed=0)
+        self.qber_prior: float | None = None  # past-Z prior, the same as Bob's
 
     def serve(self, ch: Channel) -> RunSummary:
         """Handshake, then one block per "sift/request" until Bob's "run/end" (its summary:
@@ -224,6 +253,15 @@ class AliceRole:
         z_bits = rec.bit[z + al.shift]
         other = clicked[~np.isin(clicked, z)]
         ch.send(Message("estimate/bits", {"bits": rec.bit[other + al.shift]}))
+        prior, self.qber_prior = self.qber_prior, None  # until this block's key/counts
+        z_disclosed = 0
+        if prior is None:
+            msg = self._next(ch, "estimate/z_sample")
+            if msg is None:
+                return
+            positions = _z_sample(msg, z_bits.size)
+            z_disclosed = positions.size
+            ch.send(Message("estimate/z_bits", {"bits": z_bits[positions]}))
         msg = self._next(ch, "reconcile/start")
         if msg is None:
             return
@@ -232,6 +270,8 @@ class AliceRole:
         q = msg.float("qber")
         if name not in methods or not 0.0 < q < 0.5:
             raise ProtocolError(f"reconcile/start: unknown method {name!r} or QBER {q} outside (0, 0.5)")
+        if prior is not None and q != ec_qber(math.nan, prior):
+            raise ProtocolError(f"reconcile/start: QBER {q} is not the past-Z prior's {ec_qber(math.nan, prior)}")
         methods[name].alice(z_bits, q, ch, self.rng)
         if not alice_confirm(z_bits, ch, self.rng):
             ch.recv(STEP_TIMEOUT_S).expect("block/abort")
@@ -250,8 +290,12 @@ class AliceRole:
         mine = [np.bincount(rec.intensity[sl + al.shift], minlength=3) for sl in (z, x)]
         if np.any(n_key != mine[0]) or np.any(n_test != mine[1]):
             raise ProtocolError("key/counts: detection counts differ from Alice's sifted slots")
-        kl = key_length_of(n_key, _counts(msg, "m_key"), n_test, _counts(msg, "m_test"),
-                           msg.int("leaked_bits", 0), s)
+        m_key = _counts(msg, "m_key")
+        if np.any(m_key > n_key):
+            raise ProtocolError("key/counts: more corrected errors than Z detections")
+        kl = key_length_of(n_key, m_key, n_test, _counts(msg, "m_test"),
+                           msg.int("leaked_bits", z_disclosed + CONFIRM_TAG_BITS), s)
+        self.qber_prior = past_z_qber(n_key, m_key)
         length = kl.key_length_bits if kl.has_key else 0
         ch.send(Message("key/length", {"length": int(length)}))
         msg = self._next(ch, "key/amplify")
@@ -279,6 +323,7 @@ class BobProcessor:
     def __init__(self, channel: Channel) -> None:
         self.ch = channel
         self._pending: tuple[np.ndarray, int] | None = None
+        self.qber_prior: float | None = None  # past-Z prior, the same as Alice's
 
     def hello(self, settings: BlockSettings) -> None:
         """Check that Alice's config agrees on the public protocol settings."""
@@ -329,26 +374,38 @@ class BobProcessor:
         report_sift(rep, tags, clock, gated, sifted, alignment, None)
         z = sifted.z
         ch.send(Message("sift/keep", {"z": z.slot, "x": sifted.x.slot}))
+        prior, self.qber_prior = self.qber_prior, None  # until this block's key/counts
+        sample_count = None if prior is not None else Z_SAMPLE_BITS
+        if prior is None:  # the positions process_block's estimate draws (on a copy of rng)
+            positions = estimate(sifted, copy.deepcopy(rng), disclose_x=True,
+                                 sample_count=sample_count).disclosed_index[BASIS_Z]
+            ch.send(Message("estimate/z_sample", {"positions": positions}))
         lap("sift")
         clicked = slots[inside]
         other = clicked[~np.isin(clicked, z.slot)]
         other_bits = _bits(ch.recv(STEP_TIMEOUT_S).expect("estimate/bits"), "bits", other.size)
         x_bits = other_bits[np.searchsorted(other, sifted.x.slot)]
         sifted = replace(sifted, x=replace(sifted.x, alice_bit=x_bits))
-        est = estimate(sifted, rng, disclose_x=True)
+        if prior is None:  # Alice's bits at the sample; her other Z bits stay unknown (estimate reads none)
+            z_alice = z.bob_bit.copy()
+            z_alice[positions] = _bits(ch.recv(STEP_TIMEOUT_S).expect("estimate/z_bits"), "bits", positions.size)
+            sifted = replace(sifted, z=replace(z, alice_bit=z_alice))
+        est = estimate(sifted, rng, disclose_x=True, sample_count=sample_count)
+        z_disclosed = int(est.sampled[BASIS_Z].sum())
         reason = report_estimate(rep, est, settings)
         lap("estimate")
         if reason:
             return abort(reason)
 
-        q = ec_qber(rep.qber_x)
+        q = ec_qber(float(est.qber_basis[BASIS_Z]), prior)
         method = choose_method(q) if settings.method == "auto" else settings.method
         ch.send(Message("reconcile/start", {"method": method.encode("ascii"), "qber": q}))
         trips0 = ch.stats.round_trips
         outcome = available_methods()[method].bob(z.bob_bit, q, ch, rng)
         ok = bob_confirm(outcome.bob_bits, ch)
         lap("reconcile")
-        wrong, reason = report_correction(rep, z, outcome.bob_bits, method, outcome.leaked_bits + CONFIRM_TAG_BITS,
+        wrong, reason = report_correction(rep, z, outcome.bob_bits, method,
+                                          outcome.leaked_bits + CONFIRM_TAG_BITS + z_disclosed,
                                           outcome.leaked_bits, ch.stats.round_trips - trips0, ok, settings)
         if ok:  # Alice's bits of every clicked slot are now known to Bob: the full click matrix
             bits = np.zeros(n, dtype=np.uint8)
@@ -370,11 +427,13 @@ class BobProcessor:
         if not rep.verified:
             return abort("verification failed: hash tags differ after reconciliation")
 
+        n_key = np.bincount(z.intensity, minlength=3).astype(np.int64)
+        m_key = np.bincount(z.intensity[wrong], minlength=3).astype(np.int64)
         ch.send(Message("key/counts", {
-            "n_key": np.bincount(z.intensity, minlength=3).astype(np.int64),
-            "m_key": np.bincount(z.intensity[wrong], minlength=3).astype(np.int64),
+            "n_key": n_key, "m_key": m_key,
             "n_test": est.sampled[BASIS_X].astype(np.int64), "m_test": est.errors[BASIS_X].astype(np.int64),
             "leaked_bits": int(rep.leaked_bits)}))
+        self.qber_prior = past_z_qber(n_key, m_key)
         alice_length = ch.recv(STEP_TIMEOUT_S).expect("key/length").int("length", 0)
         kl, reason = report_key_length(rep, z.intensity, wrong, est, settings)
         lap("keyrate")
