@@ -69,6 +69,33 @@ def intensity_params(mu: tuple[float, float, float], mu_at_0db: float) -> dict[s
     return params
 
 
+#: Alice's choice probabilities as operating parameters: P(Z), P(signal), P(decoy);
+#: P(vacuum) is the rest.  Bob's basis splitter is a fixed component (not a parameter).
+CHOICE_PARAMS = ("alice.p_z", "alice.p_signal", "alice.p_decoy")
+
+
+def choice_params(p_z: float, p_mu: tuple[float, float, float]) -> dict[str, float]:
+    """{"alice.p_z", "alice.p_signal", "alice.p_decoy"} of P(Z) and (p_signal, p_decoy, p_vacuum)."""
+    return {"alice.p_z": float(p_z), "alice.p_signal": float(p_mu[0]), "alice.p_decoy": float(p_mu[1])}
+
+
+def choice_probabilities(params: Mapping[str, float]) -> tuple[float, tuple[float, float, float]] | None:
+    """(P(Z), (p_signal, p_decoy, p_vacuum)) from the alice.p_* parameters, None when the bench
+    has none; QkdInputError when they are out of range (P(Z) in (0, 1), p >= 0, sum <= 1)."""
+    present = [k for k in CHOICE_PARAMS if k in params]
+    if not present:
+        return None
+    if len(present) != len(CHOICE_PARAMS):
+        raise QkdInputError(f"choice probabilities need all of {list(CHOICE_PARAMS)}, got {present}")
+    p_z, p_s, p_d = (float(params[k]) for k in CHOICE_PARAMS)
+    if not 0.0 < p_z < 1.0:
+        raise QkdInputError(f"alice.p_z = {p_z} must lie in (0, 1)")
+    if not (p_s > 0.0 and p_d >= 0.0 and p_s + p_d <= 1.0 + 1e-12):
+        raise QkdInputError(f"alice.p_signal = {p_s}, alice.p_decoy = {p_d}: need p_signal > 0, "
+                            "p_decoy >= 0 and p_signal + p_decoy <= 1 (vacuum takes the rest)")
+    return p_z, (p_s, p_d, max(0.0, round(1.0 - p_s - p_d, 12)))  # rounded: 1 - 0.2 - 0.5 is 0.3
+
+
 class Hardware(ABC):
     """A bench seen by the engine."""
 
@@ -107,7 +134,9 @@ class Hardware(ABC):
 class ModelHardware(Hardware):
     """Blocks drawn from the analytic link model (no physics simulator, no drivers).
 
-    The VOA parameters voa.1..3 set the intensities mu_k = mu_at_0db 10^(-att/10).
+    The VOA parameters voa.1..3 set the intensities mu_k = mu_at_0db 10^(-att/10);
+    alice.p_z, alice.p_signal, alice.p_decoy set the model's choice probabilities (the
+    link model splits Bob's bases with Alice's P(Z): there Bob's ratio follows it).
     """
 
     def __init__(self, model: LinkModel, rng: np.random.Generator, pulse_rate_hz: float = 1e9,
@@ -119,6 +148,7 @@ class ModelHardware(Hardware):
         self.gate_offset_ps = gate_offset_ps
         self.mu_at_0db = mu_at_0db
         self._params = intensity_params(model.intensities, mu_at_0db)
+        self._params.update(choice_params(model.key_basis_prob, model.intensity_probs))
         self._next_slot = 0
         self._block_id = 0
 
@@ -129,8 +159,10 @@ class ModelHardware(Hardware):
         unknown = set(params) - set(self._params) - SOFTWARE_PARAMS
         if unknown:
             raise QkdInputError(f"model bench has no parameters {sorted(unknown)}")
-        self._params.update({k: float(v) for k, v in params.items()})
-        self.model = replace(self.model, intensities=self.mu())
+        merged = {**self._params, **{k: float(v) for k, v in params.items()}}
+        p_z, p_mu = choice_probabilities(merged)
+        self._params = merged
+        self.model = replace(self.model, intensities=self.mu(), intensity_probs=p_mu, key_basis_prob=p_z)
 
     def acquire(self, duration_s: float) -> Acquisition:
         n = int(round(duration_s * 1e12 / self.pulse_period_ps))

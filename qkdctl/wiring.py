@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 from qkdctl.config import InstrumentConfig, LabConfig
 from qkdctl.core.errors import ConfigError, InstrumentError, QkdInputError
-from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware
+from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware, choice_params, choice_probabilities
 
 
 def open_tagger(inst: InstrumentConfig):
@@ -70,7 +70,9 @@ class LiveHardware(Hardware):
     """A bench of real drivers (tagger, Alice's host, optional VOA and polarization controller).
 
     Parameters: voa.1..3 (dB) and voa.on.1..3 when a VOA is present, pol.1..N
-    when a controller is present, gate.offset_ps / gate.width_ps (software).
+    when a controller is present, alice.p_z / alice.p_signal / alice.p_decoy when
+    Alice's host takes choice probabilities (SET_CHOICE), gate.offset_ps /
+    gate.width_ps (software).  Bob's basis splitter is fixed: only Alice's P(Z) moves.
     """
 
     def __init__(self, tagger, alice, voa=None, controller=None, calibration=None,
@@ -89,6 +91,13 @@ class LiveHardware(Hardware):
         if controller is not None:
             for i, v in enumerate(controller.get_settings(), start=1):
                 self._params[f"pol.{i}"] = float(v)
+        if hasattr(alice, "get_choice"):
+            from drivers.transport import DeviceError
+
+            try:
+                self._params.update(choice_params(*alice.get_choice()))
+            except DeviceError:  # a host without a settable source: no alice.* parameters
+                pass
 
     def params(self) -> dict[str, float]:
         return dict(self._params)
@@ -97,6 +106,9 @@ class LiveHardware(Hardware):
         unknown = sorted(set(params) - set(self._params) - SOFTWARE_PARAMS)
         if unknown:
             raise QkdInputError(f"this bench has no operating parameters {unknown}")
+        if any(k.startswith("alice.") for k in params):
+            merged = {**self._params, **{k: float(v) for k, v in params.items()}}
+            self.alice.set_choice(*choice_probabilities(merged))
         pol = {k: v for k, v in params.items() if k.startswith("pol.")}
         if pol:
             settings = [pol.get(f"pol.{i}", self._params[f"pol.{i}"])

@@ -3,7 +3,8 @@
 `make_tuner(name, calibration, options)` builds one by the name used in the lab
 config's [tuner] table; `options` are the tuner's keyword arguments.  calibration:
 the polarization controller's calibration for "tomographic", "spsa", "nelder-mead";
-the source's mean photon number at 0 dB (mu_at_0db) for "decoy-direct", "decoy-mlp".
+the source's mean photon number at 0 dB (mu_at_0db) for "decoy-direct", "decoy-mlp",
+"link-adapted".
 The default polarization tuner is "tomographic" (docs/qml.md).
 """
 
@@ -56,6 +57,12 @@ def _decoy_mlp(calibration, options: Mapping) -> Tuner:
     return DecoyMlpTuner(**_with_source(calibration, options))
 
 
+def _link_adapted(calibration, options: Mapping) -> Tuner:
+    from qkdctl.tune.link_adapted import LinkAdaptedTuner
+
+    return LinkAdaptedTuner(**_with_source(calibration, options))
+
+
 def _with_source(calibration, options: Mapping) -> dict:
     """Decoy tuners' options; `calibration` is the source's mu_at_0db (photons/pulse) or None."""
     opts = dict(options)
@@ -70,6 +77,7 @@ _FACTORIES: dict[str, Callable[[object, Mapping], Tuner]] = {
     "nelder-mead": _nelder_mead,
     "decoy-direct": _decoy_direct,
     "decoy-mlp": _decoy_mlp,
+    "link-adapted": _link_adapted,
     "qml-compile": _qml_compile,
     "qml-compile-pshift": lambda calibration, options: _qml_compile(calibration, options, "pshift"),
 }

@@ -174,8 +174,8 @@ def optimize_decoy(figures: LinkFigures, constants: ProtocolConstants = Protocol
         n_eval += 1
         try:
             return -finite_key_rate(figures, _decode(x, fixed, constants), constants)
-        except QkdInputError:
-            return 1.0  # outside the model's domain (e.g. zero gain): worse than any rate
+        except (QkdInputError, ZeroDivisionError):
+            return 1.0  # outside the model's domain (zero gain, mu1 (mu2 - mu3) = mu2^2 - mu3^2): worse than any rate
     starts = [s if fixed is None else replace(s, p_mu=fixed.p_mu, key_basis_prob=fixed.key_basis_prob)
               for s in ((start,) if start is not None else ()) + _STARTS]
     best = None
