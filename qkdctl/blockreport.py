@@ -50,6 +50,8 @@ class BlockReport:
     alarms: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
     tuner: dict = field(default_factory=dict)
+    probes: int = 0  # probe measurements the tuners took after this block (qkdctl.probe)
+    probe_seconds: float = 0.0  # bench time those probes acquired (s)
     selection: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

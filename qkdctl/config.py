@@ -153,6 +153,10 @@ class TunerConfig(_Table):
     intensities: Optional[str] = None
     timing: Optional[str] = None
     options: dict = Field(default_factory=dict)
+    probe_budget: int = Field(default=8, ge=0, le=1000,
+                              description="probe measurements all tuners together may take per block")
+    max_probe_s: float = Field(default=0.01, gt=0.0, le=60.0,
+                               description="longest probe acquisition (s); longer requests are cut")
 
 
 class DetectConfig(_Table):

@@ -6,6 +6,13 @@ processing falls behind (back-pressure).  Tuner proposals made after block k
 take effect at the next acquisition that starts after them (with overlap,
 block k+2); each block records the parameters that were in force for it.
 
+Tuners may ask for probe measurements (`qkdctl.probe`): short blocks at trial
+parameters, processed up to QBER estimation only, never keyed.  The bench is
+behind one lock: the acquisition thread holds it for each acquisition, a probe
+for its apply -> acquire -> restore, so a probe waits for the acquisition in
+flight and the next acquisition waits for the probe; neither sees the other's
+parameters.  Probes per block are capped by `probe_budget` (all tuners together).
+
 Per block, keys are fsynced in Alice's and Bob's key stores before the block
 row is committed to the run database; a crash in between leaves keys that
 `reconcile_stores` drops at the next start.  A block that fails a security
@@ -32,8 +39,9 @@ from qkdctl.core.errors import ConfigError, QkdError
 from qkdctl.core.keyrate import DecoySettings
 from qkdctl.core.tags import GateConfig, recover_clock
 from qkdctl.core.timing import find_arrival_peak
-from qkdctl.hardware import Acquisition, Hardware, choice_probabilities, intensities
+from qkdctl.hardware import Acquisition, Hardware, intensities
 from qkdctl.pipeline import BlockOutcome, BlockSettings, process_block
+from qkdctl.probe import ProbeSession, probe_report
 from qkdctl.select.learner import SelectionLearner
 from qkdctl.store.consistency import reconcile_stores
 from qkdctl.store.keystore import KeyStore
@@ -70,6 +78,10 @@ class LocalProcessor:
     def discard(self, report: BlockReport) -> None:
         """Nothing to tell anyone: the block's keys are dropped."""
 
+    def probe(self, acq: Acquisition, settings: BlockSettings, rng: np.random.Generator) -> BlockReport:
+        """A tuner's probe block, processed up to QBER estimation (no key; `qkdctl.probe`)."""
+        return probe_report(acq.block_id, acq.tags, acq.alice, settings, rng)
+
 
 @dataclass
 class EngineOptions:
@@ -77,6 +89,8 @@ class EngineOptions:
 
     Until the first block makes key, the bench is still being aligned: aborted
     blocks then count against `startup_blocks`, not `max_consecutive_aborts`.
+    probe_budget: probes all tuners together may take per block; max_probe_s: the
+    longest probe acquisition (s), longer requests are cut to it.
     """
 
     block_seconds: float = 0.05
@@ -84,6 +98,8 @@ class EngineOptions:
     max_consecutive_aborts: int = 5
     startup_blocks: int = 20
     history_length: int = 200
+    probe_budget: int = 8
+    max_probe_s: float = 0.01
 
 
 @dataclass
@@ -101,6 +117,7 @@ class RunSummary:
     acquired_s: float = 0.0
     qbers: list = field(default_factory=list)
     alarms: int = 0
+    probes: int = 0
     abort_reason: str = ""
 
     def as_dict(self) -> dict:
@@ -117,6 +134,7 @@ class RunSummary:
             "mean_qber": float(np.mean(qb)) if qb else None,
             "secret_rate_bps": self.secret_bits / self.acquired_s if self.acquired_s else 0.0,
             "alarms": self.alarms,
+            "probes": self.probes,
             "abort_reason": self.abort_reason,
         }
 
@@ -145,6 +163,10 @@ class Engine:
         self.out_dir = Path(out_dir)
         self.options = options or EngineOptions()
         self.tuners = list(tuners)
+        wanted = [f"{t.name}: {t.probe_budget}" for t in self.tuners if t.probe_budget]
+        if sum(t.probe_budget for t in self.tuners) > self.options.probe_budget:
+            raise ConfigError(f"tuners want {sum(t.probe_budget for t in self.tuners)} probes per block "
+                              f"({', '.join(wanted)}); [tuner].probe_budget is {self.options.probe_budget}")
         self.detectors = list(detectors)
         self.seed = seed if seed is not None else secrets.randbits(63)
         self.rng = np.random.default_rng(self.seed)
@@ -157,6 +179,7 @@ class Engine:
             raise ConfigError("[select]: learned event selection needs both roles in this process")
         self.learner = learner  # event selector refitted on past verified blocks (qkdctl.select)
         self._stop = threading.Event()
+        self._bench_lock = threading.Lock()  # one acquisition or probe at a time
         self.history: list[BlockReport] = []
         self._found_offset: float | None = None
 
@@ -171,7 +194,8 @@ class Engine:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 t0 = time.perf_counter()
-                acq = self.hw.acquire(self._block_seconds(self.hw.params()))
+                with self._bench_lock:
+                    acq = self.hw.acquire(self._block_seconds(self.hw.params()))
                 item = (acq, time.perf_counter() - t0)
                 while not self._stop.is_set():
                     try:
@@ -215,6 +239,7 @@ class Engine:
                 summary.acquired_s += report.duration_s
                 summary.sifted_bits += report.sifted_bits_z
                 summary.alarms += len(report.alarms)
+                summary.probes += report.probes
                 summary.qbers.append(report.qber_z)
                 if report.status == "ok":
                     summary.secret_bits += report.key_bits
@@ -250,9 +275,6 @@ class Engine:
                    db: RunDB, run_id: str) -> BlockReport:
         settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
                            gate=self._gate(acq))
-        choice = choice_probabilities(acq.params)  # the probabilities in force for this block
-        if choice is not None:
-            settings = replace(settings, p_mu=choice[1])
         learning = {"selector": self.learner.selector(), "learn": True} if self.learner else {}
         out = self.processor.process(acq, settings, self.rng, self.auth_key, **learning)
         rep = out.report
@@ -309,19 +331,44 @@ class Engine:
             clock = recover_clock(acq.tags, s.sync_channel, s.sync_divider, s.nominal_sync_period_ps)
             offset = find_arrival_peak(acq.tags, clock, list(g.roles)).offset_ps
             self._found_offset = offset
-            self.hw.apply({"gate.offset_ps": offset})
+            with self._bench_lock:
+                self.hw.apply({"gate.offset_ps": offset})
         return replace(g, offset_ps=float(offset), width_ps=float(width))
 
+    def _probe_session(self) -> ProbeSession | None:
+        """This block's probe callable (None when the processor cannot process probes)."""
+        if not hasattr(self.processor, "probe"):
+            return None
+        g = self.settings.gate
+        offset = self._found_offset if self._found_offset is not None else g.offset_ps
+        defaults = {"gate.offset_ps": offset, "gate.width_ps": g.width_ps}
+        return ProbeSession(self.hw, self._bench_lock, self.options.probe_budget, self.options.max_probe_s,
+                            self._process_probe, defaults)
+
+    def _process_probe(self, acq: Acquisition) -> BlockReport:
+        settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db), gate=self._gate(acq))
+        return self.processor.probe(acq, settings, self.rng)
+
     def _retune(self, rep: BlockReport) -> None:
+        probe = self._probe_session()
+        try:
+            self._propose_all(rep, probe)
+        finally:
+            if probe is not None:
+                rep.probes, rep.probe_seconds = probe.used, probe.seconds
+                rep.stage_seconds["probe"] = probe.wall_s
+
+    def _propose_all(self, rep: BlockReport, probe: ProbeSession | None) -> None:
         for tuner in self.tuners:
             try:
-                prop = tuner.propose(self.history, self.hw.params())
+                prop = tuner.propose(self.history, self.hw.params(), probe)
             except QkdError as exc:
                 rep.alarms.append(Alarm(f"tuner:{tuner.name}", "warn", f"tuner failed: {exc}"))
                 continue
             if prop is None or not prop.params:
                 continue
-            self.hw.apply(prop.params)
+            with self._bench_lock:
+                self.hw.apply(prop.params)
             earlier = rep.tuner
             rep.tuner = {"name": tuner.name, "proposal": dict(prop.params), "reason": prop.reason,
                          "probes_used": prop.probes_used}

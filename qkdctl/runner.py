@@ -77,10 +77,11 @@ def make_learner(cfg: LabConfig, settings: BlockSettings, seed: int) -> Selectio
 
 
 def engine_options(cfg: LabConfig) -> EngineOptions:
-    """The block loop's settings from [engine]."""
+    """The block loop's settings from [engine] (probe limits from [tuner])."""
     e = cfg.engine
     return EngineOptions(block_seconds=e.block_seconds, queue_depth=e.queue_depth,
-                         max_consecutive_aborts=e.max_consecutive_aborts, startup_blocks=e.startup_blocks)
+                         max_consecutive_aborts=e.max_consecutive_aborts, startup_blocks=e.startup_blocks,
+                         probe_budget=cfg.tuner.probe_budget, max_probe_s=cfg.tuner.max_probe_s)
 
 
 @contextmanager

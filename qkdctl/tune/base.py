@@ -10,9 +10,11 @@ engine applies through the drivers and records per block:
   p.signal, p.decoy, p.vacuum, p.key_basis   choice probabilities (if the bench takes them)
 
 A tuner reads the history of BlockReports (newest last) and the parameters in
-force, may spend probe measurements up to a per-block budget, and returns a
-`Proposal` (new values for some parameters, with a reason) or None to keep
-everything.  The engine applies the proposal before the next acquisition and
+force, may spend probe measurements up to a per-block budget (its own
+`probe_budget`; the engine also caps all tuners of a block together with
+[tuner].probe_budget, and a probe asked beyond it raises `ProbeBudgetError`),
+and returns a `Proposal` (new values for some parameters, with a reason) or
+None to keep everything.  The engine applies the proposal before the next acquisition and
 records it.  Tuners never touch drivers or backends directly: what they need
 (the controller's calibration, a quantum backend) is injected by the caller.
 """
@@ -24,9 +26,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from qkdctl.blockreport import BlockReport
+from qkdctl.core.errors import QkdInputError
 
-# probe(params, duration_s) -> BlockReport measured with `params` in force.
+# probe(params, duration_s) -> BlockReport measured with `params` in force (duration
+# capped by [tuner].max_probe_s; QBER, gains and click matrix only, never key).
 Probe = Callable[[Mapping[str, float], float], BlockReport]
+
+
+class ProbeBudgetError(QkdInputError):
+    """A tuner asked for a probe beyond the block's probe budget (the probe is refused)."""
 
 
 @dataclass(frozen=True)
