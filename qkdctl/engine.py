@@ -39,7 +39,7 @@ from qkdctl.core.errors import ConfigError, QkdError
 from qkdctl.core.keyrate import DecoySettings
 from qkdctl.core.tags import GateConfig, recover_clock
 from qkdctl.core.timing import find_arrival_peak
-from qkdctl.hardware import Acquisition, Hardware, intensities
+from qkdctl.hardware import Acquisition, Hardware, choice_probabilities, intensities
 from qkdctl.pipeline import BlockOutcome, BlockSettings, process_block
 from qkdctl.probe import ProbeSession, probe_report
 from qkdctl.select.learner import SelectionLearner
@@ -275,6 +275,9 @@ class Engine:
                    db: RunDB, run_id: str) -> BlockReport:
         settings = replace(self.settings, mu=intensities(acq.params, self.hw.mu_at_0db),
                            gate=self._gate(acq))
+        choice = choice_probabilities(acq.params)  # the probabilities in force for this block
+        if choice is not None:
+            settings = replace(settings, p_mu=choice[1])
         learning = {"selector": self.learner.selector(), "learn": True} if self.learner else {}
         out = self.processor.process(acq, settings, self.rng, self.auth_key, **learning)
         rep = out.report
