@@ -1,7 +1,6 @@
 """Two-process roles size reconciliation as the pipeline does: past-Z prior kept on both
 sides, else a disclosed Z sample (estimate/z_sample -> estimate/z_bits) counted as leaked."""
 
-import dataclasses
 import math
 import threading
 
@@ -10,13 +9,10 @@ import pytest
 
 import qkdctl.pipeline as pipeline
 import qkdctl.roles as roles
-from qkdctl.config import load_config
-from qkdctl.core.constants import BASIS_Z, DEFAULT_CHANNELS
+from qkdctl.core.constants import BASIS_Z
 from qkdctl.core.errors import ProtocolError
-from qkdctl.core.linkmodel import generate_block
-from qkdctl.core.tags import GateConfig
 from qkdctl.hardware import Acquisition
-from qkdctl.pipeline import Z_SAMPLE_BITS, BlockSettings, ec_qber, process_block
+from qkdctl.pipeline import Z_SAMPLE_BITS, ec_qber, process_block
 from qkdctl.protocol.auth import KeyPool
 from qkdctl.protocol.channel import in_process_pair
 from qkdctl.protocol.messages import Message
@@ -24,23 +20,7 @@ from qkdctl.protocol.reconcile import CONFIRM_TAG_BITS
 from qkdctl.roles import AliceRole, BobProcessor, past_z_qber
 from qkdctl.store.keystore import KeyStore
 from tests.e2e.test_two_process import _alice_thread, _Host
-
-
-@pytest.fixture(scope="module")
-def z_only_block():
-    """Extra errors in Z alone (Alice's Z bits flipped at 4 % on the bench's ~3 %), as a
-    polarization rotation about x gives: QBER_Z >> QBER_X."""
-    rng = np.random.default_rng(7)
-    model = load_config("lab_configs/sim_bench.toml").link_model(distance_km=5.0)
-    alice, tags = generate_block(model, 10_000_000, rng, sync_divider=100)
-    flip = (alice.basis == BASIS_Z) & (rng.random(len(alice)) < 0.04)
-    alice = dataclasses.replace(alice, bit=(alice.bit ^ flip).astype(np.uint8))
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf")
-    return alice, tags, settings
+from tests.test_pipeline_ec_qber import z_only_block  # noqa: F401  (fixture: QBER_Z >> QBER_X)
 
 
 class _Recording:
@@ -68,23 +48,29 @@ class _Forging(_Recording):
         super().send(self.forged if msg.kind == "estimate/z_bits" else msg)
 
 
-def _pipeline_sizing(monkeypatch, block, prior):
-    """(EC QBER, leaked bits beyond the method's, report) of process_block on the block."""
-    alice, tags, settings = block
+def _spy_extra_leakage(monkeypatch, module) -> dict:
+    """Record, under "extra", the leaked bits beyond the method's that `module` reports."""
     seen = {}
-    real = pipeline.report_correction
+    real = module.report_correction
 
     def spy(rep, z, corrected, method, leaked, method_leaked, *rest):
         seen["extra"] = leaked - method_leaked
         return real(rep, z, corrected, method, leaked, method_leaked, *rest)
 
+    monkeypatch.setattr(module, "report_correction", spy)
+    return seen
+
+
+def _pipeline_sizing(monkeypatch, block, prior):
+    """(EC QBER, leaked bits beyond the method's, report) of process_block on the block."""
+    alice, tags, settings = block
+    seen = _spy_extra_leakage(monkeypatch, pipeline)
     real_reconcile = pipeline.reconcile
 
     def spy_reconcile(method, a, b, qber, rng, **kw):
         seen["qber"] = qber
         return real_reconcile(method, a, b, qber, rng, **kw)
 
-    monkeypatch.setattr(pipeline, "report_correction", spy)
     monkeypatch.setattr(pipeline, "reconcile", spy_reconcile)
     rep = process_block(0, tags, alice, settings, np.random.default_rng(1), qber_prior=prior).report
     monkeypatch.undo()
@@ -118,14 +104,7 @@ class _Session:
     def block(self, block_id, monkeypatch):
         """(Bob's report, EC QBER, leaked bits beyond the method's) of one block; its key stored on
         both sides (and compared), or the block discarded on both, as the engine does."""
-        seen = {}
-        real = roles.report_correction
-
-        def spy(rep, z, corrected, method, leaked, method_leaked, *rest):
-            seen["extra"] = leaked - method_leaked
-            return real(rep, z, corrected, method, leaked, method_leaked, *rest)
-
-        monkeypatch.setattr(roles, "report_correction", spy)
+        seen = _spy_extra_leakage(monkeypatch, roles)
         self.ch.sent.clear()
         acq = Acquisition(block_id, self.tags, None, {})
         out = self.bob.process(acq, self.settings, np.random.default_rng(1), b"")
