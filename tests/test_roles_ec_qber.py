@@ -163,7 +163,7 @@ def test_bob_refuses_forged_z_sample_bits_and_sends_nothing_more(z_only_block, t
 
 
 def _alice_at_z_sample(rng, tmp_path):
-    """Alice (no prior) after her estimate/bits; returns the Bob end, the Z count, Alice's thread."""
+    """Alice after her estimate/bits; returns the Bob end, the Z count, her thread and its errors."""
     record, b_ch, thread, errors = _alice_thread(rng, tmp_path)
     slots = np.arange(0, 4000, 7, dtype=np.int64)
     b_ch.send(Message("sift/request", {"block_id": 0, "slots": slots, "guess": 0, "sync_divider": 1000}))
@@ -192,3 +192,23 @@ def test_alice_refuses_forged_z_sample_and_discloses_nothing(rng, tmp_path, case
     assert len(errors) == 1 and isinstance(errors[0], ProtocolError)
     with pytest.raises(ProtocolError, match="no message"):
         b_ch.recv(0.2)  # no estimate/z_bits, nothing else
+
+
+@pytest.mark.parametrize("case", ["sample", "qber"])
+def test_alice_with_a_prior_refuses_a_sample_request_or_another_qber(rng, tmp_path, monkeypatch, case):
+    class _AliceWithPrior(AliceRole):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.qber_prior = 0.03
+
+    monkeypatch.setattr(roles, "AliceRole", _AliceWithPrior)
+    b_ch, n_z, thread, errors = _alice_at_z_sample(rng, tmp_path)
+    b_ch.send({
+        "sample": Message("estimate/z_sample", {"positions": np.arange(min(Z_SAMPLE_BITS, n_z), dtype=np.int64)}),
+        "qber": Message("reconcile/start", {"method": b"cascade-biconf", "qber": 0.02}),
+    }[case])
+    thread.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], ProtocolError)
+    assert ("unexpected message kind" if case == "sample" else "past-Z prior") in str(errors[0])
+    with pytest.raises(ProtocolError, match="no message"):
+        b_ch.recv(0.2)
