@@ -121,3 +121,36 @@ def test_link_adapted_needs_choice_parameters_and_valid_options():
     with pytest.raises(ConfigError, match="min_relative_gain"):
         make_tuner("link-adapted", 1.0, {"min_relative_gain": -1})
     assert tuner.propose([], {}) is None
+
+
+@pytest.mark.slow
+def test_qkdctl_run_on_the_sim_adapts_choice_and_records_decisions(tmp_path):
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from qkdctl.cli import app
+
+    text = (Path(__file__).resolve().parents[2] / "lab_configs" / "sim_bench.toml").read_text()
+    text = text.replace('initial_rotation = "random"', 'initial_rotation = "identity"')
+    text = text.replace("drift_rad_per_sqrt_s = 1.0", "drift_rad_per_sqrt_s = 0.0")
+    text = text.replace('polarization = "tomographic"\n', 'polarization = "tomographic"\nintensities = "link-adapted"\n')
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(text)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(cfg), "--blocks", "6", "--out", str(out), "--seed", "5",
+                                      "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "ok" and summary["secret_bits"] > 0
+    with RunDB(out) as db:
+        rows = [r["report"] for r in db.blocks()]
+    decided = [r for r in rows if r.get("tuner") and "link-adapted" in r["tuner"]["name"]]
+    assert decided, "the link-adapted tuner recorded no decision"
+    proposal = decided[0]["tuner"]["proposal"]
+    assert "alice.p_z" in proposal and "P(Z)" in decided[0]["tuner"]["reason"]
+    assert rows[0]["params"]["alice.p_z"] == pytest.approx(0.7)
+    # the sim's Alice took the new probabilities: later blocks were acquired with them
+    assert any(r["params"]["alice.p_z"] == pytest.approx(proposal["alice.p_z"]) and r["key_bits"] > 0
+               for r in rows[1:])
