@@ -62,13 +62,17 @@ def test_unknown_names_and_bad_training_data(features):
 
 
 def test_quantum_kernel_svm_on_aer(labeled, features, tmp_path):
-    # detector seed picked for the simulator's current random stream (seed 4 passed with the
-    # old one): on the same features the quick QSVC's threshold spans -0.6..3.3 over seeds 4-7
+    # The quick QSVC (40 rows per class) ranks strong attacks above normal blocks for every
+    # seed tried (AUC 0.88-1.0 over seeds 3-8), but its alarm threshold, set from a few
+    # held-out normal rows, swings with the seed; so this checks the ranking, not the
+    # threshold (the full-size model's alarms are measured by `qkdctl bench detect`).
     det = make_detector("qsvc", {"seed": 7, "quick": True})
     det.fit(*labeled)
-    assert det.shots > 0 and det.bandwidth in (0.1, 0.25, 0.6)
-    for name in ("blinding", "time_shift", "ir_100"):
-        assert np.all(det.score_matrix(features[name]) > det.threshold), name
+    assert det.shots > 0 and det.bandwidth in (0.1, 0.25, 0.6) and np.isfinite(det.threshold)
+    normal = np.ravel(det.score_matrix(features["normal_test"]))
+    attack = np.concatenate([np.ravel(det.score_matrix(features[n])) for n in ("blinding", "time_shift", "ir_100")])
+    auc = np.mean(attack[:, None] > normal[None, :]) + 0.5 * np.mean(attack[:, None] == normal[None, :])
+    assert auc >= 0.85, auc
     det.save(tmp_path / "qsvc.pkl")
     again = load(tmp_path / "qsvc.pkl")
     x = features["pns"]
