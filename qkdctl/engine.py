@@ -63,11 +63,21 @@ class LocalProcessor:
 
     sides = ("alice", "bob")
 
+    def __init__(self) -> None:
+        self.qber_prior: float | None = None  # QBER_Z corrected in the last verified block
+
     def process(self, acq: Acquisition, settings: BlockSettings, rng: np.random.Generator,
                 auth_key: bytes, selector=None, learn: bool = False) -> BlockOutcome:
-        """The whole pipeline on Alice's record and Bob's tags (selector, learn: process_block's)."""
-        return process_block(acq.block_id, acq.tags, acq.alice, settings, rng, auth_key=auth_key,
-                             selector=selector, learn=learn)
+        """The whole pipeline on Alice's record and Bob's tags (selector, learn: process_block's).
+
+        Reconciliation is sized from the last verified block's corrected QBER_Z (as the
+        two-process roles do); without one, the pipeline discloses a Z sample.
+        """
+        out = process_block(acq.block_id, acq.tags, acq.alice, settings, rng, qber_prior=self.qber_prior,
+                            auth_key=auth_key, selector=selector, learn=learn)
+        rep = out.report
+        self.qber_prior = rep.qber_z if rep.verified and np.isfinite(rep.qber_z) else None
+        return out
 
     def store(self, out: BlockOutcome, stores: list[KeyStore]) -> str:
         """Alice's key, then Bob's under the same id (both fsynced)."""

@@ -70,3 +70,25 @@ def test_block_auth_key_differs_per_block_and_needs_32_bytes():
     assert block_auth_key(bytes(64), 7) != a
     with pytest.raises(QkdInputError, match="32 bytes"):
         block_auth_key(bytes(16), 1)
+
+
+def test_local_processor_carries_the_last_verified_qber_z(z_only_block, monkeypatch):
+    from types import SimpleNamespace
+
+    from qkdctl.engine import LocalProcessor
+
+    alice, tags, settings = z_only_block
+    priors = []
+    real = pipeline.process_block
+
+    def spy(*args, qber_prior=None, **kw):
+        priors.append(qber_prior)
+        return real(*args, qber_prior=qber_prior, **kw)
+
+    monkeypatch.setattr("qkdctl.engine.process_block", spy)
+    proc = LocalProcessor()
+    acq = SimpleNamespace(block_id=0, tags=tags, alice=alice)
+    first = proc.process(acq, settings, np.random.default_rng(1), bytes(64)).report
+    assert first.verified and proc.qber_prior == first.qber_z
+    proc.process(SimpleNamespace(block_id=1, tags=tags, alice=alice), settings, np.random.default_rng(2), bytes(64))
+    assert priors == [None, first.qber_z]
