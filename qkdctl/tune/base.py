@@ -7,7 +7,8 @@ engine applies through the drivers and records per block:
   voa.1 .. voa.3     attenuation (dB) of the signal, decoy, vacuum intensity channels
   gate.offset_ps     detection gate centre relative to the recovered clock (ps)
   gate.width_ps      detection gate width (ps)
-  p.signal, p.decoy, p.vacuum, p.key_basis   choice probabilities (if the bench takes them)
+  alice.p_z, alice.p_signal, alice.p_decoy   Alice's P(Z) and intensity probabilities
+                     (vacuum = the rest; when her host takes them, qkdctl.hardware)
 
 A tuner reads the history of BlockReports (newest last) and the parameters in
 force, may spend probe measurements up to a per-block budget (its own
