@@ -22,12 +22,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class StepTuner(Tuner):
-    """Raises the signal attenuation by 0.5 dB after every second block."""
+    """Raises the signal attenuation by 0.5 dB after blocks 0, 2, ... (the first step is in
+    force from block 3: with queue_depth 1, blocks 1 and 2 are acquired or acquiring by then)."""
 
     name = "step"
 
     def propose(self, history, params, probe=None):
-        if len(history) % 2 == 0:
+        if len(history) % 2 == 1:
             return Proposal({"voa.1": params["voa.1"] + 0.5}, "test step <b>")
         return None
 

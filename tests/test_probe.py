@@ -161,3 +161,11 @@ def test_probes_and_acquisitions_never_interleave(tmp_path):
     summary = eng.run(blocks=4)
     assert summary.probes == 12
     assert eng.hw.overlaps == 0
+
+
+def test_report_shows_the_probes(tmp_path):
+    from qkdctl.report.html import load_run, render_html
+
+    _engine(tmp_path, [ProbingTuner(probes=2)], max_probe_s=0.003).run(blocks=3)
+    page = render_html(load_run(tmp_path))
+    assert "tuner probes" in page and "6 (0.018 s of bench time)" in page

@@ -127,6 +127,8 @@ def render_html(data: RunData) -> str:
     secret = sum(b["key_bits"] or 0 for b in ok)
     sifted = sum(b["sifted_bits_z"] or 0 for b in blocks)
     qz = [b["qber_z"] for b in blocks if b["qber_z"] is not None]
+    probes = {b["block_id"]: b["report"].get("probes", 0) for b in blocks}  # absent in older run databases
+    probe_s = sum(b["report"].get("probe_seconds", 0.0) for b in blocks)
     facts = [
         ["run id", run["run_id"]], ["status", run["status"]], ["seed", run["seed"]],
         ["started", _utc(run["started_utc"])], ["finished", _utc(run["finished_utc"])],
@@ -134,6 +136,7 @@ def render_html(data: RunData) -> str:
         ["bench time", f"{total_s:.4g} s"], ["sifted Z bits", sifted], ["secret bits", secret],
         ["secret key rate", f"{_fmt(secret / total_s if total_s else None)} bit/s"],
         ["mean QBER Z", _fmt(sum(qz) / len(qz) if qz else None)],
+        ["tuner probes", f"{sum(probes.values())} ({probe_s:.4g} s of bench time)"],
         ["alarms", len(data.alarms)], ["abort reason", summary.get("abort_reason") or "-"],
     ]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>qkdctl run {html.escape(run['run_id'])}"
@@ -155,8 +158,9 @@ def render_html(data: RunData) -> str:
                    [[k, _fmt(next((x for x in v if math.isfinite(x)), None))] for k, v in sorted(data.params.items())
                     if k not in figures.varying_params(data.params)]),
             "<p>Tuner decisions (applied from a later block):</p>",
-            _table(["after block", "tuner", "proposal", "reason"],
-                   [[d["block_id"], d["tuner"], d["proposal"], d["reason"]] for d in data.tuner_decisions]),
+            _table(["after block", "tuner", "probes", "proposal", "reason"],
+                   [[d["block_id"], d["tuner"], probes.get(d["block_id"], 0), d["proposal"], d["reason"]]
+                    for d in data.tuner_decisions]),
             "<h2>Reconciliation</h2>",
             _img(figures.efficiency_figure(blocks), "reconciliation efficiency"),
             "<h2>Detectors</h2>",
