@@ -39,9 +39,10 @@ from numba import njit
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, _arena_views, _bob_round_kernel, _half_split_kernel, _inverse_pack_kernel,
-    _pack_permuted_kernel, _packed_range_parities_kernel, _permutation_kernel, _range_parity,
-    _set_roots_kernel, _start_odd_blocks_kernel, check_bits, words_for,
+    CascadeBobState, _arena_views, _bob_round_kernel, _half_inverse_pack_kernel,
+    _half_pack_kernel, _packed_range_parities_kernel, _range_parity, _set_roots_kernel,
+    _shuffle_inverse_pack_kernel, _shuffle_pack_kernel, _start_odd_blocks_kernel, check_bits,
+    words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import CascadeVariant
 from qkdctl.protocol.auth import KeyPool
@@ -247,7 +248,7 @@ def _key_tag(bits, pack, salt, s):
 
 
 @njit(cache=True)
-def _alice_handle(off, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch, keys,
+def _alice_handle(off, abits, apack, awords, ascratch, abegun, aranges, salt, bufs, q, ch, keys,
                   fault, log):
     """Alice's answer to Bob's frame at bufs[0, off] (already MAC- and sequence-checked)."""
     buf = bufs[0]
@@ -306,12 +307,11 @@ def _alice_handle(off, abits, apack, awords, aperm, abegun, aranges, salt, bufs,
                 return
             seed = _pass_seed(np.uint64(ch[_A_SEED]), index)
             if halves == 1:
-                if _half_split_kernel(seed, aperm) != k:
+                if _half_pack_kernel(seed, abits, awords[slot]) != k:
                     _fail(ch, 0, E_HALF, seq, k)
                     return
             else:
-                _permutation_kernel(seed, aperm)
-            _pack_permuted_kernel(abits, aperm, awords[slot])
+                _shuffle_pack_kernel(seed, abits, ascratch, awords[slot])
             abegun[slot] = True
             ch[_A_INDEX] += 1
             if ch[_A_DISCLOSED] + blocks > n:
@@ -387,14 +387,14 @@ def _alice_handle(off, abits, apack, awords, aperm, abegun, aranges, salt, bufs,
 
 
 @njit(cache=True)
-def _bob_send(typ, o, plen, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch,
+def _bob_send(typ, o, plen, abits, apack, awords, ascratch, abegun, aranges, salt, bufs, q, ch,
               keys, fault, log):
     """Seal Bob's frame at bufs[0, o]; Alice reads and answers every frame she has."""
     _seal(0, typ, o, plen, bufs, q, ch, keys, fault, log)
     while q[0, _QN] > 0 and ch[_ERR] == 0:
         off = _open(0, bufs, q, ch, keys)
         if off >= 0:
-            _alice_handle(off, abits, apack, awords, aperm, abegun, aranges, salt, bufs, q, ch,
+            _alice_handle(off, abits, apack, awords, ascratch, abegun, aranges, salt, bufs, q, ch,
                           keys, fault, log)
 
 
@@ -439,7 +439,7 @@ def _bob_parities(expected, bufs, q, ch, keys):
 @njit(cache=True)
 def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksize0, halves,
                     nblocks, words, tree, live, i64, i32, lay, apack, bufs, q, ch, log, awords,
-                    aperm, abegun, aranges, parbuf):
+                    ascratch, abegun, aranges, parbuf):
     """One frame; the work arrays are reset here (a slot's tree when its pass begins), so a
     workspace serves frame after frame."""
     ksize, tree_off, tsize, blk_off, cnt, fq, srch, defer, perm, pos, sob = _arena_views(
@@ -461,7 +461,7 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
     _put_u64(b0, o + _HDR, np.uint64(n))
     _put_u64(b0, o + _HDR + 8, seed)
     _put_u64(b0, o + _HDR + 16, np.uint64(slots))
-    _bob_send(T_START, o, 24, abits, apack, awords, aperm, abegun, aranges, salt,
+    _bob_send(T_START, o, 24, abits, apack, awords, ascratch, abegun, aranges, salt,
               bufs, q, ch, keys, fault, log)
     ch[_TOTAL_PAR] = -1
     completed = ch[_ERR] == 0
@@ -476,14 +476,14 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
         first_only = biconf
         # begin_pass: shuffle (or halve) and pack Bob's current key into the slot
         pseed = _pass_seed(seed, ch[_INDEX])
-        if halves[slot]:
-            ksize[slot] = _half_split_kernel(pseed, perm[slot])
-        else:
-            _permutation_kernel(pseed, perm[slot])
         current[:] = bbits
         for i in range(cnt[6]):
             current[fq[i]] ^= 1
-        _inverse_pack_kernel(current, perm[slot], pos[slot], words[slot])
+        if halves[slot]:
+            ksize[slot] = _half_inverse_pack_kernel(pseed, current, perm[slot], pos[slot],
+                                                    words[slot])
+        else:
+            _shuffle_inverse_pack_kernel(pseed, current, perm[slot], pos[slot], words[slot])
         lo = tree_off[slot]
         tree[lo:lo + nblocks[slot] * tsize[slot]] = -1
         cnt[4] = max(cnt[4], slot + 1)
@@ -501,7 +501,7 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
             _put_u64(b0, o + _HDR + 16, np.uint64(halves[slot]))
             _put_u64(b0, o + _HDR + 24, np.uint64(k))
             _put_u64(b0, o + _HDR + 32, np.uint64(asked))
-            _bob_send(T_PASS, o, 40, abits, apack, awords, aperm, abegun, aranges, salt,
+            _bob_send(T_PASS, o, 40, abits, apack, awords, ascratch, abegun, aranges, salt,
                       bufs, q, ch, keys, fault, log)
             ch[_INDEX] += 1
             r = _bob_parities(asked, bufs, q, ch, keys)
@@ -553,8 +553,8 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
                     _put_u32(b0, w, srch[i, 0])
                     _put_u32(b0, w + 4, s)
                     _put_u32(b0, w + 8, s + (srch[i, 4] - s + 1) // 2)
-                _bob_send(T_ASK, o, 12 * ns, abits, apack, awords, aperm, abegun, aranges, salt,
-                          bufs, q, ch, keys, fault, log)
+                _bob_send(T_ASK, o, 12 * ns, abits, apack, awords, ascratch, abegun, aranges,
+                          salt, bufs, q, ch, keys, fault, log)
                 r = _bob_parities(ns, bufs, q, ch, keys)
                 if r < 0:
                     break
@@ -586,14 +586,14 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
     o = _reserve(0, q, ch, _OVERHEAD)
     if o < 0:
         return
-    _bob_send(T_DONE, o, 0, abits, apack, awords, aperm, abegun, aranges, salt,
+    _bob_send(T_DONE, o, 0, abits, apack, awords, ascratch, abegun, aranges, salt,
               bufs, q, ch, keys, fault, log)
     if ch[_ERR] != 0:
         return
     o = _reserve(0, q, ch, _OVERHEAD)
     if o < 0:
         return
-    _bob_send(T_CREQ, o, 0, abits, apack, awords, aperm, abegun, aranges, salt,
+    _bob_send(T_CREQ, o, 0, abits, apack, awords, ascratch, abegun, aranges, salt,
               bufs, q, ch, keys, fault, log)
     off = _bob_reply(bufs, q, ch, keys)
     if off < 0:
@@ -609,7 +609,7 @@ def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksiz
     if o < 0:
         return
     _put_u64(b0, o + _HDR, np.uint64(1 if ok else 0))
-    _bob_send(T_CRES, o, 8, abits, apack, awords, aperm, abegun, aranges, salt,
+    _bob_send(T_CRES, o, 8, abits, apack, awords, ascratch, abegun, aranges, salt,
               bufs, q, ch, keys, fault, log)
     if ch[_A_PHASE] != 4:  # Alice never got the verdict
         _fail(ch, 0, E_NO_MESSAGE, ch[_SEQ_IN_A], 0)
@@ -686,7 +686,7 @@ class _Workspace:
             state._i32, state._lay, np.zeros((n + 7) // 8 + 8, np.uint8),
             np.zeros((2, bufcap), dtype=np.uint8), np.zeros((2, _QHLEN + 1), dtype=np.int64),
             np.zeros(_CH_LEN, dtype=np.int64), np.zeros((LOG_MESSAGES, 2), dtype=np.int64),
-            np.zeros((slots, words_for(n)), dtype=np.uint64), np.empty(n, dtype=np.int32),
+            np.zeros((slots, words_for(n)), dtype=np.uint64), np.empty(n, dtype=np.uint8),
             np.zeros(slots, dtype=np.bool_), np.empty(3 * (bufcap // 12 + 1), dtype=np.int32),
             np.zeros(int(state.nblocks.max()) + 1, dtype=np.uint8))
         self.ch = self.arrays[13]

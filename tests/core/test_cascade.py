@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.cascade import (
-    CascadeBobState, block_parities, half_split, pack_permuted, packed_range_parities,
-    pass_seed, permutation, range_parities, words_for,
+    CascadeBobState, block_parities, half_split, pack_permuted, pack_shuffled,
+    packed_range_parities, pass_seed, permutation, range_parities, words_for,
 )
 from qkdctl.core.reconcile.cascade_variants import VARIANTS, CascadeVariant
 from tests.naive import cascade as naive
@@ -176,25 +176,41 @@ def test_state_rejects_bad_input():
         CascadeBobState(np.zeros(10, np.uint8), [11], False)
 
 
-def _inverse_pack(bits, perm):
-    from qkdctl.core.reconcile.cascade import _inverse_pack_kernel
-    pos = np.full(perm.size, -1, np.int32)
-    words = np.zeros(words_for(perm.size), np.uint64)
-    _inverse_pack_kernel(bits, perm, pos, words)
-    return pos, words
+def _bob_set_up(bits, seed, halves):
+    from qkdctl.core.reconcile.cascade import (
+        _half_inverse_pack_kernel, _shuffle_inverse_pack_kernel,
+    )
+    perm = np.full(bits.size, -1, np.int32)
+    pos = np.full(bits.size, -1, np.int32)
+    words = np.full(words_for(bits.size), 7, np.uint64)
+    k = bits.size
+    if halves:
+        k = int(_half_inverse_pack_kernel(np.uint64(seed), bits, perm, pos, words))
+    else:
+        _shuffle_inverse_pack_kernel(np.uint64(seed), bits, perm, pos, words)
+    return perm, pos, words, k
 
 
-def test_inverse_pack_tiny_case():
-    pos, words = _inverse_pack(np.array([1, 0, 1, 1, 0], np.uint8),
-                               np.array([4, 3, 2, 1, 0], np.int32))
-    assert pos.tolist() == [4, 3, 2, 1, 0] and words.tolist() == [0b10110]
+def test_fused_pass_set_up_tiny_case():
+    bits = np.array([1, 0, 1, 1, 0], np.uint8)
+    ref = naive.permutation(12345, 5)
+    perm, pos, words, _ = _bob_set_up(bits, 12345, False)
+    assert perm.tolist() == ref and pos[perm].tolist() == [0, 1, 2, 3, 4]
+    assert words.tolist() == naive.pack([int(bits[i]) for i in ref])
+    alice_words, k = pack_shuffled(bits, 12345)
+    assert alice_words.tolist() == words.tolist() and k == 5
 
 
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**32), n=st.integers(1, 300))
-def test_inverse_pack_matches_reference(seed, n):
-    bits = np.random.default_rng(seed).integers(0, 2, n, dtype=np.uint8)
-    perm = permutation(seed, n)
-    pos, words = _inverse_pack(bits, perm)
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), n=st.integers(2, 300), halves=st.booleans())
+def test_fused_pass_set_up_matches_reference(seed, n, halves):
+    """Bob's shuffle+inverse+pack and Alice's shuffle+pack in one kernel each give the
+    reference shuffle (or halving), its inverse and the packed shuffled key."""
+    bits = np.random.default_rng(seed % 2**32).integers(0, 2, n, dtype=np.uint8)
+    ref, ref_k = naive.half_split(seed, n) if halves else (naive.permutation(seed, n), n)
+    perm, pos, words, k = _bob_set_up(bits, seed, halves)
+    assert perm.tolist() == ref and k == ref_k
     assert [int(p) for p in pos[perm]] == list(range(n))
-    assert [int(w) for w in words] == naive.pack([int(bits[i]) for i in perm])
+    assert [int(w) for w in words] == naive.pack([int(bits[i]) for i in ref])
+    alice_words, alice_k = pack_shuffled(bits, seed, halves)
+    assert alice_words.tolist() == words.tolist() and alice_k == k

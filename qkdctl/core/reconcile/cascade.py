@@ -10,7 +10,8 @@ unless the variant reuses sub-blocks).  All binary searches advance in lockstep:
 round Bob asks Alice the parity of the left half of every active search; `bob_round`
 applies her answers, flips the bits found, toggles the error parity of every known node
 containing a flipped bit in every pass, and starts new searches at the deepest odd known
-node (the cascade effect).  Alice's side only needs `permutation`, `pack_permuted` and
+node (the cascade effect).  Alice's side only needs `permutation`, `pack_permuted` (or
+`pack_shuffled`: both in one kernel, no permutation array) and
 `packed_range_parities`.  The message exchange lives in `qkdctl.protocol.cascade_roles`.
 """
 
@@ -87,11 +88,10 @@ def _popcount(x):
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@njit(cache=True)
-def _half_split_kernel(seed, perm):
-    """Random split into two halves: bit i of successive splitmix64 outputs picks i's half;
-    the larger half comes first, each in increasing index order.  Returns its size k."""
-    n = perm.shape[0]
+@njit(cache=True, inline="always")
+def _half_masks(seed, n):
+    """The random halving's subset masks (bit i of successive splitmix64 outputs), the flip
+    that puts the larger half first (1: the complement is larger) and that half's size."""
     nw = (n + 63) // 64
     masks = np.empty(nw, dtype=np.uint64)
     state = np.uint64(seed)
@@ -107,7 +107,15 @@ def _half_split_kernel(seed, perm):
         masks[w] = z
         ones += _popcount(z)
     flip = np.uint64(0) if 2 * ones >= n else _ONE
-    k = ones if flip == 0 else n - ones
+    return masks, flip, ones if flip == 0 else n - ones
+
+
+@njit(cache=True)
+def _half_split_kernel(seed, perm):
+    """Random split into two halves: bit i of successive splitmix64 outputs picks i's half;
+    the larger half comes first, each in increasing index order.  Returns its size k."""
+    n = perm.shape[0]
+    masks, flip, k = _half_masks(seed, n)
     g1 = np.empty(k + 1, dtype=np.int32)  # branch-free: write to both, advance one
     g2 = np.empty(n - k + 1, dtype=np.int32)
     a = 0
@@ -124,21 +132,6 @@ def _half_split_kernel(seed, perm):
 
 
 @njit(cache=True)
-def _inverse_pack_kernel(bits, perm, pos, words):
-    """Bob's pass set-up in one sweep: pos = inverse of perm, and bits[perm] packed."""
-    n = perm.shape[0]
-    for w in range(words.shape[0]):
-        base = w * 64
-        top = min(64, n - base)
-        acc = np.uint64(0)
-        for t in range(top):
-            i = perm[base + t]
-            pos[i] = base + t
-            acc |= np.uint64(bits[i]) << np.uint64(t)
-        words[w] = acc
-
-
-@njit(cache=True)
 def _pack_permuted_kernel(bits, perm, words):
     n = perm.shape[0]
     for w in range(words.shape[0]):
@@ -148,6 +141,125 @@ def _pack_permuted_kernel(bits, perm, words):
         for t in range(top):
             acc |= np.uint64(bits[perm[base + t]]) << np.uint64(t)
         words[w] = acc
+
+
+@njit(cache=True)
+def _shuffle_pack_kernel(seed, bits, scratch, words):
+    """bits[permutation(seed)] packed, without building the permutation: the same
+    Fisher-Yates swaps (same draws as `_permutation_kernel`) act on a copy of the bits in
+    `scratch`, which is then packed in order (Alice's pass set-up)."""
+    n = bits.shape[0]
+    for i in range(n):
+        scratch[i] = bits[i]
+    state = np.uint64(seed)
+    lo32 = np.uint64(0xFFFFFFFF)
+    i = n - 1
+    while i >= 2:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = scratch[i]
+        scratch[i] = scratch[j]
+        scratch[j] = t
+        j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
+        t = scratch[i - 1]
+        scratch[i - 1] = scratch[j]
+        scratch[j] = t
+        i -= 2
+    if i == 1:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
+        t = scratch[1]
+        scratch[1] = scratch[j]
+        scratch[j] = t
+    for w in range(words.shape[0]):
+        base = w * 64
+        top = min(64, n - base)
+        acc = np.uint64(0)
+        for t in range(top):
+            acc |= np.uint64(scratch[base + t]) << np.uint64(t)
+        words[w] = acc
+
+
+@njit(cache=True)
+def _half_pack_kernel(seed, bits, words):
+    """bits in the order of `_half_split_kernel(seed)` packed, without building the order:
+    each bit goes straight to its packed position (Alice's pass set-up).  Returns the same
+    k as `_half_split_kernel`."""
+    n = bits.shape[0]
+    masks, flip, k = _half_masks(seed, n)
+    for w in range(words.shape[0]):
+        words[w] = 0
+    a = 0
+    b = k
+    for i in range(n):
+        sel = np.int64(((masks[i >> 6] >> np.uint64(i & 63)) & _ONE) ^ flip)
+        q = b + sel * (a - b)
+        words[q >> 6] |= np.uint64(bits[i]) << np.uint64(q & 63)
+        a += sel
+        b += 1 - sel
+    return min(k, n - 1)
+
+
+@njit(cache=True)
+def _shuffle_inverse_pack_kernel(seed, bits, perm, pos, words):
+    """Bob's pass set-up in one kernel: perm = `_permutation_kernel(seed)`, pos its inverse,
+    bits[perm] packed.  The swaps move (index << 1 | bit), so the packing sweep reads the
+    bits in order instead of gathering them (n < 2^30)."""
+    n = perm.shape[0]
+    for i in range(n):
+        perm[i] = (i << 1) | bits[i]
+    state = np.uint64(seed)
+    lo32 = np.uint64(0xFFFFFFFF)
+    i = n - 1
+    while i >= 2:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+        j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
+        t = perm[i - 1]
+        perm[i - 1] = perm[j]
+        perm[j] = t
+        i -= 2
+    if i == 1:
+        state, z = _splitmix_next(state)
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
+        t = perm[1]
+        perm[1] = perm[j]
+        perm[j] = t
+    for w in range(words.shape[0]):
+        base = w * 64
+        top = min(64, n - base)
+        acc = np.uint64(0)
+        for t in range(top):
+            v = perm[base + t]
+            idx = v >> 1
+            perm[base + t] = idx
+            pos[idx] = base + t
+            acc |= np.uint64(v & 1) << np.uint64(t)
+        words[w] = acc
+
+
+@njit(cache=True)
+def _half_inverse_pack_kernel(seed, bits, perm, pos, words):
+    """Bob's pass set-up for a random halving in one sweep: perm = the order of
+    `_half_split_kernel(seed)`, pos its inverse, bits[perm] packed.  Returns its k."""
+    n = perm.shape[0]
+    masks, flip, k = _half_masks(seed, n)
+    for w in range(words.shape[0]):
+        words[w] = 0
+    a = 0
+    b = k
+    for i in range(n):
+        sel = np.int64(((masks[i >> 6] >> np.uint64(i & 63)) & _ONE) ^ flip)
+        q = b + sel * (a - b)
+        perm[q] = i
+        pos[i] = q
+        words[q >> 6] |= np.uint64(bits[i]) << np.uint64(q & 63)
+        a += sel
+        b += 1 - sel
+    return min(k, n - 1)
 
 
 @njit(cache=True, inline="always")
@@ -554,6 +666,19 @@ def pack_permuted(bits: np.ndarray, perm: np.ndarray, out: np.ndarray | None = N
     return out
 
 
+def pack_shuffled(bits: np.ndarray, seed: int, halves: bool = False) -> tuple[np.ndarray, int]:
+    """Alice's pass set-up in one kernel: the key in the order of `permutation(seed, n)`
+    (or, with `halves`, of `half_split(seed, n)`) packed into uint64 words, and the split's
+    first-half size k (n for a full shuffle)."""
+    arr = check_bits(bits)
+    words = np.empty(words_for(arr.size), dtype=np.uint64)
+    seed64 = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    if halves:
+        return words, int(_half_pack_kernel(seed64, arr, words))
+    _shuffle_pack_kernel(seed64, arr, np.empty(arr.size, dtype=np.uint8), words)
+    return words, arr.size
+
+
 def block_parities(words: np.ndarray, n: int, k: int, blocks: int) -> np.ndarray:
     """Parities (uint8) of the first `blocks` blocks of size k of a packed n-bit row."""
     if not 1 <= k <= n or not 1 <= blocks <= -(-n // k):
@@ -651,14 +776,15 @@ class CascadeBobState:
         `slot`, clearing what it held; return the slot's block size."""
         if self.cnt[_NS] != 0:
             raise QkdInputError("a pass cannot begin while binary searches are active")
+        bits = self.corrected_bits()
         if halves:
             if self.nblocks[slot] != 2:
                 raise QkdInputError(f"slot {slot} was not allocated for random halves")
-            self.ksize[slot] = _half_split_kernel(np.uint64(seed), self.perm[slot])
+            self.ksize[slot] = _half_inverse_pack_kernel(np.uint64(seed), bits, self.perm[slot],
+                                                         self.pos[slot], self.words[slot])
         else:
-            _permutation_kernel(np.uint64(seed), self.perm[slot])
-        _inverse_pack_kernel(self.corrected_bits(), self.perm[slot], self.pos[slot],
-                             self.words[slot])
+            _shuffle_inverse_pack_kernel(np.uint64(seed), bits, self.perm[slot], self.pos[slot],
+                                         self.words[slot])
         lo = self.tree_off[slot]
         self.tree[lo:lo + self.nblocks[slot] * self.tsize[slot]] = -1
         self.cnt[_STARTED] = max(self.cnt[_STARTED], slot + 1)
