@@ -246,7 +246,7 @@ class Engine:
                 acq, acquire_s = item
                 report = self._one_block(acq, acquire_s, stores, db, run_id)
                 summary.blocks += 1
-                summary.acquired_s += report.duration_s
+                summary.acquired_s += report.duration_s + report.probe_seconds  # probes use the bench too
                 summary.sifted_bits += report.sifted_bits_z
                 summary.alarms += len(report.alarms)
                 summary.probes += report.probes

@@ -169,3 +169,9 @@ def test_report_shows_the_probes(tmp_path):
     _engine(tmp_path, [ProbingTuner(probes=2)], max_probe_s=0.003).run(blocks=3)
     page = render_html(load_run(tmp_path))
     assert "tuner probes" in page and "6 (0.018 s of bench time)" in page
+
+
+def test_secret_rate_counts_the_probes_bench_time(tmp_path):
+    summary = _engine(tmp_path, [ProbingTuner(probes=2)], max_probe_s=0.003).run(blocks=2)
+    assert summary.acquired_s == pytest.approx(2 * 0.01 + 4 * 0.003)
+    assert summary.as_dict()["secret_rate_bps"] == pytest.approx(summary.secret_bits / 0.032)
