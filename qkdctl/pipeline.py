@@ -26,7 +26,7 @@ import numpy as np
 from qkdctl.blockreport import BlockReport
 from qkdctl.core.amplify import toeplitz_hash
 from qkdctl.core.constants import BASIS_X, BASIS_Z, VACUUM
-from qkdctl.core.errors import QkdInputError, ReconciliationError, SecurityAbort
+from qkdctl.core.errors import ProtocolError, QkdInputError, ReconciliationError, SecurityAbort
 from qkdctl.core.estimate import Estimate, estimate
 from qkdctl.core.keyrate import DecoySettings, DecoyStats, KeyLength, key_length
 from qkdctl.core.polstats import click_matrix
@@ -294,6 +294,8 @@ def process_block(
         rec = reconcile(method, z.alice_bit, z.bob_bit, q_ec, rng, auth_key=key)
     except ReconciliationError as exc:
         return _abort(rep, f"reconciliation failed: {exc}")
+    except ProtocolError as exc:  # forged/replayed/late message: the block is lost, the run goes on
+        return _abort(rep, f"reconciliation channel: {exc}")
     lap("reconcile")
     wrong, reason = report_correction(rep, z, rec.bob_bits, rec.method,
                                       rec.leaked_bits + rec.confirm_bits + z_disclosed,

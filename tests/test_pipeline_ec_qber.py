@@ -92,3 +92,17 @@ def test_local_processor_carries_the_last_verified_qber_z(z_only_block, monkeypa
     assert first.verified and proc.qber_prior == first.qber_z
     proc.process(SimpleNamespace(block_id=1, tags=tags, alice=alice), settings, np.random.default_rng(2), bytes(64))
     assert priors == [None, first.qber_z]
+
+
+def test_a_channel_failure_aborts_the_block_not_the_run(z_only_block, monkeypatch):
+    from qkdctl.core.errors import ProtocolError
+
+    alice, tags, settings = z_only_block
+
+    def broken(*args, **kw):
+        raise ProtocolError("no reply within 30 s")
+
+    monkeypatch.setattr(pipeline, "reconcile", broken)
+    out = process_block(0, tags, alice, settings, np.random.default_rng(1), qber_prior=0.03)
+    assert out.report.status == "aborted" and out.alice_key is None and out.bob_key is None
+    assert "reconciliation channel: no reply within 30 s" in out.report.abort_reason
