@@ -14,7 +14,7 @@ from qkdctl.hardware import intensity_params
 from qkdctl.runner import block_settings, engine_options
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.rundb import RunDB
-from qkdctl.tune.base import Proposal, Tuner
+from qkdctl.tune.base import Tuner
 
 SIM_BENCH = Path(__file__).resolve().parents[2] / "lab_configs" / "sim_bench.toml"
 
@@ -39,7 +39,7 @@ class PaddleProber(Tuner):
 
     def __init__(self, turn_deg: float) -> None:
         self.turn_deg = turn_deg
-        self.seen = []  # (paddle in force, probe report)
+        self.seen = []  # (paddle in force, paddle probed, probe report)
 
     def propose(self, history, params, probe=None):
         trial = {"pol.1": (params["pol.1"] + self.turn_deg) % 170.0}
