@@ -38,6 +38,8 @@ import numpy as np
 from numba import njit
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
+# numba's cache keys on this file's content only: after editing the kernels imported from
+# cascade.py, remove __pycache__/cascade_session.* (or this file's cached code stays stale).
 from qkdctl.core.reconcile.cascade import (
     CascadeBobState, _arena_views, _bob_round_kernel, _half_inverse_pack_kernel,
     _half_pack_kernel, _packed_range_parities_kernel, _range_parity, _set_roots_kernel,

@@ -544,8 +544,35 @@ def _bob_round_kernel(packed, nreq, n, words, perm, pos, ksize, tree, tree_off, 
             s = m
         live[i] = 0
         sob[blk_off[p] + bl] = -1
-        _start_search(p, bl, h, s, e, perm, tree, tree_off, tsize, sob, blk_off, srch, live, fq,
-                      cnt)
+        # `_start_search`, written out: numba's call (inlined or not) with its ten array
+        # arguments cost as much again as the whole round's work per search at n = 1e4
+        tbase = tree_off[p] + bl * ts
+        while e - s > 1:
+            left = 2 * h
+            if left >= ts or tree[tbase + left] < 0:
+                break
+            m = s + (e - s + 1) // 2
+            if tree[tbase + left] == 1:
+                h = left
+                e = m
+            else:
+                h = left + 1
+                s = m
+        if e - s == 1:
+            _push_flip(np.int64(perm[p, s]), fq, cnt)
+        else:
+            j = cnt[0]
+            if j >= srch.shape[0]:
+                cnt[3] = 1
+            else:
+                srch[j, 0] = p
+                srch[j, 1] = bl
+                srch[j, 2] = h
+                srch[j, 3] = s
+                srch[j, 4] = e
+                live[j] = 1
+                sob[blk_off[p] + bl] = j
+                cnt[0] = j + 1
         if cnt[5] < cnt[6]:
             _drain(n, words, perm, pos, ksize, tree, tree_off, tsize, sob, blk_off, srch, live,
                    fq, defer, cnt)
