@@ -52,9 +52,14 @@ def find_arrival_peak(block: TagBlock, clock: Clock, channels: Iterable[int], bi
     centre = coarse + float(np.mean(d[near]))
     d = np.mod(phase - centre + period / 2, period) - period / 2
     # Clipped rms: shrink the window to 3 rms a few times so flat background drops out.
+    # The first window holds the coarse peak's tags; a jitter-free peak (rms 0) leaves
+    # the next window empty, and the width found so far stands.
     window = period / 4
     for _ in range(5):
-        rms = float(np.sqrt(np.mean(d[np.abs(d) < window] ** 2)))
+        inside = d[np.abs(d) < window]
+        if inside.size == 0:
+            break
+        rms = float(np.sqrt(np.mean(inside ** 2)))
         window = 3 * rms
     contrast = float(np.mean(np.abs(d) <= 2 * rms))
     # Report the offset in [-period/2, period/2): a peak just before the sync is a

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,16 @@ def test_finds_peak_including_wraparound(rng, offset_ps):
     assert -period / 2 <= peak.offset_ps < period / 2
     assert 25 < peak.width_ps < 40
     assert peak.contrast > 0.8
+
+
+def test_jitter_free_peak_has_zero_width_and_no_nan(rng):
+    period = 1000.0
+    slots = np.sort(rng.choice(10**6, 500, replace=False))
+    block = TagBlock((slots * 1000 + 250).astype(np.int64), np.ones(slots.size, np.int32))
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        peak = find_arrival_peak(block, Clock(period_ps=period, phase_ps=0.0), [1])
+    assert peak.offset_ps == pytest.approx(250.0) and peak.width_ps == 0.0 and peak.contrast == 1.0
 
 
 def test_too_few_tags():
