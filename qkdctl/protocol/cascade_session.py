@@ -309,7 +309,7 @@ def _alice_handle(off, abits, apack, awords, ascratch, abegun, aranges, salt, bu
                 return
             seed = _pass_seed(np.uint64(ch[_A_SEED]), index)
             if halves == 1:
-                if _half_pack_kernel(seed, abits, awords[slot]) != k:
+                if _half_pack_kernel(seed, abits, ascratch, awords[slot]) != k:
                     _fail(ch, 0, E_HALF, seq, k)
                     return
             else:
@@ -634,11 +634,6 @@ class SessionOutcome:
     log: np.ndarray
 
 
-def _keys(pool: KeyPool) -> np.ndarray:
-    raw = pool.take(SESSION_KEY_BYTES)
-    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
-
-
 def _error_text(ch: np.ndarray) -> str | None:
     code = int(ch[_ERR])
     if code == 0:
@@ -724,7 +719,8 @@ def run_session(variant: CascadeVariant, alice_bits: np.ndarray, bob_bits: np.nd
             raise QkdInputError(f"unknown fault {fault[0]!r}; use one of {sorted(FAULTS)}")
         fault_arr[:] = (FAULTS[fault[0]], fault[1], fault[2])
     ws = _workspace(variant, b.size, qber_estimate)
-    keys = np.stack([_keys(bob_pool), _keys(alice_pool)])
+    raw = bob_pool.take(SESSION_KEY_BYTES) + alice_pool.take(SESSION_KEY_BYTES)
+    keys = np.frombuffer(raw, dtype="<u8").reshape(2, 4).astype(np.uint64)
     current = np.empty(b.size, dtype=np.uint8)
     _session_kernel(a, b, current, np.uint64(seed), np.frombuffer(bytes(salt), dtype=np.uint8),
                     keys, fault_arr, *ws.arrays)

@@ -181,22 +181,26 @@ def _shuffle_pack_kernel(seed, bits, scratch, words):
 
 
 @njit(cache=True)
-def _half_pack_kernel(seed, bits, words):
+def _half_pack_kernel(seed, bits, scratch, words):
     """bits in the order of `_half_split_kernel(seed)` packed, without building the order:
-    each bit goes straight to its packed position (Alice's pass set-up).  Returns the same
-    k as `_half_split_kernel`."""
+    each bit goes straight to its place in `scratch`, which is then packed in order (Alice's
+    pass set-up).  Returns the same k as `_half_split_kernel`."""
     n = bits.shape[0]
     masks, flip, k = _half_masks(seed, n)
-    for w in range(words.shape[0]):
-        words[w] = 0
     a = 0
     b = k
     for i in range(n):
         sel = np.int64(((masks[i >> 6] >> np.uint64(i & 63)) & _ONE) ^ flip)
-        q = b + sel * (a - b)
-        words[q >> 6] |= np.uint64(bits[i]) << np.uint64(q & 63)
+        scratch[b + sel * (a - b)] = bits[i]
         a += sel
         b += 1 - sel
+    for w in range(words.shape[0]):
+        base = w * 64
+        top = min(64, n - base)
+        acc = np.uint64(0)
+        for t in range(top):
+            acc |= np.uint64(scratch[base + t]) << np.uint64(t)
+        words[w] = acc
     return min(k, n - 1)
 
 
@@ -700,9 +704,10 @@ def pack_shuffled(bits: np.ndarray, seed: int, halves: bool = False) -> tuple[np
     arr = check_bits(bits)
     words = np.empty(words_for(arr.size), dtype=np.uint64)
     seed64 = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    scratch = np.empty(arr.size, dtype=np.uint8)
     if halves:
-        return words, int(_half_pack_kernel(seed64, arr, words))
-    _shuffle_pack_kernel(seed64, arr, np.empty(arr.size, dtype=np.uint8), words)
+        return words, int(_half_pack_kernel(seed64, arr, scratch, words))
+    _shuffle_pack_kernel(seed64, arr, scratch, words)
     return words, arr.size
 
 
