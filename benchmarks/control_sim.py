@@ -5,7 +5,8 @@ controller set to the inverse of the true fiber rotation, as the oracle of
 benchmarks/tune_sim.py: adaptive control is judged on what it changes, not on the
 polarization tuner), one block of `action.block_seconds` is acquired from
 firmware_sim.bench.SimBench (25 km, 1 GHz, the sim_bench.toml source and
-detectors, the trace's polarization drift rate), then processed by
+detectors, the trace's polarization drift rate, Alice's P(Z) of the action; Bob's
+splitter stays at p_bob_z), then processed by
 qkdctl.pipeline.process_block with the action's gate width and reconciliation
 method.  The in-process classical channel has no latency: the trace's RTT times
 the block's round trips is added to its reconcile stage (a WAN channel would add
@@ -86,6 +87,7 @@ class SimBenchEnv:
         rtt_s = float(self.trace.rtt_s[self.t])
         bench = self._bench(drift)
         align(bench)
+        bench.set_choice_probabilities(float(action.alice_p_z), bench.config.source.p_intensity)
         t0 = time.perf_counter()
         blk = bench.acquire(float(action.block_seconds))
         t1 = time.perf_counter()
@@ -126,7 +128,7 @@ def warm_up(space) -> None:
     env = SimBenchEnv(DriftTrace(np.zeros(n), np.zeros(n)), 0)
     for t in space.block_seconds:
         for m in space.methods:
-            env.step(Action(t, m, space.gate_widths_ps[0]))
+            env.step(Action(t, m, space.gate_widths_ps[0], space.alice_p_z[0]))
 
 
 def calibrate(seed: int = 3, block_s: float = 0.02, n_blocks: int = 2) -> dict:
@@ -140,7 +142,7 @@ def calibrate(seed: int = 3, block_s: float = 0.02, n_blocks: int = 2) -> dict:
     for w in space.gate_widths_ps:
         for m in space.methods:
             env = SimBenchEnv(DriftTrace(np.zeros(n_blocks), np.zeros(n_blocks)), seed)
-            reps = [env.step(Action(block_s, m, w)) for _ in range(n_blocks)]
+            reps = [env.step(Action(block_s, m, w, space.alice_p_z[0])) for _ in range(n_blocks)]
             ok = [r for r in reps if r.status == "ok"]
             out[f"{m}@{w:g}ps"] = {
                 "sifted_z_per_s": float(np.mean([r.sifted_bits_z for r in reps])) / block_s,

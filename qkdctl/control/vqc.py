@@ -1,6 +1,6 @@
 """Variational-quantum-circuit control policy (Born-rule policy, Jerbi et al., NeurIPS 2021).
 
-One qubit per binary decision of the ActionSpace (3 qubits, 8 actions).  Layer l:
+One qubit per binary decision of the ActionSpace (4 qubits, 16 actions).  Layer l:
 RY(theta) RZ(theta) on every qubit, then data re-uploading: qubit q rotates by
 lambda * x_j for each feature j of its group (alternating RY, RZ), then a CZ ring.
 A final RY(theta) layer, then every qubit is measured: the bit string is the action
@@ -8,7 +8,8 @@ A final RY(theta) layer, then every qubit is measured: the bit string is the act
 
 Groups (features of qkdctl.control.features): qubit 0, block length <- drift
 indicators (2, 3, 1, 9); qubit 1, method <- channel and reconciliation (8, 7, 5, 6);
-qubit 2, gate <- QBER, rate, gate, abort (0, 4, 10, 11).  The encoding angles
+qubit 2, gate <- QBER, rate, gate, abort (0, 4, 10, 11); qubit 3, basis bias <- block
+length, rate, QBER_X, drift (9, 4, 1, 2: the X test sample's size and need).  The encoding angles
 lambda * x are computed here and bound as circuit parameters, so one ISA circuit
 is transpiled once and run as one parameter sweep per call (one sampler job per
 batch of states, through the JobLedger).  Training: SPSA in qkdctl.control.rollout.
@@ -23,7 +24,7 @@ from qkdctl.control.policy import Policy, check_features
 from qkdctl.core.errors import QkdInputError
 from qkdctl.qml.ledger import FINAL, JobLedger
 
-GROUPS = ((2, 3, 1, 9), (8, 7, 5, 6), (0, 4, 10, 11))
+GROUPS = ((2, 3, 1, 9), (8, 7, 5, 6), (0, 4, 10, 11), (9, 4, 1, 2))
 
 
 class VqcPolicy(Policy):

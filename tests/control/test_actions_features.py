@@ -10,22 +10,25 @@ from qkdctl.core.errors import QkdInputError
 
 
 def test_action_index_is_a_bit_string_of_the_axes():
-    sp = ActionSpace((0.01, 0.1), ("cascade-biconf", "ldpc"), (100.0, 500.0))
-    assert sp.n_actions == 8
-    assert sp.action(0) == Action(0.01, "cascade-biconf", 100.0)
-    assert sp.action(1) == Action(0.1, "cascade-biconf", 100.0)
-    assert sp.action(2) == Action(0.01, "ldpc", 100.0)
-    assert sp.action(4) == Action(0.01, "cascade-biconf", 500.0)
-    assert sp.action(7) == Action(0.1, "ldpc", 500.0)
-    assert [sp.index(sp.action(k)) for k in range(8)] == list(range(8))
+    sp = ActionSpace((0.01, 0.1), ("cascade-biconf", "ldpc"), (100.0, 500.0), (0.5, 0.8))
+    assert sp.n_actions == 16
+    assert sp.action(0) == Action(0.01, "cascade-biconf", 100.0, 0.5)
+    assert sp.action(1) == Action(0.1, "cascade-biconf", 100.0, 0.5)
+    assert sp.action(2) == Action(0.01, "ldpc", 100.0, 0.5)
+    assert sp.action(4) == Action(0.01, "cascade-biconf", 500.0, 0.5)
+    assert sp.action(7) == Action(0.1, "ldpc", 500.0, 0.5)
+    assert sp.action(8) == Action(0.01, "cascade-biconf", 100.0, 0.8)
+    assert sp.action(15) == Action(0.1, "ldpc", 500.0, 0.8)
+    assert [sp.index(sp.action(k)) for k in range(16)] == list(range(16))
     assert ActionSpace.from_dict(sp.to_dict()) == sp
-    assert sp.action(5).params() == {"block.seconds": 0.1, "gate.width_ps": 500.0}
+    assert sp.action(13).params() == {"block.seconds": 0.1, "gate.width_ps": 500.0, "alice.p_z": 0.8}
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"block_seconds": (0.01,)}, "block_seconds needs exactly 2"),
     ({"block_seconds": (0.0, 0.1)}, "block_seconds must be > 0"),
     ({"gate_widths_ps": (-1.0, 100.0)}, "gate_widths_ps must be > 0"),
+    ({"alice_p_z": (0.5, 1.0)}, "alice_p_z must lie in"),
 ])
 def test_bad_action_space_is_named(kwargs, match):
     with pytest.raises(QkdInputError, match=match):
@@ -33,8 +36,8 @@ def test_bad_action_space_is_named(kwargs, match):
 
 
 def test_bad_action_index():
-    with pytest.raises(QkdInputError, match="out of range 0..7"):
-        ActionSpace().action(8)
+    with pytest.raises(QkdInputError, match="out of range 0..15"):
+        ActionSpace().action(16)
 
 
 def _rep(**kw):

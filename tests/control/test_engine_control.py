@@ -20,9 +20,9 @@ SIM_BENCH = Path(__file__).resolve().parents[2] / "lab_configs" / "sim_bench.tom
 SPACE = ActionSpace(methods=("cascade-biconf", "cascade-efficient"))
 
 
-def test_engine_applies_block_length_gate_and_method_between_blocks(tmp_path):
+def test_engine_applies_block_length_gate_method_and_basis_bias_between_blocks(tmp_path):
     eng = _setup(tmp_path, queue_depth=1)
-    eng.tuners.append(ControlTuner(FixedPolicy(SPACE, 6)))  # 0.02 s, cascade-efficient, 400 ps
+    eng.tuners.append(ControlTuner(FixedPolicy(SPACE, 14)))  # 0.02 s, cascade-efficient, 400 ps, P(Z) 0.9
     reports = []
     eng.on_block = reports.append
     summary = eng.run(blocks=6)
@@ -30,12 +30,13 @@ def test_engine_applies_block_length_gate_and_method_between_blocks(tmp_path):
     # the first acquisitions may start before the first decision (queue overlap)
     assert reports[0].duration_s == pytest.approx(0.01) and reports[-1].duration_s == pytest.approx(0.02)
     assert reports[-1].params["gate.width_ps"] == 400.0
+    assert reports[0].params["alice.p_z"] == pytest.approx(0.7) and reports[-1].params["alice.p_z"] == 0.9
     assert reports[0].method == "cascade-biconf" and reports[1].method == "cascade-efficient"
     assert summary.acquired_s == pytest.approx(sum(r.duration_s for r in reports))
     with RunDB(tmp_path) as db:
         rows = db.conn.execute("SELECT tuner, proposal FROM tuner_decisions ORDER BY block_id").fetchall()
     assert [r[0] for r in rows] == ["control:fixed"] * 6
-    assert json.loads(rows[0][1]) == {"block.seconds": 0.02, "gate.width_ps": 400.0}
+    assert json.loads(rows[0][1]) == {"block.seconds": 0.02, "gate.width_ps": 400.0, "alice.p_z": 0.9}
     assert reports[0].tuner["method"] == "cascade-efficient"
 
 
@@ -68,7 +69,7 @@ def _control_config(tmp_path: Path, policy_file: str) -> Path:
 
 
 def test_qkdctl_run_with_a_control_policy_on_the_simulated_bench(tmp_path):
-    FixedPolicy(SPACE, 2).save(tmp_path / "p.json")  # 0.02 s, cascade-efficient, 150 ps
+    FixedPolicy(SPACE, 10).save(tmp_path / "p.json")  # 0.02 s, cascade-efficient, 150 ps, P(Z) 0.9
     cfg = _control_config(tmp_path, "p.json")
     out = tmp_path / "run"
     res = CliRunner().invoke(app, ["run", str(cfg), "--blocks", "4", "--out", str(out), "--json", "--seed", "5"])
@@ -81,6 +82,12 @@ def test_qkdctl_run_with_a_control_policy_on_the_simulated_bench(tmp_path):
     assert {d[0] for d in decisions} == {"control:fixed"}
     assert blocks[-1]["report"]["method"] == "cascade-efficient"
     assert blocks[-1]["report"]["params"]["block.seconds"] == 0.02
+    # Alice's P(Z) changes between blocks on the simulated bench; Bob's splitter stays at 0.7, so
+    # the X share of the sifted bits falls from 0.09 / 0.49 to 0.03 / 0.63
+    first, last = blocks[0]["report"], blocks[-1]["report"]
+    assert first["params"]["alice.p_z"] == pytest.approx(0.7) and last["params"]["alice.p_z"] == 0.9
+    assert first["sifted_bits_x"] / first["sifted_bits_z"] == pytest.approx(0.09 / 0.49, rel=0.1)
+    assert last["sifted_bits_x"] / last["sifted_bits_z"] == pytest.approx(0.03 / 0.63, rel=0.15)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -122,5 +129,6 @@ def test_two_tuners_on_one_block_are_recorded_as_one_combined_decision(tmp_path)
     eng.run(blocks=1)
     t = reports[0].tuner
     assert t["name"] == "stub+control:fixed" and t["probes_used"] == 1
-    assert t["proposal"] == {"gate.offset_ps": 300.0, "block.seconds": 0.06, "gate.width_ps": 150.0}
+    assert t["proposal"] == {"gate.offset_ps": 300.0, "block.seconds": 0.06, "gate.width_ps": 150.0,
+                             "alice.p_z": 0.7}
     assert t["reason"].startswith("stub reason; policy fixed: action 1")

@@ -15,22 +15,22 @@ from tests.control.toy import right_fraction, toy_envs
 
 def test_softmax_probabilities_match_a_hand_computed_case():
     sp = ActionSpace()
-    w = np.zeros((N_FEATURES + 1, 8))
+    w = np.zeros((N_FEATURES + 1, 16))
     w[0, 3] = 2.0  # feature 0 favours action 3
     w[-1, 1] = 1.0  # bias favours action 1
     pol = SoftmaxPolicy(sp, w)
     x = np.zeros((2, N_FEATURES))
     x[1, 0] = 1.0
     p = pol.probs(x)
-    z0 = np.array([0, 1, 0, 0, 0, 0, 0, 0.0])
-    z1 = np.array([0, 1, 0, 2, 0, 0, 0, 0.0])
+    z0 = np.array([0, 1] + [0.0] * 14)
+    z1 = np.array([0, 1, 0, 2] + [0.0] * 12)
     np.testing.assert_allclose(p[0], np.exp(z0) / np.exp(z0).sum())
     np.testing.assert_allclose(p[1], np.exp(z1) / np.exp(z1).sum())
     assert pol.choose(x).tolist() == [1, 3]
 
 
 def test_grad_log_prob_matches_finite_differences(rng):
-    pol = SoftmaxPolicy(ActionSpace(), rng.normal(size=(N_FEATURES + 1, 8)))
+    pol = SoftmaxPolicy(ActionSpace(), rng.normal(size=(N_FEATURES + 1, 16)))
     x = rng.random((3, N_FEATURES))
     a = np.array([0, 5, 7])
     g = pol.grad_log_prob(x, a)
@@ -57,7 +57,7 @@ def test_reinforce_learns_the_known_best_method_on_the_toy():
 
 
 def test_saved_softmax_scores_identically_after_load(tmp_path, rng):
-    pol = SoftmaxPolicy(ActionSpace(), rng.normal(size=(N_FEATURES + 1, 8)), training={"seed": 3})
+    pol = SoftmaxPolicy(ActionSpace(), rng.normal(size=(N_FEATURES + 1, 16)), training={"seed": 3})
     pol.save(tmp_path / "p.json")
     back = load_policy(tmp_path / "p.json")
     assert isinstance(back, SoftmaxPolicy) and back.training == {"seed": 3}
@@ -78,10 +78,13 @@ def test_fixed_policy_always_chooses_its_action():
 @pytest.mark.parametrize("text, match", [
     ("not json", "not a JSON policy file"),
     ('{"x": 1}', "no 'kind'"),
-    ('{"kind": "dqn", "space": {"block_seconds": [0.01, 0.1], "methods": ["a", "b"], "gate_widths_ps": [1, 2]}}',
-     "unknown kind 'dqn'"),
-    ('{"kind": "vqc", "space": {"block_seconds": [0.01, 0.1], "methods": ["a", "b"], "gate_widths_ps": [1, 2]}}',
-     "needs a quantum backend"),
+    ('{"kind": "dqn", "space": {"block_seconds": [0.01, 0.1], "methods": ["a", "b"], "gate_widths_ps": [1, 2], '
+     '"alice_p_z": [0.5, 0.8]}}', "unknown kind 'dqn'"),
+    ('{"kind": "vqc", "space": {"block_seconds": [0.01, 0.1], "methods": ["a", "b"], "gate_widths_ps": [1, 2], '
+     '"alice_p_z": [0.5, 0.8]}}', "needs a quantum backend"),
+    # a policy saved before basis bias was an axis (3 axes) is refused by name
+    ('{"kind": "fixed", "space": {"block_seconds": [0.01, 0.1], "methods": ["a", "b"], "gate_widths_ps": [1, 2]}}',
+     "bad saved form .*alice_p_z"),
 ])
 def test_bad_policy_files_are_named(tmp_path, text, match):
     (tmp_path / "p.json").write_text(text)

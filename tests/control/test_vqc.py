@@ -25,8 +25,8 @@ def test_zero_angles_measure_action_zero_and_a_flip_moves_one_axis(aer):
     theta = np.zeros(pol.n_theta + pol.n_lambda)
     x = np.zeros((2, N_FEATURES))
     pol.set_params(theta)
-    np.testing.assert_array_equal(pol.probs(x)[:, 0], [1.0, 1.0])  # CZ ring on |000>
-    theta[pol.n_theta - 2] = np.pi  # final RY(pi) on qubit 1: the method axis
+    np.testing.assert_array_equal(pol.probs(x)[:, 0], [1.0, 1.0])  # CZ ring on |0000>
+    theta[pol.n_theta - 3] = np.pi  # final RY(pi) on qubit 1 (of 4): the method axis
     pol.set_params(theta)
     np.testing.assert_array_equal(pol.choose(x), [2, 2])
     assert pol.circuits == 4 and pol.shots_used == 64
@@ -37,7 +37,7 @@ def test_probabilities_are_sampled_and_reproducible(aer, rng):
     pol.set_params(rng.normal(0, 1, pol.get_params().size))
     x = rng.random((3, N_FEATURES))
     p = pol.probs(x)
-    assert p.shape == (3, 8)
+    assert p.shape == (3, 16)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert np.all(p * 64 == np.round(p * 64))  # counts of 64 shots
     np.testing.assert_array_equal(pol.probs(x), p)  # seeded simulator
@@ -59,7 +59,7 @@ def test_runs_on_a_fake_backend_with_few_shots(rng):
     pol = VqcPolicy(ActionSpace(), open_backend("fake:manila", seed=1), layers=1, shots=16)
     pol.set_params(rng.normal(0, 1, pol.get_params().size))
     p = pol.probs(rng.random((2, N_FEATURES)))
-    assert p.shape == (2, 8) and np.allclose(p.sum(axis=1), 1.0)
+    assert p.shape == (2, 16) and np.allclose(p.sum(axis=1), 1.0)
     assert pol.shots_used == 32
 
 
@@ -76,11 +76,11 @@ def test_spsa_learns_the_toy_with_a_cheap_policy():
     pol = SoftmaxPolicy(ActionSpace())
 
     def probs_with(x, rows):
-        z = np.einsum("nf,nfa->na", np.hstack([x, np.ones((len(x), 1))]), rows.reshape(len(x), N_FEATURES + 1, 8))
+        z = np.einsum("nf,nfa->na", np.hstack([x, np.ones((len(x), 1))]), rows.reshape(len(x), N_FEATURES + 1, 16))
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    train_spsa(pol, probs_with, toy_envs(8), 150, np.random.default_rng(2), a=2.0, c=0.5)
+    train_spsa(pol, probs_with, toy_envs(8), 150, np.random.default_rng(2), a=4.0, c=0.5)
     after = run_batch(pol.probs, toy_envs(32)(np.random.default_rng(5)), pol.space, None)
     assert right_fraction(after) > 0.9
 
