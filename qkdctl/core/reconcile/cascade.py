@@ -51,33 +51,40 @@ def _splitmix_next(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
-def _permutation_kernel(seed, perm):
-    """Fisher-Yates; each splitmix64 output gives two 32-bit draws (high, then low half),
-    consumed two steps at a time (no branch per step)."""
-    n = perm.shape[0]
-    for i in range(n):
-        perm[i] = i
+@njit(cache=True, inline="always")
+def _fisher_yates(seed, a):
+    """Shuffle `a` in place (Fisher-Yates); each splitmix64 output gives two 32-bit draws
+    (high, then low half), consumed two steps at a time (no branch per step)."""
+    n = a.shape[0]
     state = np.uint64(seed)
     lo32 = np.uint64(0xFFFFFFFF)
     i = n - 1
     while i >= 2:
         state, z = _splitmix_next(state)
         j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        t = perm[i]
-        perm[i] = perm[j]
-        perm[j] = t
+        t = a[i]
+        a[i] = a[j]
+        a[j] = t
         j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
-        t = perm[i - 1]
-        perm[i - 1] = perm[j]
-        perm[j] = t
+        t = a[i - 1]
+        a[i - 1] = a[j]
+        a[j] = t
         i -= 2
     if i == 1:
         state, z = _splitmix_next(state)
         j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
-        t = perm[1]
-        perm[1] = perm[j]
-        perm[j] = t
+        t = a[1]
+        a[1] = a[j]
+        a[j] = t
+
+
+@njit(cache=True)
+def _permutation_kernel(seed, perm):
+    """The identity permutation shuffled by `_fisher_yates(seed)`."""
+    n = perm.shape[0]
+    for i in range(n):
+        perm[i] = i
+    _fisher_yates(seed, perm)
 
 
 @njit(cache=True, inline="always")
@@ -151,26 +158,7 @@ def _shuffle_pack_kernel(seed, bits, scratch, words):
     n = bits.shape[0]
     for i in range(n):
         scratch[i] = bits[i]
-    state = np.uint64(seed)
-    lo32 = np.uint64(0xFFFFFFFF)
-    i = n - 1
-    while i >= 2:
-        state, z = _splitmix_next(state)
-        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        t = scratch[i]
-        scratch[i] = scratch[j]
-        scratch[j] = t
-        j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
-        t = scratch[i - 1]
-        scratch[i - 1] = scratch[j]
-        scratch[j] = t
-        i -= 2
-    if i == 1:
-        state, z = _splitmix_next(state)
-        j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
-        t = scratch[1]
-        scratch[1] = scratch[j]
-        scratch[j] = t
+    _fisher_yates(seed, scratch)
     for w in range(words.shape[0]):
         base = w * 64
         top = min(64, n - base)
@@ -212,26 +200,7 @@ def _shuffle_inverse_pack_kernel(seed, bits, perm, pos, words):
     n = perm.shape[0]
     for i in range(n):
         perm[i] = (i << 1) | bits[i]
-    state = np.uint64(seed)
-    lo32 = np.uint64(0xFFFFFFFF)
-    i = n - 1
-    while i >= 2:
-        state, z = _splitmix_next(state)
-        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
-        t = perm[i]
-        perm[i] = perm[j]
-        perm[j] = t
-        j = np.int64(((z & lo32) * np.uint64(i)) >> np.uint64(32))
-        t = perm[i - 1]
-        perm[i - 1] = perm[j]
-        perm[j] = t
-        i -= 2
-    if i == 1:
-        state, z = _splitmix_next(state)
-        j = np.int64(((z >> np.uint64(32)) * np.uint64(2)) >> np.uint64(32))
-        t = perm[1]
-        perm[1] = perm[j]
-        perm[j] = t
+    _fisher_yates(seed, perm)
     for w in range(words.shape[0]):
         base = w * 64
         top = min(64, n - base)
