@@ -22,8 +22,9 @@ from qkdctl.control.vqc import VqcPolicy
 from qkdctl.qml.backends import open_backend
 
 BLOCKS_PER_EPISODE = 24
-SOFTMAX = {"seed": 1, "iterations": 200, "batch": 16, "lr": 1.5, "gamma": 0.0}
-VQC = {"seed": 2, "iterations": 24, "batch": 6, "shots": 64, "layers": 1, "backend": "aer", "init_sigma": 0.3}
+SOFTMAX = {"seed": 1, "iterations": 200, "batch": 32, "lr": 1.5, "gamma": 0.0}
+VQC = {"seed": 2, "iterations": 48, "batch": 6, "shots": 64, "layers": 1, "backend": "aer", "init_sigma": 0.3,
+       "spsa_a": 3.0, "spsa_c": 0.5}
 """Training settings (quick runs scale iterations down, see `scaled`)."""
 
 
@@ -54,7 +55,7 @@ def train_vqc(settings: dict = VQC, space: ActionSpace = ActionSpace(), backend=
     pol.set_params(p0)
     t0 = time.perf_counter()
     trace = train_spsa(pol, pol.probs_with, training_envs(settings["batch"], BLOCKS_PER_EPISODE),
-                       settings["iterations"], rng)
+                       settings["iterations"], rng, a=settings["spsa_a"], c=settings["spsa_c"])
     pol.training.update({**settings, "blocks_per_episode": BLOCKS_PER_EPISODE, "env": "surrogate",
                          "train_seconds": time.perf_counter() - t0, "shots_used": pol.shots_used,
                          "circuits": pol.circuits, "reward_trace": trace})
