@@ -2,8 +2,8 @@
 
 After each block the policy reads the block history's features and chooses the
 next block's length ("block.seconds", from the next acquisition), gate width
-("gate.width_ps") and reconciliation method (Proposal.extra["method"], from the
-next processed block).  The engine records the decision like any tuner's.
+("gate.width_ps"), Alice's P(Z) ("alice.p_z", from the next acquisition) and
+reconciliation method (Proposal.extra["method"], from the next processed block).  The engine records the decision like any tuner's.
 """
 
 from __future__ import annotations
