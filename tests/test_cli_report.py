@@ -7,16 +7,14 @@ from typer.testing import CliRunner
 
 from qkdctl.blockreport import Alarm
 from qkdctl.cli import app
-from qkdctl.config import load_config
-from qkdctl.core.constants import DEFAULT_CHANNELS
-from qkdctl.core.tags import GateConfig
 from qkdctl.engine import Engine, EngineOptions
 from qkdctl.hardware import ModelHardware
-from qkdctl.pipeline import BlockSettings
 from qkdctl.report import figures
 from qkdctl.report.html import load_run
 from qkdctl.store.rundb import RunDB
 from qkdctl.tune.base import Proposal, Tuner
+
+from tests.model_bench import model_at, model_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,15 +38,9 @@ def _alarm(rep, history):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = load_config("lab_configs/sim_bench.toml")
-    model = cfg.link_model(distance_km=5.0)
+    model = model_at(5.0)
     hw = ModelHardware(model, np.random.default_rng(5), sync_divider=100)
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf",
-    )
+    settings = model_settings(model)
     engine = Engine(hw, settings, out, seed=2, options=EngineOptions(block_seconds=0.01, queue_depth=1),
                     tuners=[StepTuner()], detectors=[_alarm],
                     config_text="[protocol]\nqber_abort_threshold = 0.09\n")

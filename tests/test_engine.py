@@ -2,29 +2,17 @@ import numpy as np
 import pytest
 
 from qkdctl.blockreport import Alarm
-from qkdctl.config import load_config
-from qkdctl.core.constants import DEFAULT_CHANNELS
-from qkdctl.core.tags import GateConfig
-from qkdctl.engine import Engine, EngineOptions
-from qkdctl.hardware import ModelHardware
-from qkdctl.pipeline import BlockSettings
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.rundb import RunDB
 
+from tests.model_bench import model_at, model_engine
+
 
 def _setup(tmp_path, distance_km=5.0, misalignment=None, **opts):
-    cfg = load_config("lab_configs/sim_bench.toml")
-    model = cfg.link_model(distance_km=distance_km)
+    model = model_at(distance_km)
     if misalignment is not None:
         model = model.__class__(**{**model.__dict__, "misalignment": misalignment})
-    hw = ModelHardware(model, np.random.default_rng(3), sync_divider=100)
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf",
-    )
-    return Engine(hw, settings, tmp_path, seed=11, options=EngineOptions(block_seconds=0.01, **opts))
+    return model_engine(tmp_path, model, **opts)
 
 
 def test_run_stores_identical_keys_and_agrees_with_db(tmp_path):

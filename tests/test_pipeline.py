@@ -2,19 +2,13 @@ import numpy as np
 import pytest
 
 from qkdctl.config import load_config
-from qkdctl.core.constants import DEFAULT_CHANNELS
 from qkdctl.core.linkmodel import generate_block
-from qkdctl.core.tags import GateConfig
-from qkdctl.pipeline import BlockSettings, process_block
+from qkdctl.pipeline import process_block
+
+from tests.model_bench import model_settings
 
 
-def _settings(model, method="cascade-biconf", qber_abort=0.11):
-    return BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=qber_abort, method=method,
-    )
+_settings = model_settings
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ import pytest
 
 import qkdctl.pipeline as pipeline
 from qkdctl.config import load_config
-from qkdctl.core.constants import BASIS_Z, DEFAULT_CHANNELS
+from qkdctl.core.constants import BASIS_Z
 from qkdctl.core.linkmodel import generate_block
-from qkdctl.core.tags import GateConfig
-from qkdctl.pipeline import Z_SAMPLE_BITS, BlockSettings, ec_qber, process_block
+from qkdctl.pipeline import Z_SAMPLE_BITS, ec_qber, process_block
+
+from tests.model_bench import model_settings
 
 
 def test_ec_qber_prefers_prior_then_z_estimate():
@@ -29,11 +30,7 @@ def z_only_block():
     alice, tags = generate_block(model, 10_000_000, rng, sync_divider=100)
     flip = (alice.basis == BASIS_Z) & (rng.random(len(alice)) < 0.04)
     alice = dataclasses.replace(alice, bit=(alice.bit ^ flip).astype(np.uint8))
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf")
+    settings = model_settings(model)
     return alice, tags, settings
 
 

@@ -8,16 +8,14 @@ import pytest
 
 from qkdctl.blockreport import BlockReport
 from qkdctl.config import load_config
-from qkdctl.core.constants import DEFAULT_CHANNELS
 from qkdctl.core.errors import ConfigError, QkdInputError
-from qkdctl.core.tags import GateConfig
-from qkdctl.engine import Engine, EngineOptions
 from qkdctl.hardware import ModelHardware
-from qkdctl.pipeline import BlockSettings
 from qkdctl.probe import ProbeSession
 from qkdctl.store.keystore import KeyStore
 from qkdctl.store.rundb import RunDB
 from qkdctl.tune.base import ProbeBudgetError, Proposal, Tuner
+
+from tests.model_bench import model_at, model_engine
 
 PROBE_VOA1_DB = 6.0  # signal 4x weaker during the probes
 
@@ -64,17 +62,7 @@ class LockCheckingHardware(ModelHardware):
 
 
 def _engine(tmp_path, tuners, hw_class=ModelHardware, **opts):
-    cfg = load_config("lab_configs/sim_bench.toml")
-    model = cfg.link_model(distance_km=5.0)
-    hw = hw_class(model, np.random.default_rng(3), sync_divider=100)
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf",
-    )
-    return Engine(hw, settings, tmp_path, seed=11, tuners=tuners,
-                  options=EngineOptions(block_seconds=0.01, **opts))
+    return model_engine(tmp_path, model_at(5.0), tuners=tuners, hw_class=hw_class, **opts)
 
 
 def test_probes_are_measured_with_their_parameters_and_restored(tmp_path):

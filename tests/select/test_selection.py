@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 
-from qkdctl.config import load_config
 from qkdctl.core.constants import DEFAULT_CHANNELS
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.keyrate import DecoySettings, DecoyStats, key_length
 from qkdctl.core.linkmodel import generate_block
 from qkdctl.core.sift import sift
 from qkdctl.core.tags import GateConfig
-from qkdctl.pipeline import BlockSettings, process_block
+from qkdctl.pipeline import process_block
 from qkdctl.select.apply import apply_selection
 from qkdctl.select.features import event_features
 from qkdctl.select.objective import labelled_block
@@ -18,6 +17,7 @@ from qkdctl.select.selectors import (
     ScoreSelector, SklearnErrorModel, WindowSelector, fit_model_selector, fit_window,
 )
 from tests.select.conftest import flipped, make_block
+from tests.model_bench import model_at, model_settings
 
 GATE = GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=300.0)
 DECOY = DecoySettings((0.5, 0.15, 0.0002), (0.5, 0.3, 0.2), 1e-6, 1e-10)  # loose: small synthetic blocks
@@ -95,15 +95,9 @@ def test_window_rejects_bad_edges():
 
 @pytest.fixture(scope="module")
 def link_block():
-    cfg = load_config("lab_configs/sim_bench.toml")
-    model = cfg.link_model(distance_km=5.0)
+    model = model_at(5.0)
     alice, tags = generate_block(model, 10_000_000, np.random.default_rng(7), sync_divider=100)
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf",
-    )
+    settings = model_settings(model)
     return tags, alice, settings
 
 

@@ -5,33 +5,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from qkdctl.config import load_config
-from qkdctl.core.constants import DEFAULT_CHANNELS
 from qkdctl.core.errors import ConfigError, QkdInputError
-from qkdctl.core.tags import GateConfig
-from qkdctl.engine import Engine, EngineOptions
 from qkdctl.hardware import ModelHardware, choice_probabilities
-from qkdctl.pipeline import BlockSettings
 from qkdctl.store.rundb import RunDB
 from qkdctl.tune import make_tuner
 from qkdctl.tune.base import Proposal, Tuner
 from qkdctl.tune.link_adapted import LinkAdaptedTuner
 
+from tests.model_bench import model_at, model_engine
 
-def _model(distance_km: float):
-    return load_config("lab_configs/sim_bench.toml").link_model(distance_km=distance_km)
+
+_model = model_at
 
 
 def _engine(tmp_path, model, tuners, block_seconds=0.01):
-    hw = ModelHardware(model, np.random.default_rng(3), sync_divider=100)
-    settings = BlockSettings(
-        sync_channel=0, sync_divider=100, nominal_sync_period_ps=None,
-        gate=GateConfig.from_channels(DEFAULT_CHANNELS, offset_ps=300.0, width_ps=400.0),
-        mu=model.intensities, p_mu=model.intensity_probs, eps_sec=1e-10, eps_cor=1e-15,
-        qber_abort=0.11, method="cascade-biconf",
-    )
-    return Engine(hw, settings, tmp_path, seed=11, tuners=tuners,
-                  options=EngineOptions(block_seconds=block_seconds, startup_blocks=5, queue_depth=1))
+    return model_engine(tmp_path, model, tuners=tuners, block_seconds=block_seconds, startup_blocks=5,
+                        queue_depth=1)
 
 
 class _Scripted(Tuner):
