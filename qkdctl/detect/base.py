@@ -37,6 +37,19 @@ def check_matrix(x: np.ndarray, what: str = "features") -> np.ndarray:
     return x
 
 
+def training_labels(name: str, n_rows: int, y, supervised: bool) -> np.ndarray:
+    """Labels of `n_rows` training rows (0 normal, 1 attack): checked for a supervised
+    model (QkdInputError naming `name`), all 0 for a one-class model (y ignored)."""
+    if not supervised:
+        return np.zeros(n_rows, dtype=int)
+    if y is None:
+        raise QkdInputError(f"{name}: supervised model needs labels y")
+    y = np.asarray(y).astype(int)
+    if y.shape != (n_rows,) or set(np.unique(y)) != {0, 1}:
+        raise QkdInputError(f"{name}: y must hold 0 and 1 for each of {n_rows} rows")
+    return y
+
+
 def holdout_split(n: int, seed: int, fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, calibration rows): a seeded random split of range(n) (calibration >= 1 row)."""
     order = np.random.default_rng(seed).permutation(n)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from qkdctl.core.errors import QkdInputError
-from qkdctl.detect.base import FALSE_ALARM_TARGET, ScoredDetector, check_matrix, holdout_split
+from qkdctl.detect.base import FALSE_ALARM_TARGET, ScoredDetector, check_matrix, holdout_split, training_labels
 
 ONE_CLASS = ("iforest", "ocsvm")
 SUPERVISED = ("logreg", "forest", "boosting")
@@ -70,14 +70,7 @@ class ClassicalDetector(ScoredDetector):
         and sets the alarm threshold (scores of rows a model was fitted on are optimistic).
         """
         x = check_matrix(x, "training features")
-        if self.kind in SUPERVISED:
-            if y is None:
-                raise QkdInputError(f"{self.name}: supervised model needs labels y")
-            y = np.asarray(y).astype(int)
-            if y.shape != (x.shape[0],) or set(np.unique(y)) != {0, 1}:
-                raise QkdInputError(f"{self.name}: y must hold 0 and 1 for each of {x.shape[0]} rows")
-        else:
-            y = np.zeros(x.shape[0], dtype=int)
+        y = training_labels(self.name, x.shape[0], y, self.kind in SUPERVISED)
         normal_idx = np.flatnonzero(y == 0)
         if normal_idx.size < 2:
             raise QkdInputError(f"{self.name}: needs >= 2 normal rows, got {normal_idx.size}")

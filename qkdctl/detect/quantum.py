@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from qkdctl.core.errors import QkdInputError
-from qkdctl.detect.base import FALSE_ALARM_TARGET, ScoredDetector, check_matrix, holdout_split
+from qkdctl.detect.base import FALSE_ALARM_TARGET, ScoredDetector, check_matrix, holdout_split, training_labels
 from qkdctl.detect.classical import RobustScaler
 
 N_QUBITS = 4
@@ -147,14 +147,7 @@ class QuantumDetector(ScoredDetector):
             false_alarm: float = FALSE_ALARM_TARGET) -> "QuantumDetector":
         """Train on a class-balanced subsample (TRAIN_ROWS per class); threshold from held-out normal rows."""
         x = check_matrix(x, "training features")
-        if self.supervised:
-            if y is None:
-                raise QkdInputError(f"{self.name}: supervised model needs labels y")
-            y = np.asarray(y).astype(int)
-            if y.shape != (x.shape[0],) or set(np.unique(y)) != {0, 1}:
-                raise QkdInputError(f"{self.name}: y must hold 0 and 1 for each of {x.shape[0]} rows")
-        else:
-            y = np.zeros(x.shape[0], dtype=int)
+        y = training_labels(self.name, x.shape[0], y, self.supervised)
         rng = np.random.default_rng(self.seed)
         normal_idx = np.flatnonzero(y == 0)
         fit_n, cal_n = holdout_split(normal_idx.size, self.seed)
