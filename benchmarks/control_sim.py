@@ -19,7 +19,6 @@ of this environment.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 

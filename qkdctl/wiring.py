@@ -13,7 +13,7 @@ import contextlib
 from typing import Callable, Mapping
 
 from qkdctl.config import InstrumentConfig, LabConfig
-from qkdctl.core.errors import ConfigError, InstrumentError, QkdInputError
+from qkdctl.core.errors import ConfigError, QkdInputError
 from qkdctl.hardware import SOFTWARE_PARAMS, Acquisition, Hardware, choice_params, choice_probabilities
 
 

@@ -1,5 +1,4 @@
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np

@@ -14,7 +14,6 @@ from qkdctl.qml.backends import open_backend
 from qkdctl.qml.compile_tuner import QmlCompileTuner
 from qkdctl.qml.compiler import CompileSettings
 from qkdctl.tune import make_tuner
-from qkdctl.tune.polarization import su2_fidelity
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
