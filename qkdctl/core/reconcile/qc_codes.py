@@ -14,9 +14,9 @@ graph", Asilomar 2004), with the cycle conditions of Fossorier ("Quasi-cyclic LD
 from circulant permutation matrices", IEEE Trans. IT 50, 1788 (2004)): a base cycle
 i1 j1 i2 j2 ... lifts to cycles of the same length iff the alternating sum of its shifts is
 0 mod Z.  Each new edge takes the shift that closes the fewest lifted 4-cycles, then the
-fewest 6-cycles, with the already placed edges (ties broken by the generator); the number
-of 4-cycle-closing choices that could not be avoided is kept (`four_cycles`, 0 for every
-family code built so far).
+fewest 6-cycles, with the already placed edges (ties broken by the generator).  While some edge had no
+4-cycle-free shift, the assignment is redone with fresh orders (up to SHIFT_ATTEMPTS times)
+and the best kept; the number of edges that still close a 4-cycle is kept (`four_cycles`).
 
 Rate adaptation works on blocks: the puncture order holds whole base columns with pairwise
 disjoint base-row sets (untainted: each check meets at most one punctured column), lowest
@@ -35,6 +35,9 @@ from numba import njit
 
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.codes import LdpcCode, ensemble_of, peg_matrix, variable_degrees
+
+
+SHIFT_ATTEMPTS = 8  # shift assignments tried (fresh orders) while some edge closes a 4-cycle
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,12 @@ def build_qc_code(rate: float, n: int, seed: int, z: int) -> QcLdpcCode:
     degs = np.minimum(variable_degrees(nb, dist), mb)
     base = peg_matrix(degs, mb, rng).toarray().astype(bool)
     shifts, forced = choose_shifts(base, int(z), rng)
+    for _ in range(SHIFT_ATTEMPTS - 1):  # new column and tie orders while a 4-cycle was forced
+        if forced == 0:
+            break
+        again, again_forced = choose_shifts(base, int(z), rng)
+        if again_forced < forced:
+            shifts, forced = again, again_forced
     h = lifted_matrix(shifts, int(z))
     punct_blocks = block_puncture_order(shifts, rng)
     is_punct = np.zeros(nb, dtype=bool)
