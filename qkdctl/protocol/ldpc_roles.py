@@ -15,8 +15,11 @@ bits plus its punctured bits.
 Leakage (MethodOutcome.leaked_bits) = syndrome bits + revealed bits - punctured bits
 (see `qkdctl.core.reconcile.ldpc`); the three terms are in `extra`.
 
-Codes are built once per (rate, n, seed) by PEG and cached: in this process, and on disk
-in $QKDCTL_CACHE_DIR or $XDG_CACHE_HOME/qkdctl/ldpc_codes (~/.cache by default).
+Codes are built once per (rate, n, seed) by PEG, or per (rate, n, seed, base columns) as
+quasi-cyclic codes (`qkdctl.core.reconcile.qc_codes`, when the variant's `qc_base_columns`
+is set: both parties' variants must agree, as for every other knob), and cached: in this
+process, and on disk in $QKDCTL_CACHE_DIR or $XDG_CACHE_HOME/qkdctl/ldpc_codes (~/.cache by
+default).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from qkdctl.core.reconcile.ldpc import (
     FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors,
     frame_bits, frame_layout, reveal_positions, syndrome,
 )
+from qkdctl.core.reconcile.qc_codes import QcLdpcCode, build_qc_code, lifted_matrix
+from qkdctl.core.reconcile.qc_decoder import QcSyndromeDecoder
 from qkdctl.protocol.channel import Channel
 from qkdctl.protocol.messages import Message
 from qkdctl.protocol.reconcile import MethodOutcome, ReconcileMethod
@@ -55,7 +60,9 @@ class LdpcVariant:
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / stall_iter / bp_method / osd_order: decoder (see
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
-    the failed round's messages (layered backend) instead of starting afresh.
+    the failed round's messages (layered backend) instead of starting afresh;
+    qc_base_columns: 0 for the PEG family, else quasi-cyclic codes of that many base columns
+    (circulants of frame_n / qc_base_columns), decoded by `QcSyndromeDecoder` with `qc_phi`.
     """
 
     name: str
@@ -72,6 +79,8 @@ class LdpcVariant:
     osd_order: int | None = None
     resume: bool = True
     max_reveal_fraction: float = 0.5
+    qc_base_columns: int = 0
+    qc_phi: str = "poly"
 
 
 def _cache_dir() -> Path:
@@ -83,42 +92,69 @@ def _cache_dir() -> Path:
 
 
 @lru_cache(maxsize=64)
-def family_code(rate: float, n: int, seed: int = CODE_SEED) -> LdpcCode:
-    """The family code (rate, n, seed): from this process, the disk cache, or built by PEG."""
-    path = _cache_dir() / f"v{_CACHE_VERSION}_r{int(round(rate * 100))}_n{n}_s{seed}.npz"
+def family_code(rate: float, n: int, seed: int = CODE_SEED, qc_base_columns: int = 0) -> LdpcCode:
+    """The family code (rate, n, seed): from this process, the disk cache, or built by PEG.
+
+    With `qc_base_columns` > 0: the quasi-cyclic code of that many base columns (circulant
+    size n / qc_base_columns), a `QcLdpcCode`; its cache entry holds the shift matrix.
+    """
+    qc = f"_qc{qc_base_columns}" if qc_base_columns else ""
+    path = _cache_dir() / f"v{_CACHE_VERSION}_r{int(round(rate * 100))}_n{n}_s{seed}{qc}.npz"
     if path.exists():
         try:
             with np.load(path) as z:
+                if qc_base_columns:
+                    return _qc_code_from(z, rate, n // qc_base_columns, seed)
                 h = sp.csr_matrix((np.ones(z["indices"].size, np.uint8), z["indices"], z["indptr"]),
                                   shape=tuple(z["shape"]))
                 return LdpcCode(h=h, h_csc=h.tocsc(), puncture_order=z["puncture_order"],
                                 fill_order=z["fill_order"], rate=round(rate, 2), seed=seed)
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-    code = build_code(rate, n, seed)
+    if qc_base_columns:
+        if qc_base_columns <= 0 or n % qc_base_columns:
+            raise QkdInputError(f"frame length {n} is not a multiple of {qc_base_columns} base columns")
+        code = build_qc_code(rate, n, seed, n // qc_base_columns)
+        arrays = {"shifts": code.shifts, "four_cycles": np.array(code.four_cycles)}
+    else:
+        code = build_code(rate, n, seed)
+        arrays = {"indices": code.h.indices.astype(np.int32), "indptr": code.h.indptr.astype(np.int64),
+                  "shape": np.array(code.h.shape)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, indices=code.h.indices.astype(np.int32), indptr=code.h.indptr.astype(np.int64),
-                     shape=np.array(code.h.shape), puncture_order=code.puncture_order,
-                     fill_order=code.fill_order)
+            np.savez(fh, puncture_order=code.puncture_order, fill_order=code.fill_order, **arrays)
         os.replace(tmp, path)
     except OSError:
         pass  # no writable cache: the code is rebuilt next process
     return code
 
 
+def _qc_code_from(z: np.lib.npyio.NpzFile, rate: float, circulant: int, seed: int) -> QcLdpcCode:
+    h = lifted_matrix(z["shifts"], circulant)
+    return QcLdpcCode(h=h, h_csc=h.tocsc(), puncture_order=z["puncture_order"],
+                      fill_order=z["fill_order"], rate=round(rate, 2), seed=seed, z=circulant,
+                      shifts=z["shifts"], four_cycles=int(z["four_cycles"]))
+
+
 @lru_cache(maxsize=16)
 def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, max_iter: int,
-             stall_iter: int, bp_method: str, osd_order: int | None) -> SyndromeDecoder:
-    """Decoder of the frames laid out as (k, punct) on the code; the layered one leaves the
-    full frame's shortened columns out of the graph (a shorter last frame only adds to them)."""
-    code = family_code(rate, n, seed)
+             stall_iter: int, bp_method: str, osd_order: int | None, qc_base_columns: int = 0,
+             qc_phi: str = "poly") -> SyndromeDecoder | QcSyndromeDecoder:
+    """Decoder of the frames laid out as (k, punct) on the code; the layered ones leave the
+    full frame's shortened columns (QC: blocks) out of the graph (a shorter last frame only
+    adds to them)."""
+    code = family_code(rate, n, seed, qc_base_columns)
     columns = None
     if backend == "layered":
         lay = frame_layout(code, k, punct)
         columns = np.sort(np.concatenate([lay.key_pos, lay.punct_pos]))
+    if qc_base_columns:
+        if backend != "layered" or bp_method != "product_sum":
+            raise QkdInputError("quasi-cyclic codes decode with the layered product_sum decoder only")
+        return QcSyndromeDecoder(code, max_iter=max_iter, stall_iter=stall_iter, columns=columns,
+                                 phi=qc_phi)
     return SyndromeDecoder(code, max_iter=max_iter, backend=backend, bp_method=bp_method,
                            osd_order=osd_order, stall_iter=stall_iter, columns=columns)
 
@@ -165,7 +201,7 @@ class LdpcAliceResponder:
             rate = msg.int("rate_pct") / 100
             if round(rate, 2) not in v.rates:
                 raise ProtocolError(f"peer asked for rate {rate}, not in the family {v.rates}")
-            code = family_code(round(rate, 2), frame_n, msg.int("seed", 0))
+            code = family_code(round(rate, 2), frame_n, msg.int("seed", 0), v.qc_base_columns)
             k = msg.int("k", 1, code.n)
             punct = msg.int("punct", 0, int(code.puncture_order.size))
             if k + punct > code.n:
@@ -235,7 +271,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
     fitting = [f for f in v.frame_sizes if f <= bits.size]
     frame_n = max(fitting) if fitting else min(v.frame_sizes)
-    codes = {r: family_code(r, frame_n)
+    codes = {r: family_code(r, frame_n, CODE_SEED, v.qc_base_columns)
              for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.f_start)}
     first = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
     code, k, punct = first.code, first.k, int(first.punct_pos.size)
@@ -246,7 +282,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     m = code.m
     s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
     dec = _decoder(code.rate, frame_n, code.seed, k, punct, v.backend, v.max_iter, v.stall_iter,
-                   v.bp_method, v.osd_order)
+                   v.bp_method, v.osd_order, v.qc_base_columns, v.qc_phi)
     h_q = binary_entropy(qber_estimate)
     ys, targets, known, known_err, done, results = [], [], [], [], [], []
     for i, lay in enumerate(layouts):

@@ -1,0 +1,99 @@
+"""LDPC roles on quasi-cyclic codes: equal keys, exact leakage, blind rounds, cache, bad set-ups."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from qkdctl.core.errors import QkdInputError
+from qkdctl.core.reconcile.qc_codes import QcLdpcCode
+from qkdctl.core.reconcile.qc_decoder import QcSyndromeDecoder
+from qkdctl.protocol import ldpc_roles as R
+from qkdctl.protocol.auth import KeyPool
+from qkdctl.protocol.channel import in_process_pair
+from qkdctl.protocol.reconcile import efficiency, reconcile
+from tests.protocol.test_ldpc_roles import KEY, AliceCounter, _frame
+
+QC_SMALL = R.LdpcVariant("ldpc-qc-test", frame_sizes=(1024,), f_start=1.1, f_step=0.08, max_rounds=6,
+                         qc_base_columns=64)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("QKDCTL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "qc_codes"))
+
+
+def _m(rate_pct):
+    return R.family_code(rate_pct / 100, 1024, R.CODE_SEED, 64).m
+
+
+def _run(rng, n, qber_true, qber_est, variant=QC_SMALL):
+    a, b = _frame(rng, n, qber_true)
+    alice_ch, bob_ch = in_process_pair(KeyPool(KEY), KeyPool(KEY))
+    counter = AliceCounter(alice_ch, _m)
+    res = reconcile(R.ldpc_method(variant), a, b, qber_est, rng, channels=(counter, bob_ch))
+    return a, b, res, counter
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(300, 3000), qber=st.floats(0.01, 0.08))
+def test_success_means_equal_keys_and_leakage_is_exact(seed, n, qber):
+    rng = np.random.default_rng(seed)
+    a, _, res, counter = _run(rng, n, qber, qber)
+    ex = res.extra
+    assert ex["syndrome_bits"] == counter.syndrome_bits
+    assert ex["revealed_bits"] == counter.revealed_bits
+    assert res.leaked_bits == counter.syndrome_bits + counter.revealed_bits - ex["punctured_bits"]
+    assert res.round_trips == 2 + ex["blind_rounds"]
+    if res.success:
+        assert np.array_equal(res.bob_bits, a)
+    else:
+        assert ex["failed_frames"] > 0 or not np.array_equal(res.bob_bits, a)
+
+
+def test_typical_frames_succeed_on_qc_codes_and_use_the_qc_decoder(rng):
+    for qber in (0.02, 0.05):
+        a, b, res, _ = _run(rng, 5000, qber, qber)
+        assert res.success and np.array_equal(res.bob_bits, a)
+        f = efficiency(res.leaked_bits, a.size, float(np.mean(a != b)))
+        assert 1.0 < f < 1.8
+    rate = res.extra["rate"]
+    code = R.family_code(rate, 1024, R.CODE_SEED, 64)
+    assert isinstance(code, QcLdpcCode) and code.z == 16
+    k = res.extra["key_bits_per_frame"]
+    punct = res.extra["punctured_bits"] // res.extra["frames"]
+    dec = R._decoder(rate, 1024, R.CODE_SEED, k, punct, "layered", QC_SMALL.max_iter,
+                     QC_SMALL.stall_iter, "product_sum", None, 64, "poly")
+    assert isinstance(dec, QcSyndromeDecoder)
+
+
+def test_blind_rounds_reveal_bits_when_estimate_is_optimistic(rng):
+    _, _, res, counter = _run(rng, 3000, 0.03, 0.01)
+    assert res.extra["blind_rounds"] >= 1 and counter.revealed_bits > 0
+
+
+def test_qber_far_above_range_fails_cleanly(rng):
+    _, _, res, counter = _run(rng, 2000, 0.25, 0.02)
+    assert not res.success and res.extra["failed_frames"] > 0
+    assert res.leaked_bits == counter.syndrome_bits + counter.revealed_bits - res.extra["punctured_bits"]
+
+
+def test_qc_code_cache_round_trips_through_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("QKDCTL_CACHE_DIR", str(tmp_path))
+    R.family_code.cache_clear()
+    built = R.family_code(0.85, 512, 77, 32)
+    assert list((tmp_path / "ldpc_codes").glob("*_qc32.npz"))
+    R.family_code.cache_clear()
+    loaded = R.family_code(0.85, 512, 77, 32)
+    assert isinstance(loaded, QcLdpcCode) and loaded.z == built.z == 16
+    assert (built.h != loaded.h).nnz == 0 and np.array_equal(built.shifts, loaded.shifts)
+    assert np.array_equal(built.puncture_order, loaded.puncture_order)
+    assert np.array_equal(built.fill_order, loaded.fill_order)
+    assert loaded.four_cycles == built.four_cycles
+    R.family_code.cache_clear()
+
+
+def test_bad_qc_set_ups_raise_typed_errors():
+    with pytest.raises(QkdInputError, match="multiple"):
+        R.family_code(0.8, 1000, R.CODE_SEED, 64)
+    with pytest.raises(QkdInputError, match="product_sum"):
+        R._decoder(0.8, 1024, R.CODE_SEED, 700, 0, "layered", 30, 4, "minimum_sum", None, 64, "poly")
