@@ -34,6 +34,7 @@ from firmware_sim.physics.polarization import (
     epc_unitary,
     mpc320_unitary,
 )
+from firmware_sim.physics.alice import counter_key
 from firmware_sim.physics.qrng import choice_source
 from firmware_sim.physics.source import intensity_mu
 from firmware_sim.physics.tagger import TaggerState, tag_stream
@@ -82,7 +83,8 @@ class SimBench:
         self.seed = int(seed)
         fiber_seq, event_seq = np.random.SeedSequence(self.seed).spawn(2)
         self._rng = np.random.Generator(np.random.SFC64(event_seq))  # ~1.5x PCG64's raw words/s
-        self._choices = choice_source(config.alice_choices, config.qrng, self._rng, self.seed)
+        self._choices = choice_source(config.alice_choices, config.qrng, self.seed)
+        self._key = counter_key(self.seed)  # counter generator: Alice's choices and click candidates
         self._fiber = FiberState(config.fiber, np.random.default_rng(fiber_seq))
         src = config.source
         self._att_db = np.array(src.attenuation_db, dtype=np.float64)
@@ -408,7 +410,7 @@ class SimBench:
             p_det = detector_probabilities(u_total, cfg.p_bob_z)
             if cfg.eve.active:
                 basis, bit, inten, c_t, c_det = eve_physics.simulate_slots_with_eve(
-                    self._rng, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
+                    self._rng, self._key, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,
                     period_ps, self._fiber.delay_ps, jitter, t_bob=t_bob, p_bob_z=cfg.p_bob_z,
                     choices=self._choices,
                 )
@@ -417,7 +419,7 @@ class SimBench:
             else:
                 lam = mu[:, None, None] * t_link * p_det[None, :, :] * (eff * _window_factor(0.0, center, width))
                 _, _, _, c_t, c_det = simulate_slots(
-                    self._rng, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam,
+                    self._rng, self._key, s, n, src.p_intensity, src.p_z, src.p_bit_one, lam,
                     period_ps, self._fiber.delay_ps, jitter,
                     out=tuple(a[s - slot0:s - slot0 + n] for a in alice_arrays), choices=self._choices,
                 )

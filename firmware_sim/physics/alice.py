@@ -4,13 +4,21 @@ The 12 joint outcomes o = 4 * class + 2 * basis + bit have the probabilities
 p_intensity[class] * P(basis) * P(bit) (basis 0 = Z with p_z, bit 1 with p_bit_one).
 Each is rounded to an integer weight w_o of 2^32 (largest remainder, the weights sum
 to exactly 2^32), so the simulated probabilities are exactly w_o / 2^32: within
-2^-32 of the configured products (the quantization).  A Walker/Vose alias table of
-16 columns of 2^28 turns one 32-bit number into an outcome with one comparison:
-the top 4 bits pick a column, the low 28 bits its own outcome below thr[column],
-else the column's alias.  The kernel looks the three bytes up by 2 * column +
-(comparison), branch-free (a data-dependent branch here costs ~3 ns per slot in
-mispredictions, the lookup ~0.7 ns).  Slot i uses half i % 2 (low half first) of
-64-bit word i // 2, so a block of n slots takes (n + 1) // 2 words.
+2^-32 of the configured products (the quantization).  A 32-bit number u maps to
+o = number of cumulative weights C_k = w_0 + ... + w_{k-1} (k = 1..11) with u >= C_k:
+eleven branch-free compares, no table lookup, so the loop vectorizes (AVX-512 here).
+
+Where the 32 bits come from:
+- "prng" (the default): a counter-based generator.  Slot i (absolute index) takes the
+  64-bit output h_i = mix64(key + i * GAMMA) of SplitMix64 (Steele, Lea & Flood,
+  OOPSLA 2014: the finaliser of Java's SplittableRandom, a variant of MurmurHash3's
+  fmix64 that passes BigCrush on a counter), key from the bench seed.  The low 32 bits
+  are Alice's u, the high 32 bits Bob's click-candidate draw (physics/clicks.py).  A
+  slot's choice depends only on (key, i), never on how a block is chunked.  One
+  64-bit hash per slot instead of two slots per output: the multiplies cost ~0.13 ns
+  per slot, and the candidate test needs the other 32 bits anyway.
+- a RandomSource (QRNG, OS): u is half i % 2 (low half first) of 64-bit word i // 2 of
+  the source's words; the click draws still come from the counter hash.
 """
 
 from __future__ import annotations
@@ -25,14 +33,31 @@ from qkdctl.core.errors import QkdInputError
 
 CHOICE_BITS = 32
 """Random bits per slot; the joint probabilities are multiples of 2**-CHOICE_BITS."""
-COLUMN_BITS = 4
-COLUMN_SHIFT = CHOICE_BITS - COLUMN_BITS
-COLUMN_SIZE = 1 << COLUMN_SHIFT
+N_OUTCOMES = 12
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+"""SplitMix64's counter increment (odd; 2**64 / golden ratio)."""
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U32 = np.uint64(32)
+_UNIT = 1 << CHOICE_BITS
 
 
 def words_needed(n_slots: int) -> int:
-    """64-bit random words that n_slots slots consume."""
+    """64-bit words of a RandomSource that n_slots slots consume."""
     return (int(n_slots) + 1) // 2
+
+
+def counter_key(seed: int) -> int:
+    """The counter generator's 64-bit key for a bench seed (SeedSequence child 4 of seed)."""
+    return int(np.random.SeedSequence(int(seed), spawn_key=(4,)).generate_state(1, np.uint64)[0])
+
+
+@njit(cache=True, inline="always")
+def mix64(z):
+    """SplitMix64's output function of a uint64 state."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
 
 
 def choice_weights(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> np.ndarray:
@@ -53,90 +78,101 @@ def choice_weights(p_intensity: tuple[float, float, float], p_z: float, p_bit_on
     return weights
 
 
-def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vose alias table (thr, alias), int64 of 16 columns, for integer weights summing to 2**32.
-
-    Column k yields outcome k for low bits < thr[k], else alias[k]; outcome o then has
-    probability exactly weights[o] / 2**32.
-    """
-    n_col = 1 << COLUMN_BITS
-    w = np.zeros(n_col, dtype=np.int64)
-    w[: len(weights)] = weights
-    if w.sum() != 1 << CHOICE_BITS or np.any(w < 0):
-        raise QkdInputError("alias weights must be >= 0 and sum to 2**32")
-    thr = np.full(n_col, COLUMN_SIZE, dtype=np.int64)
-    alias = np.arange(n_col, dtype=np.int64)
-    small = [k for k in range(n_col) if w[k] < COLUMN_SIZE]
-    large = [k for k in range(n_col) if w[k] >= COLUMN_SIZE]
-    while small and large:
-        s, g = small.pop(), large.pop()
-        thr[s] = w[s]
-        alias[s] = g
-        w[g] -= COLUMN_SIZE - w[s]
-        (small if w[g] < COLUMN_SIZE else large).append(g)
-    return thr, alias
-
-
 @dataclass(frozen=True)
-class ChoiceTable:
-    """Alias table of Alice's outcomes, with the kernel's lookup of the three bytes."""
+class ChoiceThresholds:
+    """Alice's outcome as o = base + #{k : u > above[k]} (11 compares of uint32).
 
-    thr: np.ndarray
-    """uint32 (16,): below this (low 28 bits) column k yields outcome k."""
-    alias: np.ndarray
-    """int64 (16,): the column's other outcome."""
-    intensity: np.ndarray
-    """uint8 (32,), like basis and bit: the byte for index 2 * column + (low bits < thr)."""
-    basis: np.ndarray
-    bit: np.ndarray
+    above[k] = C_{k+1} - 1 for a cumulative weight C >= 1; a C of 0 (u >= 0 always
+    holds) moves into `base` and a C of 2**32 (never reached) both become the
+    never-true 2**32 - 1, so all thresholds fit uint32.
+    """
+
+    above: np.ndarray
+    """uint32 (11,)."""
+    base: int
 
     @classmethod
-    def build(cls, p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceTable:
-        """The table for these probabilities (quantized to 2**-32, see choice_weights)."""
-        thr, alias = alias_table(choice_weights(p_intensity, p_z, p_bit_one))
-        outcome = np.empty(2 * len(thr), dtype=np.int64)
-        outcome[0::2] = alias
-        outcome[1::2] = np.arange(len(thr))
-        return cls(thr.astype(np.uint32), alias, (outcome >> 2).astype(np.uint8),
-                   ((outcome >> 1) & 1).astype(np.uint8), (outcome & 1).astype(np.uint8))
+    def from_weights(cls, weights: np.ndarray) -> ChoiceThresholds:
+        """Thresholds of integer weights (12, >= 0, summing to 2**32)."""
+        w = np.asarray(weights, dtype=np.int64)
+        if w.shape != (N_OUTCOMES,) or np.any(w < 0) or int(w.sum()) != _UNIT:
+            raise QkdInputError("choice weights must be 12 integers >= 0 summing to 2**32")
+        cum = np.cumsum(w)[:-1]
+        above = np.where(cum == 0, _UNIT - 1, np.minimum(cum, _UNIT) - 1)
+        return cls(above.astype(np.uint32), int(np.sum(cum == 0)))
 
 
-def choice_table(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceTable:
-    """ChoiceTable.build, cached: the simulator asks once per physics step for the same table."""
-    return _cached_table(tuple(float(p) for p in p_intensity), float(p_z), float(p_bit_one))
+def choice_thresholds(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceThresholds:
+    """ChoiceThresholds of the quantized probabilities (choice_weights), cached per setting."""
+    return _cached(tuple(float(p) for p in p_intensity), float(p_z), float(p_bit_one))
 
 
 @lru_cache(maxsize=16)
-def _cached_table(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceTable:
-    return ChoiceTable.build(p_intensity, p_z, p_bit_one)
+def _cached(p_intensity: tuple[float, float, float], p_z: float, p_bit_one: float) -> ChoiceThresholds:
+    return ChoiceThresholds.from_weights(choice_weights(p_intensity, p_z, p_bit_one))
+
+
+@njit(cache=True, inline="always")
+def _write_outcome(i, u, base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity):
+    # pairwise sums keep the lanes narrow (16 per zmm register)
+    o = np.uint8(base + (((u > d0) + (u > d1)) + ((u > d2) + (u > d3)) + ((u > d4) + (u > d5))
+                         + ((u > d6) + (u > d7)) + ((u > d8) + (u > d9)) + (u > d10)))
+    intensity[i] = o >> np.uint8(2)
+    basis[i] = (o >> np.uint8(1)) & np.uint8(1)
+    bit[i] = o & np.uint8(1)
 
 
 @njit(cache=True)
-def _choices_kernel(halves, thr, t_intensity, t_basis, t_bit, basis, bit, intensity):
-    for i in range(basis.size):
-        v = halves[i]
-        col = v >> np.uint32(COLUMN_SHIFT)
-        k = 2 * col + np.uint32((v & np.uint32(COLUMN_SIZE - 1)) < thr[col])
-        intensity[i] = t_intensity[k]
-        basis[i] = t_basis[k]
-        bit[i] = t_bit[k]
+def _choices_kernel(key, slot0, halves, use_words, above, base, level_m1, basis, bit, intensity, flag):
+    """Alice's bytes of slots slot0.. and the candidate flags (high hash half <= level_m1)."""
+    d0, d1, d2, d3, d4, d5 = above[0], above[1], above[2], above[3], above[4], above[5]
+    d6, d7, d8, d9, d10 = above[6], above[7], above[8], above[9], above[10]
+    z0 = key + np.uint64(slot0) * GAMMA
+    if use_words:
+        for i in range(basis.size):
+            flag[i] = np.uint32(mix64(z0 + np.uint64(i) * GAMMA) >> _U32) <= level_m1
+            _write_outcome(i, halves[i], base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+    else:
+        for i in range(basis.size):
+            z = mix64(z0 + np.uint64(i) * GAMMA)
+            flag[i] = np.uint32(z >> _U32) <= level_m1
+            _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
 
 
 def alice_choices(
-    words: np.ndarray,
-    table: ChoiceTable,
+    key: int,
+    slot0: int,
+    thresholds: ChoiceThresholds,
     basis: np.ndarray,
     bit: np.ndarray,
     intensity: np.ndarray,
+    words: np.ndarray | None = None,
+    flag: np.ndarray | None = None,
+    level: int = 0,
 ) -> None:
-    """Write Alice's basis, bit and intensity class (uint8 arrays of n slots) from random words.
+    """Write Alice's basis, bit and intensity class (uint8 arrays of n slots from absolute slot0).
 
-    words: uint64, at least words_needed(n) of them.
+    words: None = the counter generator of `key`; else >= words_needed(n) uint64 words
+    of a RandomSource.  flag (uint8, n, optional): 1 where the slot's high hash half is
+    below `level` (0..2**32), the click candidates of physics/clicks.py.
     """
     n = basis.size
-    if words.dtype != np.uint64 or words.ndim != 1 or words.size < words_needed(n) or not words.flags.c_contiguous:
-        raise QkdInputError(f"words must be >= {words_needed(n)} contiguous uint64 values for {n} slots")
-    for a in (basis, bit, intensity):
+    for a in (basis, bit, intensity) + (() if flag is None else (flag,)):
         if a.shape != (n,) or a.dtype != np.uint8 or not a.flags.c_contiguous:
-            raise QkdInputError(f"basis, bit, intensity must be contiguous uint8 arrays of {n} slots")
-    _choices_kernel(words.view(np.uint32), table.thr, table.intensity, table.basis, table.bit, basis, bit, intensity)
+            raise QkdInputError(f"basis, bit, intensity (and flag) must be contiguous uint8 arrays of {n} slots")
+    if words is None:
+        halves = np.empty(0, dtype=np.uint32)
+    elif words.dtype != np.uint64 or words.ndim != 1 or words.size < words_needed(n) or not words.flags.c_contiguous:
+        raise QkdInputError(f"words must be >= {words_needed(n)} contiguous uint64 values for {n} slots")
+    else:
+        halves = words.view(np.uint32)
+    if not 0 <= int(slot0) < 2**63 or not 0 <= int(key) < 2**64:
+        raise QkdInputError(f"slot0 {slot0} and key must be non-negative 64-bit integers")
+    if not 0 <= int(level) <= _UNIT:
+        raise QkdInputError(f"candidate level {level} out of range 0..2**32")
+    if flag is None:
+        flag = np.empty(n, dtype=np.uint8)
+    _choices_kernel(np.uint64(key), np.int64(slot0), halves, words is not None, thresholds.above,
+                    np.uint8(thresholds.base), np.uint32(max(int(level), 1) - 1), basis, bit, intensity, flag)
+    if int(level) == 0:
+        flag[:] = 0

@@ -27,8 +27,7 @@ from numba import njit
 from scipy.optimize import brentq
 
 from firmware_sim.config import EveConfig, SourceConfig
-from firmware_sim.physics.alice import alice_choices, choice_table, words_needed
-from firmware_sim.physics.clicks import SUBBLOCK_SLOTS
+from firmware_sim.physics.alice import alice_choices, choice_thresholds, words_needed
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.randomness import RandomSource
 
@@ -153,8 +152,13 @@ def pns_settings(mu_signal: float, t_link: float, t_bob: float, eta_det: float) 
     return 1.0, float(f)
 
 
+SUBBLOCK_SLOTS = 1 << 16
+"""Slots per call of Eve's kernel (its click buffer is sized per sub-block)."""
+
+
 def simulate_slots_with_eve(
     rng: np.random.Generator,
+    key: int,
     slot0: int,
     n_slots: int,
     src: SourceConfig,
@@ -175,11 +179,12 @@ def simulate_slots_with_eve(
 ) -> tuple[np.ndarray, ...]:
     """Like clicks.simulate_slots but with Eve (time-shifted clicks arrive shifted).
 
-    Per sub-block of SUBBLOCK_SLOTS: Alice's random words (physics/alice.py), then
-    per slot Eve's and the channel's draws.
+    Alice's choices of all slots first (physics/alice.py: the counter generator of
+    `key`, or the words of `choices`), then per sub-block of SUBBLOCK_SLOTS per slot
+    Eve's and the channel's draws.
 
     stats (dict) is updated in place with Eve's counts for the block.  choices: source of
-    Alice's words as in clicks.simulate_slots (None = rng's bit generator).
+    Alice's words as in clicks.simulate_slots (None = the counter generator).
     """
     p_det = np.ascontiguousarray(p_det, dtype=np.float64)
     if p_det.shape != (4, 4):
@@ -194,7 +199,9 @@ def simulate_slots_with_eve(
     bit = np.empty(n_slots, dtype=np.uint8)
     intensity = np.empty(n_slots, dtype=np.uint8)
     counts = np.zeros(N_STATS, dtype=np.int64)
-    table = choice_table(src.p_intensity, src.p_z, src.p_bit_one)
+    words = None if choices is None else choices.words(words_needed(n_slots))
+    alice_choices(key, slot0, choice_thresholds(src.p_intensity, src.p_z, src.p_bit_one), basis, bit, intensity,
+                  words=words)
     m = min(n_slots, SUBBLOCK_SLOTS)
     click_t = np.empty(4 * m + 1024, dtype=np.int64)
     click_det = np.empty(4 * m + 1024, dtype=np.uint8)
@@ -204,9 +211,6 @@ def simulate_slots_with_eve(
         if click_t.size - nc < 4 * (b - a):
             click_t = np.concatenate((click_t[:nc], np.empty(click_t.size, dtype=np.int64)))
             click_det = np.concatenate((click_det[:nc], np.empty(click_det.size, dtype=np.uint8)))
-        k = words_needed(b - a)
-        words = rng.bit_generator.random_raw(k) if choices is None else choices.words(k)
-        alice_choices(words, table, basis[a:b], bit[a:b], intensity[a:b])
         nc += _eve_kernel(
             rng, int(slot0) + a, float(period_ps), float(delay_ps),
             np.ascontiguousarray(jitter_ps, dtype=np.float64), mu,

@@ -55,14 +55,18 @@ class BeamSplitterQrng:
         return arrival_bits(self.rng, n, c.photon_rate_hz, c.time_bin_ps)
 
 
-def choice_source(kind: str, config: QrngConfig, rng: np.random.Generator, seed: int) -> RandomSource:
-    """Alice's choice source: "prng" draws from `rng` (the bench's event stream, the default);
-    "qrng" is the health-tested QRNG on BeamSplitterQrng photons (raw photons and the
-    extractor's seeds from streams 2 and 3 of `seed`, so a simulated run is reproducible;
-    on a bench the extractor's seeds come from the OS); "os" is the OS CSPRNG.
+def choice_source(kind: str, config: QrngConfig, seed: int) -> RandomSource | None:
+    """Source of Alice's random words for SimConfig.alice_choices.
+
+    "prng" (the default) returns None: Alice's 32 bits per slot then come from the
+    counter generator of the bench seed (physics/alice.py: SplitMix64 of key + slot),
+    the fast path; "qrng" is the health-tested QRNG on BeamSplitterQrng photons (raw
+    photons and the extractor's seeds from streams 2 and 3 of `seed`, so a simulated run
+    is reproducible; on a bench the extractor's seeds come from the OS); "os" is the OS
+    CSPRNG.  The last two hand their 64-bit words to alice_choices.
     """
     if kind == "prng":
-        return GeneratorSource(rng)
+        return None
     if kind == "os":
         return OsRandomSource()
     if kind == "qrng":

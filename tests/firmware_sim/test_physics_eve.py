@@ -75,7 +75,6 @@ def test_time_shift_biases_detectors():
 def _eve_pair(seed, n, fractions, shift_ps, widths):
     from firmware_sim.config import EveConfig, SourceConfig
     from firmware_sim.physics import eve as eve_physics
-    from firmware_sim.physics.alice import ChoiceTable
     from firmware_sim.physics.polarization import detector_probabilities, mpc320_unitary
     from tests.naive import sim as naive
 
@@ -90,13 +89,12 @@ def _eve_pair(seed, n, fractions, shift_ps, widths):
     width = np.array(widths)
     jitter = np.array([10.0, 0.0, 20.0, 5.0])
     stats = {}
-    table = ChoiceTable.build(src.p_intensity, src.p_z, src.p_bit_one)
     got = eve_physics.simulate_slots_with_eve(
-        np.random.default_rng(seed), 3, n, src, eve, mu, 0.3, p_det, eff, center, width, stats,
+        np.random.default_rng(seed), 77, 3, n, src, eve, mu, 0.3, p_det, eff, center, width, stats,
         1000.0, 500.0, jitter, t_bob=0.9, p_bob_z=0.5,
     )
     ref = naive.eve_slots(
-        np.random.default_rng(seed), 3, n, (table.thr, table.alias), 1000.0, 500.0, jitter,
+        np.random.default_rng(seed), 77, 3, n, naive.choice_weights(src.p_intensity, src.p_z, src.p_bit_one), 1000.0, 500.0, jitter,
         mu, 0.3, 0.9, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps,
         stats["pns_block"], stats["pns_forward"], 0.5,
     )

@@ -6,19 +6,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_sim.physics import clicks, detectors
-from firmware_sim.physics.alice import ChoiceTable
 from firmware_sim.physics.detectors import DetectorState, apply_dead_time, sort_nearly_sorted
 from firmware_sim.physics.tagger import TaggerState, tag_stream
 from qkdctl.core.errors import QkdInputError
 from tests.naive import sim as naive
 
 
-def _run_slots(seed, n, p_int, p_z, p_one, lam, jitter, subblock=clicks.SUBBLOCK_SLOTS):
+KEY = 0x5EED5EED12345
+
+
+def _run_slots(seed, n, p_int, p_z, p_one, lam, jitter, slot0=7):
     rng = np.random.default_rng(seed)
-    out = clicks.simulate_slots(rng, 7, n, p_int, p_z, p_one, lam, 800.0, 5000.0, jitter)
-    table = ChoiceTable.build(p_int, p_z, p_one)
-    ref = naive.slots(np.random.default_rng(seed), n, 7, (table.thr, table.alias), lam, 800.0, 5000.0, jitter,
-                      subblock, clicks.SPARSE_P)
+    out = clicks.simulate_slots(rng, KEY, slot0, n, p_int, p_z, p_one, lam, 800.0, 5000.0, jitter)
+    ref = naive.slots(np.random.default_rng(seed), KEY, n, slot0, naive.choice_weights(p_int, p_z, p_one), lam,
+                      800.0, 5000.0, jitter)
     return out, ref
 
 
@@ -47,7 +48,6 @@ def test_slots_tiny_hand_case():
     scale=st.sampled_from([1e-3, 0.02, 0.1, 3.0]),
 )
 def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
-    # scales below and above SPARSE_P: geometric gaps and bit scan
     p1 = (1 - p0) * p1
     p_int = (p0, p1, 1.0 - p0 - p1)
     lam = np.random.default_rng(seed).random((3, 4, 4)) * scale
@@ -56,20 +56,30 @@ def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("scale,geometric", [(0.003, True), (1.0, False)])
-def test_slots_match_naive_across_subblocks(monkeypatch, scale, geometric):
-    # odd sub-block size: words restart per sub-block, the geometric gap carries over
-    monkeypatch.setattr(clicks, "SUBBLOCK_SLOTS", 37)
+@pytest.mark.parametrize("scale", [0.003, 1.0])
+def test_slots_do_not_depend_on_chunking(monkeypatch, scale):
+    # odd chunk size (flags padded to 40): same slots, same candidates, same draws
     lam = np.random.default_rng(5).random((3, 4, 4)) * scale
-    assert (clicks.candidate_level(clicks.click_tables(lam)[0]) == 0) == geometric
-    out, ref = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), subblock=37)
+    whole, ref = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
+    monkeypatch.setattr(clicks, "CHUNK_SLOTS", 37)
+    chunked, _ = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
     assert len(ref[3]) > 20
+    for a, b, c in zip(whole, chunked, ref):
+        assert np.array_equal(np.asarray(a), np.asarray(c)) and np.array_equal(np.asarray(b), np.asarray(c))
+
+
+def test_slots_grow_the_click_buffer(monkeypatch):
+    # every slot clicks on all four detectors: 4 clicks per slot, far above the initial room
+    lam = np.full((3, 4, 4), 50.0)
+    monkeypatch.setattr(clicks, "CHUNK_SLOTS", 64)
+    out, ref = _run_slots(2, 3000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.zeros(4))
+    assert out[3].size == 4 * 3000
     for a, b in zip(out, ref):
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_slots_no_light_no_clicks(rng):
-    basis, _, _, t, _ = clicks.simulate_slots(rng, 0, 1000, (0.5, 0.3, 0.2), 0.5, 0.5, np.zeros((3, 4, 4)),
+    basis, _, _, t, _ = clicks.simulate_slots(rng, KEY, 0, 1000, (0.5, 0.3, 0.2), 0.5, 0.5, np.zeros((3, 4, 4)),
                                               1000.0, 0.0, np.zeros(4))
     assert basis.size == 1000 and t.size == 0
 
@@ -79,7 +89,7 @@ def test_slots_statistics(rng):
     lam = np.zeros((3, 4, 4))
     lam[:, :, :] = [0.05, 0.2, 0.01, 0.0]
     n = 400_000
-    _, _, _, _, det = clicks.simulate_slots(rng, 0, n, (0.7, 0.2, 0.1), 0.5, 0.5, lam, 1000.0, 0.0, np.zeros(4))
+    _, _, _, _, det = clicks.simulate_slots(rng, KEY, 0, n, (0.7, 0.2, 0.1), 0.5, 0.5, lam, 1000.0, 0.0, np.zeros(4))
     counts = np.bincount(det, minlength=4)
     expected = n * -np.expm1(-np.array([0.05, 0.2, 0.01, 0.0]))
     assert counts[3] == 0
@@ -89,7 +99,7 @@ def test_slots_statistics(rng):
 def test_slots_choice_frequencies(rng):
     n = 300_000
     basis, bit, inten, _, _ = clicks.simulate_slots(
-        rng, 0, n, (0.6, 0.3, 0.1), 0.8, 0.4, np.zeros((3, 4, 4)), 1000.0, 0.0, np.zeros(4)
+        rng, KEY, 0, n, (0.6, 0.3, 0.1), 0.8, 0.4, np.zeros((3, 4, 4)), 1000.0, 0.0, np.zeros(4)
     )
     assert abs(np.mean(basis == 0) - 0.8) < 5 * np.sqrt(0.16 / n)
     assert abs(np.mean(bit) - 0.4) < 5 * np.sqrt(0.24 / n)
@@ -98,7 +108,7 @@ def test_slots_choice_frequencies(rng):
 
 def test_slots_reject_bad_lam(rng):
     with pytest.raises(QkdInputError, match="lam"):
-        clicks.simulate_slots(rng, 0, 10, (1, 0, 0), 0.5, 0.5, -np.ones((3, 4, 4)), 1000.0, 0.0, np.zeros(4))
+        clicks.simulate_slots(rng, KEY, 0, 10, (1, 0, 0), 0.5, 0.5, -np.ones((3, 4, 4)), 1000.0, 0.0, np.zeros(4))
 
 
 def _dead_time_pair(seed, n_clicks, n_dark, dead, ap, t_end):

@@ -22,21 +22,18 @@ def test_arrival_parity_is_nearly_fair():
     assert x.mean() == pytest.approx(0.5, abs=0.005)
 
 
-def test_prng_source_is_the_bench_stream_and_os_is_os():
-    a, b = np.random.default_rng(3), np.random.default_rng(3)
-    src = choice_source("prng", QrngConfig(), a, seed=3)
-    assert isinstance(src, GeneratorSource)
-    np.testing.assert_array_equal(src.words(4), b.bit_generator.random_raw(4))
-    assert isinstance(choice_source("os", QrngConfig(), a, seed=3), OsRandomSource)
+def test_prng_source_is_the_counter_generator_and_os_is_os():
+    assert choice_source("prng", QrngConfig(), seed=3) is None
+    assert isinstance(choice_source("os", QrngConfig(), seed=3), OsRandomSource)
     with pytest.raises(QkdInputError, match="unknown choice source"):
-        choice_source("dice", QrngConfig(), a, seed=3)
+        choice_source("dice", QrngConfig(), seed=3)
 
 
 @pytest.mark.parametrize("raw", ["path", "time"])
 def test_fair_qrng_gives_reproducible_extracted_words(raw):
     cfg = QrngConfig(raw=raw)
-    w1 = choice_source("qrng", cfg, np.random.default_rng(0), seed=5).words(2000)
-    w2 = choice_source("qrng", cfg, np.random.default_rng(0), seed=5).words(2000)
+    w1 = choice_source("qrng", cfg, seed=5).words(2000)
+    w2 = choice_source("qrng", cfg, seed=5).words(2000)
     np.testing.assert_array_equal(w1, w2)
     assert abs(np.unpackbits(w1.view(np.uint8)).mean() - 0.5) < 0.01
 
@@ -44,7 +41,7 @@ def test_fair_qrng_gives_reproducible_extracted_words(raw):
 @pytest.mark.parametrize("cfg", [QrngConfig(split_ratio=1.0), QrngConfig(split_ratio=0.7),
                                  QrngConfig(efficiency=(0.1, 0.25))], ids=["stuck", "biased", "mismatched"])
 def test_stuck_or_biased_qrng_stops(cfg):
-    src = choice_source("qrng", cfg, np.random.default_rng(0), seed=5)
+    src = choice_source("qrng", cfg, seed=5)
     with pytest.raises(SecurityAbort, match="QRNG stopped: health test"):
         src.words(2000)
     with pytest.raises(SecurityAbort, match="stopped"):
@@ -68,15 +65,17 @@ def _bench(choices, eve=None, **qrng):
     return SimBench(SimConfig.build(**cfg), seed=3)
 
 
-def test_source_words_replace_the_generator_words_exactly():
+def test_source_words_replace_the_counter_choices_exactly():
     from firmware_sim.physics.clicks import simulate_slots
+    from tests.naive import sim as naive
 
     lam = np.full((3, 4, 4), 0.01)
-    args = (0, 5000, (0.7, 0.2, 0.1), 0.5, 0.5, lam, 1000.0, 0.0, np.full(4, 30.0))
-    plain = simulate_slots(np.random.default_rng(8), *args)
-    rng = np.random.default_rng(8)
-    via_source = simulate_slots(rng, *args, choices=GeneratorSource(rng))
-    for x, y in zip(plain, via_source):
+    args = (21, 40, 3000, (0.7, 0.2, 0.1), 0.5, 0.5, lam, 1000.0, 0.0, np.full(4, 30.0))
+    got = simulate_slots(np.random.default_rng(8), *args, choices=GeneratorSource(np.random.default_rng(9)))
+    words = np.random.default_rng(9).bit_generator.random_raw(1500)
+    ref = naive.slots(np.random.default_rng(8), 21, 3000, 40, naive.choice_weights((0.7, 0.2, 0.1), 0.5, 0.5), lam,
+                      1000.0, 0.0, np.full(4, 30.0), words=words)
+    for x, y in zip(got, ref):
         np.testing.assert_array_equal(x, y)
 
 

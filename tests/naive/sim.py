@@ -34,37 +34,49 @@ def choice_weights(p_intensity, p_z, p_bit_one) -> list[int]:
     return weights
 
 
-def alice_choice(half: int, thr, alias) -> tuple[int, int, int]:
-    """(class, basis, bit) of one 32-bit number through the alias table (top 4 bits = column)."""
-    col = half >> 28
-    o = col if half % 2**28 < thr[col] else int(alias[col])
+GAMMA = 0x9E3779B97F4A7C15
+MASK64 = 2**64 - 1
+
+
+def slot_hash(key: int, slot: int) -> int:
+    """SplitMix64's output for state key + slot * GAMMA (mod 2**64), as published (Steele et al. 2014)."""
+    z = (key + slot * GAMMA) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def alice_choice(u: int, weights) -> tuple[int, int, int]:
+    """(class, basis, bit) of one 32-bit number: o = how many cumulative weights C_1..C_11 are <= u."""
+    o = sum(1 for k in range(1, 12) if u >= sum(weights[:k]))
     return o // 4, (o // 2) % 2, o % 2
 
 
-def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, sparse_p):
+def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, words=None):
     """Reference of clicks.simulate_slots: Alice's arrays and clicks, same draws in the same order.
 
-    Per sub-block: Alice's 64-bit words (low half = even slot); candidate slots: below
-    sparse_p a Bernoulli(p_max) process with geometric gaps, else the slots whose 16 bits
-    (four per word, low first) are below L = ceil(p_max 2^16); then each candidate of the
-    sub-block takes a uniform and one normal per click.
+    Slot i (absolute slot0 + i) hashes to h; Alice's 32 bits are h's low half (or half
+    i % 2 of words[i // 2]); the slot is a candidate when h's high half is below
+    L = ceil(p_max 2^32).  Candidates in slot order take a uniform and one normal per click.
     """
-    thr, alias = table
     p_any = [[1.0 - math.exp(-sum(lam[c, s])) for s in range(4)] for c in range(3)]
     p_max = max(max(row) for row in p_any)
-    level = 0 if p_max < sparse_p else math.ceil(p_max * 2**16)
-    p_bound = level / 2**16 if level else p_max
-
-    def gap():
-        return int(min(math.log1p(-rng.random()) / math.log1p(-p_bound), 2.0**62))
-
+    level = min(math.ceil(p_max * 2**32), 2**32)
+    p_bound = level / 2**32
     basis, bit, inten, click_t, click_det = [], [], [], [], []
-
-    def click(i):
-        c, s = inten[i], 2 * basis[i] + bit[i]
+    for i in range(n):
+        h = slot_hash(key, slot0 + i)
+        u = h & 0xFFFFFFFF if words is None else (int(words[i // 2]) >> (32 * (i % 2))) & 0xFFFFFFFF
+        c, b, x = alice_choice(u, weights)
+        inten.append(c)
+        basis.append(b)
+        bit.append(x)
+        if (h >> 32) >= level:
+            continue
+        s = 2 * b + x
         w = rng.random() * p_bound
         if w >= p_any[c][s]:
-            return
+            continue
         v = w / p_any[c][s]
         # pattern k (bit j = detector j clicked), probability given at least one click
         acc = 0.0
@@ -83,28 +95,6 @@ def slots(rng, n, slot0, table, lam, period_ps, delay_ps, jitter_ps, subblock, s
                 t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
                 click_t.append(int(np.rint(t)))
                 click_det.append(j)
-
-    cand = gap() if not level and p_bound > 0 else n
-    for a in range(0, n, subblock):
-        b = min(n, a + subblock)
-        words = rng.bit_generator.random_raw((b - a + 1) // 2)
-        for i in range(a, b):
-            half = (int(words[(i - a) // 2]) >> (32 * ((i - a) % 2))) & 0xFFFFFFFF
-            c, bs, x = alice_choice(half, thr, alias)
-            inten.append(c)
-            basis.append(bs)
-            bit.append(x)
-        if level:
-            words = rng.bit_generator.random_raw((b - a + 3) // 4)
-            for i in range(a, b):
-                if (int(words[(i - a) // 4]) >> (16 * ((i - a) % 4))) & 0xFFFF < level:
-                    click(i)
-        listed = []  # geometric: the sub-block's candidates first, then their clicks
-        while cand < b:
-            listed.append(cand)
-            cand += 1 + gap()
-        for i in listed:
-            click(i)
     return basis, bit, inten, click_t, click_det
 
 
@@ -195,7 +185,7 @@ def route_photons(rng, n_photons, q, hit):
                 break
 
 
-def eve_slots(rng, slot0, n, table, period_ps, delay_ps, jitter_ps, mu, t_link,
+def eve_slots(rng, key, slot0, n, weights, period_ps, delay_ps, jitter_ps, mu, t_link,
               t_bob, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps, pns_block,
               pns_forward, p_bob_z):
     """Reference of eve.simulate_slots_with_eve for one sub-block (n slots), same draws in the same order.
@@ -209,10 +199,8 @@ def eve_slots(rng, slot0, n, table, period_ps, delay_ps, jitter_ps, mu, t_link,
     eff0 = [eff[j] * window(0.0)[j] for j in range(4)]
     basis, bit, inten, click_t, click_det = [], [], [], [], []
     stats = [0] * 8
-    words = rng.bit_generator.random_raw((n + 1) // 2)
     for i in range(n):
-        half = (int(words[i // 2]) >> (32 * (i % 2))) & 0xFFFFFFFF
-        c, b, x = alice_choice(half, *table)
+        c, b, x = alice_choice(slot_hash(key, slot0 + i) & 0xFFFFFFFF, weights)
         basis.append(b)
         bit.append(x)
         inten.append(c)
