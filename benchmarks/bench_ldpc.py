@@ -17,12 +17,19 @@ over the authenticated direct channel, for "ldpc-blind" and, as baseline in the 
 the one-shot "ldpc" (f = 1.2): mean and max f (against each key's true error rate), FER
 after verification, frame FER, round trips, wall and CPU throughput, load average.
 Codes come from the on-disk cache (built by PEG on first use, which is not timed).
+
+Quasi-cyclic rows (`docs/ldpc.md`, "QC codes and the vectorized decoder"): frames at
+F_DECODE on the QC family code (QC_BASE_COLUMNS base columns, circulants of frame_n / 256),
+decoded by the generic layered decoder (baseline: the same frames, the same graph with the
+shortened blocks left out) and by `QcSyndromeDecoder` with each phi; and the blind protocol
+on QC codes (`QC_METHODS`) against "ldpc-blind" on the PEG codes, on the same keys.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import numba
 import numpy as np
@@ -31,7 +38,8 @@ from benchmarks.common import result
 from qkdctl.core.reconcile.ldpc import (
     SyndromeDecoder, candidate_rates, choose_layout, error_priors, frame_bits, syndrome,
 )
-from qkdctl.protocol.ldpc_roles import VARIANTS, family_code
+from qkdctl.core.reconcile.qc_decoder import PHI_MODES, QcSyndromeDecoder
+from qkdctl.protocol.ldpc_roles import VARIANTS, LdpcVariant, family_code, ldpc_method
 from qkdctl.protocol.reconcile import efficiency, reconcile
 
 F_DECODE = 1.15
@@ -44,11 +52,27 @@ QUICK_FRAMES = 4
 BLIND_N = 100_000
 BLIND_RUNS = 10
 QUICK_BLIND_RUNS = 2
+QC_BASE_COLUMNS = 256
+QC_QBERS = (0.02, 0.03, 0.05)
+QC_FRAME_SIZES = (65536,)
+QUICK_QC_FRAME_SIZES = (16384,)
+QC_BLIND_RUNS = 20
+QUICK_QC_BLIND_RUNS = 1
+# blind protocol on QC codes: (name, variant); "ldpc-blind" on the PEG codes is the baseline
+QC_METHODS: tuple[tuple[str, LdpcVariant], ...] = (
+    ("ldpc-blind qc poly", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc",
+                                   qc_base_columns=QC_BASE_COLUMNS, qc_phi="poly")),
+    ("ldpc-blind qc table", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-table",
+                                    qc_base_columns=QC_BASE_COLUMNS, qc_phi="table")),
+    ("ldpc-blind qc poly f_start 1.06", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-106",
+                                                qc_base_columns=QC_BASE_COLUMNS, f_start=1.06)),
+)
 
 
-def _frames(frame_n: int, qber: float, count: int, seed: int):
+def _frames(frame_n: int, qber: float, count: int, seed: int, qc_base_columns: int = 0):
     v = VARIANTS["ldpc-blind"]
-    codes = {r: family_code(r, frame_n) for r in candidate_rates(v.rates, frame_n, frame_n, qber, F_DECODE)}
+    codes = {r: family_code(r, frame_n, qc_base_columns=qc_base_columns)
+             for r in candidate_rates(v.rates, frame_n, frame_n, qber, F_DECODE)}
     lay = choose_layout(codes, 10**9, qber, F_DECODE, v.punct_fraction)
     rng = np.random.default_rng(seed)
     out = []
@@ -62,8 +86,11 @@ def _frames(frame_n: int, qber: float, count: int, seed: int):
     return lay, out
 
 
-def _decode_all(dec: SyndromeDecoder, lay, frames, qber: float, batch: bool = False) -> dict:
-    """Decode every frame (one call per frame, or all in one `decode_many` call if `batch`)."""
+def _decode_all(dec: SyndromeDecoder | QcSyndromeDecoder, lay, frames, qber: float, batch: bool = False,
+                edges: int | None = None) -> dict:
+    """Decode every frame (one call per frame, or all in one `decode_many` call if `batch`).
+
+    `edges`: edges of the decoder's graph (default: all of the code's)."""
     priors = error_priors(lay, qber)
     dec.decode(frames[0][2], priors)  # warm-up (JIT)
     if batch:
@@ -79,7 +106,7 @@ def _decode_all(dec: SyndromeDecoder, lay, frames, qber: float, batch: bool = Fa
     iters = sum(r.iterations for r in results)
     return {"seconds": seconds, "cpu_seconds": cpu, "fer": failed / len(frames),
             "iterations": iters / len(frames),
-            "ns_per_edge_iteration": cpu / (iters * lay.code.h.nnz) * 1e9}
+            "ns_per_edge_iteration": cpu / (iters * (edges or lay.code.h.nnz)) * 1e9}
 
 
 def run(quick: bool) -> list[dict]:
@@ -104,7 +131,46 @@ def run(quick: bool) -> list[dict]:
                 ))
     for qber in QUICK_QBERS if quick else QBERS:
         out.extend(_blind(qber, QUICK_BLIND_RUNS if quick else BLIND_RUNS))
+    for frame_n in QUICK_QC_FRAME_SIZES if quick else QC_FRAME_SIZES:
+        for qber in QUICK_QBERS if quick else QC_QBERS:
+            out.extend(_qc_decode(frame_n, qber, frames_per))
+    for qber in QUICK_QBERS[:1] if quick else QC_QBERS:
+        out.extend(_qc_blind(qber, QUICK_QC_BLIND_RUNS if quick else QC_BLIND_RUNS))
     return out
+
+
+def _qc_decode(frame_n: int, qber: float, count: int) -> list[dict]:
+    """Frames on the QC code: generic layered decoder (baseline) vs QcSyndromeDecoder per phi."""
+    lay, frames = _frames(frame_n, qber, count, seed=int(frame_n + qber * 1e4) + 1, qc_base_columns=QC_BASE_COLUMNS)
+    cols = np.sort(np.concatenate([lay.key_pos, lay.punct_pos]))
+    generic = SyndromeDecoder(lay.code, columns=cols)
+    decoders = [("generic layered", generic, generic._indices.size)]
+    for phi in PHI_MODES:
+        qc = QcSyndromeDecoder(lay.code, columns=cols, phi=phi)
+        decoders.append((f"qc {phi}", qc, qc.n_edges))
+    figs = {name: _decode_all(dec, lay, frames, qber, edges=edges) for name, dec, edges in decoders}
+    figs["qc poly decode_many"] = _decode_all(decoders[-1][1], lay, frames, qber, batch=True,
+                                             edges=decoders[-1][2])
+    base = figs["generic layered"]["seconds"]
+    return [result(
+        f"ldpc qc decode {name} q={qber:g} n={frame_n}", lay.k * len(frames), fig["seconds"], "bit/s",
+        "generic layered (same QC frames)", base, decoder=name, qber=qber, frame_n=frame_n,
+        circulant=lay.code.z, code_rate=lay.code.rate, key_bits=lay.k, f=F_DECODE, frames=len(frames),
+        fer=fig["fer"], iterations=fig["iterations"], cpu_rate=lay.k * len(frames) / fig["cpu_seconds"],
+        ns_per_edge_iteration=fig["ns_per_edge_iteration"], load_avg=os.getloadavg()[0],
+    ) for name, fig in figs.items()]
+
+
+def _qc_blind(qber: float, runs: int) -> list[dict]:
+    """`runs` keys of BLIND_N bits through ldpc-blind on PEG codes (baseline) and on QC codes."""
+    methods = [("ldpc-blind peg", "ldpc-blind")] + [(n, ldpc_method(v)) for n, v in QC_METHODS]
+    figures = {name: _protocol(m, qber, runs) for name, m in methods}
+    base = figures["ldpc-blind peg"]["seconds"]
+    return [result(
+        f"{name} q={qber:g} n={BLIND_N}", BLIND_N * runs, fig["seconds"], "bit/s", "ldpc-blind peg",
+        base, method=name, qber=qber, n=BLIND_N, runs=runs, threads=numba.get_num_threads(),
+        **{k: v for k, v in fig.items() if k != "seconds"},
+    ) for name, fig in figures.items()]
 
 
 def _blind(qber: float, runs: int) -> list[dict]:
@@ -118,13 +184,16 @@ def _blind(qber: float, runs: int) -> list[dict]:
     ) for m, fig in figures.items()]
 
 
-def _protocol(method: str, qber: float, runs: int) -> dict:
-    rng = np.random.default_rng(int(qber * 1e5))
+def _protocol(method, qber: float, runs: int) -> dict:
+    """`runs` keys through `method` (name or ReconcileMethod); the keys depend only on qber."""
+    key_rng = np.random.default_rng(int(qber * 1e5))
+    rng = np.random.default_rng(int(qber * 1e5) + 1)
     f, fail, rounds, frames, frame_fail, seconds, cpu = [], 0, [], 0, 0, 0.0, 0.0
+    iterations = 0
     load = [os.getloadavg()[0]]
     for i in range(runs + 1):  # the first run warms up (JIT, codes) and is not counted
-        alice = rng.integers(0, 2, BLIND_N, dtype=np.uint8)
-        errors = (rng.random(BLIND_N) < qber).astype(np.uint8)
+        alice = key_rng.integers(0, 2, BLIND_N, dtype=np.uint8)
+        errors = (key_rng.random(BLIND_N) < qber).astype(np.uint8)
         t0, c0 = time.perf_counter(), time.process_time()
         res = reconcile(method, alice, alice ^ errors, qber, rng, alice_in_thread=False)
         if i == 0:
@@ -136,7 +205,9 @@ def _protocol(method: str, qber: float, runs: int) -> dict:
         rounds.append(res.round_trips)
         frames += res.extra["frames"]
         frame_fail += res.extra["failed_frames"]
+        iterations += res.extra["bp_iterations"]
     load.append(os.getloadavg()[0])
     return {"seconds": seconds, "efficiency": float(np.mean(f)), "efficiency_max": float(np.max(f)),
-            "fer": fail / runs, "frame_fer": frame_fail / frames, "round_trips": float(np.mean(rounds)),
+            "efficiency_std": float(np.std(f)), "fer": fail / runs, "frame_fer": frame_fail / frames,
+            "round_trips": float(np.mean(rounds)), "bp_iterations_per_frame": iterations / frames,
             "cpu_rate": BLIND_N * runs / cpu, "load_avg": float(np.mean(load))}
