@@ -42,11 +42,12 @@ CANDIDATE_BITS = 32
 @njit(cache=True)
 def _clicks_kernel(
     rng, key, slot0, start, halves, use_words, above, base, level, p_bound, basis, bit, intensity,
-    p_any, inv_p_any, pattern_cdf, period_ps, delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
+    step_slots, p_any, inv_p_any, pattern_cdf, period_ps, delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
 ):
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
-    Stops before a chunk whose clicks might not fit (4 per slot); returns (next slot, clicks).
+    Slot k uses the tables of step k // step_slots.  Stops before a chunk whose clicks
+    might not fit (4 per slot); returns (next slot, clicks).
     """
     n = basis.size
     chunk = flag.size
@@ -66,17 +67,22 @@ def _clicks_kernel(
                 for r in range(8 * q, 8 * q + 8):
                     cand[m] = a + r
                     m += flag[r]
+        st = a // step_slots
+        next_step = (st + 1) * step_slots
         for ci in range(m):
             k = cand[ci]
+            while k >= next_step:  # candidates come in slot order: no division per candidate
+                st += 1
+                next_step += step_slots
             c = intensity[k]
             s = 2 * basis[k] + bit[k]
             w = rng.random() * p_bound
-            if w < p_any[c, s]:
-                v = w * inv_p_any[c, s]
+            if w < p_any[st, c, s]:
+                v = w * inv_p_any[st, c, s]
                 pattern = 1
                 for j in range(14):
-                    pattern += v >= pattern_cdf[c, s, j]
-                t_slot = (slot0 + k) * period_ps + delay_ps
+                    pattern += v >= pattern_cdf[st, c, s, j]
+                t_slot = (slot0 + k) * period_ps + delay_ps[st]
                 for j in range(_PATTERN_SIZE[pattern]):
                     det = _PATTERN_DETS[pattern, j]
                     click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[det] * rng.standard_normal()))
@@ -87,7 +93,7 @@ def _clicks_kernel(
 
 
 def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From lam[class, state, det] (mean detected photons): p_any and pattern_cdf.
+    """From lam[..., class, state, det] (mean detected photons): p_any and pattern_cdf.
 
     p_any[c, s] = 1 - exp(-sum_j lam): probability of at least one click.  A click
     pattern is a bit mask over the 4 detectors (bit j = det j clicked); pattern_cdf[c, s, k]
@@ -97,7 +103,7 @@ def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p_any = -np.expm1(-lam.sum(axis=-1))
     patterns = np.arange(1, 16)
     bits = ((patterns[:, None] >> np.arange(4)) & 1).astype(bool)  # (15, 4)
-    prob = np.prod(np.where(bits, p_click[:, :, None, :], 1.0 - p_click[:, :, None, :]), axis=-1)
+    prob = np.prod(np.where(bits, p_click[..., None, :], 1.0 - p_click[..., None, :]), axis=-1)
     safe = np.where(p_any > 0, p_any, 1.0)[..., None]
     cond = np.where(p_any[..., None] > 0, prob / safe, 0.0)
     cdf = np.cumsum(cond, axis=-1)[..., :14]
@@ -119,15 +125,19 @@ def simulate_slots(
     p_bit_one: float,
     lam: np.ndarray,
     period_ps: float,
-    delay_ps: float,
+    delay_ps: float | np.ndarray,
     jitter_ps: np.ndarray,
     out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     choices: RandomSource | None = None,
+    step_slots: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Alice's (basis, bit, intensity) for n_slots slots from absolute slot0 and the clicks they cause.
 
     lam[class, state, det]: mean number of photons detected by det (after all
-    losses and efficiencies) for a pulse of that class prepared in state 2*basis+bit.
+    losses and efficiencies) for a pulse of that class prepared in state 2*basis+bit;
+    or lam[step, class, state, det] for physics steps of step_slots slots each (slot i
+    of the call in step i // step_slots: one call for a block whose optics drift);
+    delay_ps likewise one value or one per step.
     A click of det j in slot i is at round(i*period_ps + delay_ps + jitter_ps[j]*N(0,1)).
     Returns basis, bit, intensity (uint8, n_slots; written into `out` if given),
     click_t_ps (int64, in slot order, not sorted across jitter), click_det (uint8 0..3).
@@ -137,14 +147,20 @@ def simulate_slots(
     per click one normal.
     """
     lam = np.ascontiguousarray(lam, dtype=np.float64)
-    if lam.shape != (3, 4, 4) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
-        raise QkdInputError(f"lam must be a finite non-negative (3, 4, 4) array, got shape {lam.shape}")
+    if lam.ndim == 3:
+        lam = lam[None]
+    if lam.shape[1:] != (3, 4, 4) or lam.ndim != 4 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise QkdInputError(f"lam must be a finite non-negative (3, 4, 4) or (steps, 3, 4, 4) array, got {lam.shape}")
     if n_slots < 0:
         raise QkdInputError(f"n_slots must be >= 0, got {n_slots}")
+    step_slots = max(int(n_slots), 1) if step_slots is None else int(step_slots)
+    if step_slots < 1 or lam.shape[0] * step_slots < n_slots or (lam.shape[0] - 1) * step_slots >= max(n_slots, 1):
+        raise QkdInputError(f"{lam.shape[0]} lam steps of {step_slots} slots do not cover {n_slots} slots")
     if not period_ps > 0:
         raise QkdInputError(f"period_ps must be > 0, got {period_ps}")
     if not 0 <= int(slot0) < 2**62 or not 0 <= int(key) < 2**64:
         raise QkdInputError(f"slot0 {slot0} and key {key} must be non-negative 64-bit integers")
+    delay_ps = np.ascontiguousarray(np.broadcast_to(np.asarray(delay_ps, dtype=np.float64), lam.shape[:1]))
     jitter_ps = np.ascontiguousarray(jitter_ps, dtype=np.float64)
     if jitter_ps.shape != (4,) or np.any(jitter_ps < 0):
         raise QkdInputError("jitter_ps must be 4 values >= 0")
@@ -159,7 +175,7 @@ def simulate_slots(
         raise QkdInputError(f"out must be three contiguous uint8 arrays of {n_slots} slots")
     halves = np.empty(0, dtype=np.uint32) if choices is None else choices.words(words_needed(n_slots)).view(np.uint32)
     # output sized for the expected clicks (+ margin); grown when a chunk might not fit
-    clicks_per_slot = float(np.asarray(p_intensity, dtype=np.float64) @ (-np.expm1(-lam)).sum(axis=2).mean(axis=1))
+    clicks_per_slot = float(np.asarray(p_intensity, dtype=np.float64) @ (-np.expm1(-lam)).sum(axis=3).mean(axis=(0, 2)))
     chunk = min(n_slots, CHUNK_SLOTS)
     cap = int(1.2 * clicks_per_slot * n_slots) + 4 * chunk + 1024
     click_t = np.empty(cap, dtype=np.int64)
@@ -170,8 +186,8 @@ def simulate_slots(
     while True:
         a, nc = _clicks_kernel(
             rng, np.uint64(key), np.int64(slot0), a, halves, choices is not None, th.above, np.uint8(th.base),
-            level, level / 2.0**CANDIDATE_BITS, basis, bit, intensity, p_any, inv_p_any, pattern_cdf,
-            float(period_ps), float(delay_ps), jitter_ps, click_t, click_det, nc, flag, cand,
+            level, level / 2.0**CANDIDATE_BITS, basis, bit, intensity, step_slots, p_any, inv_p_any, pattern_cdf,
+            float(period_ps), delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
         )
         if a >= n_slots:
             return basis, bit, intensity, click_t[:nc], click_det[:nc]
