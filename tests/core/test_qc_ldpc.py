@@ -36,8 +36,8 @@ def test_shift_kernel_matches_reference_on_hand_case():
     present = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1]], bool)
     order = np.array([0, 1, 2], np.int64)
     tie_u = np.array([0.0, 0.5, 0.25, 0.0, 0.75, 0.5, 0.1])
-    got, forced = Q._shift_kernel(present, order, 5, tie_u)
-    want, want_forced = naive.choose_shifts(present.tolist(), order.tolist(), 5, tie_u)
+    got, forced = Q._shift_kernel(present, order, 5, tie_u, 8, 20)
+    want, want_forced = naive.choose_shifts(present.tolist(), order.tolist(), 5, tie_u, 8, 20)
     assert got.tolist() == want and forced == want_forced == 0
     # the first column takes its draw; later edges avoid 4-cycles
     assert got[0, 0] == 0 and got[1, 0] == 2 and got[2, 0] == 1
@@ -45,15 +45,27 @@ def test_shift_kernel_matches_reference_on_hand_case():
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**31), mb=st.integers(2, 5), nb=st.integers(3, 7), z=st.integers(2, 9),
-       density=st.floats(0.3, 0.9))
-def test_shift_kernel_matches_reference_random(seed, mb, nb, z, density):
+       density=st.floats(0.3, 0.9), max_len=st.integers(2, 6), min_weight=st.integers(1, 40))
+def test_shift_kernel_matches_reference_random(seed, mb, nb, z, density, max_len, min_weight):
     rng = np.random.default_rng(seed)
     present, order, tie_u = _shift_case(rng, mb, nb, z, density)
-    got, forced = Q._shift_kernel(present, order, z, tie_u)
-    want, want_forced = naive.choose_shifts(present.tolist(), order.tolist(), z, tie_u)
+    got, forced = Q._shift_kernel(present, order, z, tie_u, max_len, min_weight)
+    want, want_forced = naive.choose_shifts(present.tolist(), order.tolist(), z, tie_u, max_len, min_weight)
     assert got.tolist() == want and forced == want_forced
     if forced == 0:  # girth >= 6 claimed: check it on the lifted graph
         assert naive.four_cycles(naive.lifted_rows(want, z)) == 0
+
+
+def test_shifts_keep_degree_2_cycles_from_lifting_to_light_codewords():
+    # rate-0.88 base: 18 degree-2 columns on 8 rows must close cycles among themselves
+    rate, nb, z = 0.88, 64, 64
+    degs = np.minimum(C.variable_degrees(nb, C.ensemble_of(rate)), 8)
+    base = C.peg_matrix(degs, 8, np.random.default_rng(1)).toarray().astype(bool)
+    plain, _ = Q.choose_shifts(base, z, np.random.default_rng(2), min_weight=1)
+    kept, _ = Q.choose_shifts(base, z, np.random.default_rng(2), max_len=6, min_weight=128)
+    light_plain = naive.lightest_deg2_word(plain.tolist(), z, 6)
+    light_kept = naive.lightest_deg2_word(kept.tolist(), z, 6)
+    assert light_kept >= 16 > light_plain
 
 
 @pytest.mark.parametrize("rate", [0.5, 0.7, 0.9])
@@ -172,12 +184,12 @@ def test_decoder_matches_reference_and_generic_decoder(small_qc, phi, rng):
     rows = naive.lifted_rows(code.shifts.tolist(), code.z)
     converged = 0
     for trial in range(4):
-        e = (rng.random(code.n) < 0.03).astype(np.uint8)
+        e = (rng.random(code.n) < 0.02).astype(np.uint8)
         if trial == 0:
             e[:] = 0
             e[[3, 300]] = 1  # hand case: two errors
         target = L.syndrome(code, e)
-        priors = np.full(code.n, 0.03)
+        priors = np.full(code.n, 0.02)
         llr0 = L._prior_llr(priors)
         got = D.QcSyndromeDecoder(code, max_iter=20, stall_iter=6, phi=phi).decode(target, priors)
         want_err, want_post, want_it, want_ok = naive_ldpc.layered_decode(

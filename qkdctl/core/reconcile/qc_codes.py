@@ -17,6 +17,14 @@ i1 j1 i2 j2 ... lifts to cycles of the same length iff the alternating sum of it
 fewest 6-cycles, with the already placed edges (ties broken by the generator).  While some edge had no
 4-cycle-free shift, the assignment is redone with fresh orders (up to SHIFT_ATTEMPTS times)
 and the best kept; the number of edges that still close a 4-cycle is kept (`four_cycles`).
+Between the two criteria comes one against light codewords: degree-2 columns (71 of 256 at
+rate 0.88, on 31 base rows) must form cycles in the base graph, and a cycle of L of them
+whose alternating shift sum is t lifts to cycles of L Z / gcd(t, Z) degree-2 columns, each
+a codeword of that weight (a QC code with Z = 256 and t = 128 has words of weight 2L);
+among the shifts that close no 4-cycle, the one whose lightest such word (over cycles of up
+to DEG2_CYCLE_LEN base columns) is heaviest is taken, weights from MIN_DEG2_WEIGHT up
+counting as equal.  (Found by a key of the first measurement that
+BP "decoded" to Alice's word plus a weight-10 codeword; verification caught it.)
 
 Rate adaptation works on blocks: the puncture order holds whole base columns with pairwise
 disjoint base-row sets (untainted: each check meets at most one punctured column), lowest
@@ -38,6 +46,8 @@ from qkdctl.core.reconcile.codes import LdpcCode, ensemble_of, peg_matrix, varia
 
 
 SHIFT_ATTEMPTS = 8  # shift assignments tried (fresh orders) while some edge closes a 4-cycle
+DEG2_CYCLE_LEN = 8  # cycles of degree-2 base columns checked up to this many columns
+MIN_DEG2_WEIGHT = 128  # lifted degree-2 codewords at least this heavy count as harmless
 
 
 @dataclass(frozen=True)
@@ -65,17 +75,33 @@ def lifted_matrix(shifts: np.ndarray, z: int) -> sp.csr_matrix:
 
 
 @njit(cache=True)
-def _shift_kernel(present, col_order, z, tie_u):  # pragma: no cover - compiled
-    # present: mb x nb bool base graph; returns shifts (-1 where absent) and the number of
-    # edges that had to close a lifted 4-cycle.
+def _shift_kernel(present, col_order, z, tie_u, max_len, min_weight):  # pragma: no cover - compiled
+    # present: mb x nb bool base graph.  A cycle of L degree-2 base columns whose alternating
+    # shift sum is t mod z lifts to codewords of weight L z / gcd(t, z).  Returns shifts (-1
+    # where absent) and the number of edges that had to close a lifted 4-cycle.
     mb, nb = present.shape
+    gcd_t = np.empty(z, np.int64)
+    for t in range(z):
+        a, b = z, t
+        while b:
+            a, b = b, a % b
+        gcd_t[t] = a
     p = np.full((mb, nb), -1, np.int64)
     row_cols = np.full((mb, nb), -1, np.int64)  # assigned columns per row
     row_cnt = np.zeros(mb, np.int64)
     col_rows = np.full((nb, mb), -1, np.int64)  # assigned rows per column
     col_cnt = np.zeros(nb, np.int64)
+    deg = np.zeros(nb, np.int64)
+    for j in range(nb):
+        for i in range(mb):
+            deg[j] += present[i, j]
     cnt4 = np.zeros(z, np.int64)
     cnt6 = np.zeros(z, np.int64)
+    minw = np.zeros(z, np.int64)  # lightest degree-2 codeword per shift, capped at min_weight
+    st_row = np.zeros(max_len + 1, np.int64)  # DFS over degree-2 columns: row, next slot, sum
+    st_pos = np.zeros(max_len + 1, np.int64)
+    st_sum = np.zeros(max_len + 1, np.int64)
+    on_path = np.zeros(mb, np.bool_)
     forced = 0
     e = 0
     for jj in range(col_order.shape[0]):
@@ -85,6 +111,7 @@ def _shift_kernel(present, col_order, z, tie_u):  # pragma: no cover - compiled
                 continue
             cnt4[:] = 0
             cnt6[:] = 0
+            minw[:] = min_weight
             for a in range(row_cnt[i]):
                 j2 = row_cols[i, a]
                 pij2 = p[i, j2]
@@ -105,15 +132,53 @@ def _shift_kernel(present, col_order, z, tie_u):  # pragma: no cover - compiled
                             if i3 == i2 or p[i3, j3] < 0:
                                 continue
                             cnt6[(b3 - p[i3, j3] + p[i3, j]) % z] += 1
+            if deg[j] == 2 and col_cnt[j] == 1:
+                # second edge of a degree-2 column: cycles of degree-2 columns j, ..., from its
+                # other row r0 back to i; sum = s - p[r0, j] + sum over the path of
+                # p[x, j2] - p[y, j2] (x -> y along j2)
+                r0 = col_rows[j, 0]
+                depth = 0
+                st_row[0] = r0
+                st_pos[0] = 0
+                st_sum[0] = -p[r0, j]
+                on_path[r0] = True
+                while depth >= 0:
+                    x = st_row[depth]
+                    if st_pos[depth] >= row_cnt[x]:
+                        on_path[x] = False
+                        depth -= 1
+                        continue
+                    j2 = row_cols[x, st_pos[depth]]
+                    st_pos[depth] += 1
+                    if j2 == j or deg[j2] != 2 or col_cnt[j2] != 2:
+                        continue
+                    y = col_rows[j2, 0] if col_rows[j2, 1] == x else col_rows[j2, 1]
+                    total = st_sum[depth] + p[x, j2] - p[y, j2]
+                    length = depth + 2  # columns: j and the path's
+                    if y == i:
+                        for t in range(z):
+                            w = length * z // gcd_t[t]
+                            s = (t - total) % z
+                            if w < minw[s]:
+                                minw[s] = w
+                    elif not on_path[y] and length < max_len:
+                        depth += 1
+                        st_row[depth] = y
+                        st_pos[depth] = 0
+                        st_sum[depth] = total
+                        on_path[y] = True
             start = int(tie_u[e] * z)
             best = -1
             best4 = 0
+            bestw = 0
             best6 = 0
             for u in range(z):
                 s = (start + u) % z
-                if best < 0 or cnt4[s] < best4 or (cnt4[s] == best4 and cnt6[s] < best6):
+                if best < 0 or cnt4[s] < best4 or (cnt4[s] == best4 and (
+                        minw[s] > bestw or (minw[s] == bestw and cnt6[s] < best6))):
                     best = s
                     best4 = cnt4[s]
+                    bestw = minw[s]
                     best6 = cnt6[s]
             if best4 > 0:
                 forced += 1
@@ -126,8 +191,11 @@ def _shift_kernel(present, col_order, z, tie_u):  # pragma: no cover - compiled
     return p, forced
 
 
-def choose_shifts(present: np.ndarray, z: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Circulant shifts for a base graph (mb x nb bool): fewest lifted 4-cycles, then 6-cycles.
+def choose_shifts(present: np.ndarray, z: int, rng: np.random.Generator,
+                  max_len: int = DEG2_CYCLE_LEN, min_weight: int = MIN_DEG2_WEIGHT) -> tuple[np.ndarray, int]:
+    """Circulant shifts for a base graph (mb x nb bool): fewest lifted 4-cycles, then the
+    heaviest lightest degree-2 codeword (from cycles of up to `max_len` degree-2 base columns;
+    weights from `min_weight` up count as equal), then fewest 6-cycles.
 
     Columns are visited by decreasing degree (ties in an order drawn from `rng`).  Returns the
     shift matrix (int64, -1 where the base graph has no edge) and the number of edges whose
@@ -138,11 +206,13 @@ def choose_shifts(present: np.ndarray, z: int, rng: np.random.Generator) -> tupl
     present = np.ascontiguousarray(present, dtype=np.bool_)
     if present.ndim != 2 or present.size == 0 or z < 1:
         raise QkdInputError("present must be a non-empty 2-D base graph and z >= 1")
+    if max_len < 2 or min_weight < 1:
+        raise QkdInputError(f"need max_len >= 2 and min_weight >= 1, got {max_len}, {min_weight}")
     deg = present.sum(axis=0)
     perm = rng.permutation(present.shape[1])
     order = perm[np.argsort(-deg[perm], kind="stable")].astype(np.int64)
     tie_u = rng.random(int(present.sum()))
-    return _shift_kernel(present, order, int(z), tie_u)
+    return _shift_kernel(present, order, int(z), tie_u, int(max_len), int(min_weight))
 
 
 def block_puncture_order(shifts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
