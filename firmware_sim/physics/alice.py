@@ -117,26 +117,31 @@ def _write_outcome(i, u, base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basi
     # pairwise sums keep the lanes narrow (16 per zmm register)
     o = np.uint8(base + (((u > d0) + (u > d1)) + ((u > d2) + (u > d3)) + ((u > d4) + (u > d5))
                          + ((u > d6) + (u > d7)) + ((u > d8) + (u > d9)) + (u > d10)))
-    intensity[i] = o >> np.uint8(2)
+    c = o >> np.uint8(2)
+    intensity[i] = c
     basis[i] = (o >> np.uint8(1)) & np.uint8(1)
     bit[i] = o & np.uint8(1)
+    return c
 
 
 @njit(cache=True)
-def _choices_kernel(key, slot0, halves, use_words, above, base, level_m1, basis, bit, intensity, flag):
-    """Alice's bytes of slots slot0.. and the candidate flags (high hash half <= level_m1)."""
+def _choices_kernel(key, slot0, halves, use_words, above, base, levels_m1, basis, bit, intensity, flag):
+    """Alice's bytes of slots slot0.. and the candidate flags (high hash half <= levels_m1[class])."""
     d0, d1, d2, d3, d4, d5 = above[0], above[1], above[2], above[3], above[4], above[5]
     d6, d7, d8, d9, d10 = above[6], above[7], above[8], above[9], above[10]
+    m0, m1, m2 = levels_m1[0], levels_m1[1], levels_m1[2]
     z0 = key + np.uint64(slot0) * GAMMA
     if use_words:
         for i in range(basis.size):
-            flag[i] = np.uint32(mix64(z0 + np.uint64(i) * GAMMA) >> _U32) <= level_m1
-            _write_outcome(i, halves[i], base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+            c = _write_outcome(i, halves[i], base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+            lm = m0 if c == 0 else (m1 if c == 1 else m2)
+            flag[i] = np.uint32(mix64(z0 + np.uint64(i) * GAMMA) >> _U32) <= lm
     else:
         for i in range(basis.size):
             z = mix64(z0 + np.uint64(i) * GAMMA)
-            flag[i] = np.uint32(z >> _U32) <= level_m1
-            _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+            c = _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+            lm = m0 if c == 0 else (m1 if c == 1 else m2)
+            flag[i] = np.uint32(z >> _U32) <= lm
 
 
 def alice_choices(
@@ -148,13 +153,14 @@ def alice_choices(
     intensity: np.ndarray,
     words: np.ndarray | None = None,
     flag: np.ndarray | None = None,
-    level: int = 0,
+    levels: tuple[int, int, int] = (0, 0, 0),
 ) -> None:
     """Write Alice's basis, bit and intensity class (uint8 arrays of n slots from absolute slot0).
 
     words: None = the counter generator of `key`; else >= words_needed(n) uint64 words
     of a RandomSource.  flag (uint8, n, optional): 1 where the slot's high hash half is
-    below `level` (0..2**32), the click candidates of physics/clicks.py.
+    below levels[class] (0..2**32 per intensity class; 0 = never), the click candidates
+    of physics/clicks.py.
     """
     n = basis.size
     for a in (basis, bit, intensity) + (() if flag is None else (flag,)):
@@ -168,11 +174,16 @@ def alice_choices(
         halves = words.view(np.uint32)
     if not 0 <= int(slot0) < 2**63 or not 0 <= int(key) < 2**64:
         raise QkdInputError(f"slot0 {slot0} and key must be non-negative 64-bit integers")
-    if not 0 <= int(level) <= _UNIT:
-        raise QkdInputError(f"candidate level {level} out of range 0..2**32")
+    lv = np.asarray(levels, dtype=np.int64)
+    if lv.shape != (3,) or np.any(lv < 0) or np.any(lv > _UNIT):
+        raise QkdInputError(f"candidate levels {levels} must be 3 values in 0..2**32")
     if flag is None:
         flag = np.empty(n, dtype=np.uint8)
     _choices_kernel(np.uint64(key), np.int64(slot0), halves, words is not None, thresholds.above,
-                    np.uint8(thresholds.base), np.uint32(max(int(level), 1) - 1), basis, bit, intensity, flag)
-    if int(level) == 0:
-        flag[:] = 0
+                    np.uint8(thresholds.base), levels_minus_one(lv), basis, bit, intensity, flag)
+    flag &= (lv > 0)[intensity]
+
+
+def levels_minus_one(levels: np.ndarray) -> np.ndarray:
+    """uint32 levels - 1 for the kernel's `<=` compare (a level of 0 gives 0: callers mask those classes)."""
+    return (np.maximum(np.asarray(levels, dtype=np.int64), 1) - 1).astype(np.uint32)

@@ -5,11 +5,13 @@ integer weights, probabilities quantized to 2^-32), from the counter generator o
 bench key or from a RandomSource's words.  For a coherent state the photon numbers
 reaching the four detectors are independent Poisson variables with means
 lam[class, state, det], so a slot clicks with p_any = 1 - exp(-sum lam).  Clicks are
-found by thinning: a slot is a candidate when the high 32 bits of its counter hash
-are below L = ceil(max p_any * 2^32), so candidates form a Bernoulli(p_bound) process
-with p_bound = L / 2^32 >= max p_any; the flags come out of Alice's vectorized loop
-(one compare per slot), and the scan reads them 8 slots per 64-bit word.  A candidate
-in state (class, s) clicks when w = u * p_bound < p_any[class, s] (u a fresh uniform
+found by thinning: a slot of intensity class c is a candidate when the high 32 bits of
+its counter hash are below L_c = ceil(max_s p_any[c, s] * 2^32), so candidates form a
+Bernoulli(p_bound_c) process with p_bound_c = L_c / 2^32 >= p_any[c, s] (a per-class
+bound: decoy and vacuum pulses are rarely candidates); the flags come out of Alice's
+vectorized loop (a compare and a select per slot), and the scan finds them 8 slots per
+64-bit word (trailing-zero count).  A candidate
+in state (c, s) clicks when w = u * p_bound_c < p_any[c, s] (u a fresh uniform
 of the Generator, so P = p_any exactly); then w / p_any is again uniform and picks
 the click pattern (which of the 15 non-empty detector subsets) from its distribution
 given a click.  Each click takes one normal draw for its Gaussian jitter.  The
@@ -23,8 +25,9 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
-from firmware_sim.physics.alice import _choices_kernel, choice_thresholds, words_needed
+from firmware_sim.physics.alice import _choices_kernel, choice_thresholds, levels_minus_one, words_needed
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.randomness import RandomSource
 
@@ -41,32 +44,34 @@ CANDIDATE_BITS = 32
 
 @njit(cache=True)
 def _clicks_kernel(
-    rng, key, slot0, start, halves, use_words, above, base, level, p_bound, basis, bit, intensity,
-    step_slots, p_any, inv_p_any, pattern_cdf, period_ps, delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
+    rng, key, slot0, start, halves, use_words, above, base, levels_m1, p_bound, basis, bit, intensity,
+    step_slots, table, period_ps, delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
 ):
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
-    Slot k uses the tables of step k // step_slots.  Stops before a chunk whose clicks
+    Slot k in state (c, s) of step st = k // step_slots reads row 12 st + 4 c + s of
+    `table`: p_any, 1 / p_any, then the 14 pattern cdf values.  Stops before a chunk whose clicks
     might not fit (4 per slot); returns (next slot, clicks).
     """
     n = basis.size
     chunk = flag.size
     words = flag.view(np.uint64)
-    level_m1 = np.uint32(max(level, 1) - 1)
+    scan = p_bound.max() > 0.0
     a = start
     while a < n:
         b = min(n, a + chunk)
         if click_t.size - nc < 4 * (b - a):
             break
-        _choices_kernel(key, slot0 + a, halves[a:b], use_words, above, base, level_m1,
+        _choices_kernel(key, slot0 + a, halves[a:b], use_words, above, base, levels_m1,
                         basis[a:b], bit[a:b], intensity[a:b], flag[:b - a])
         flag[b - a:] = 0
         m = 0
-        for q in range(0 if level == 0 else (b - a + 7) // 8):
-            if words[q] != 0:  # branch-free compaction of the word's candidates
-                for r in range(8 * q, 8 * q + 8):
-                    cand[m] = a + r
-                    m += flag[r]
+        for q in range((b - a + 7) // 8 if scan else 0):
+            x = words[q]  # candidate flags are bytes 0/1: one set bit (8 r) per candidate r of the word
+            while x != 0:
+                cand[m] = a + 8 * q + np.int64(trailing_zeros(x) >> np.uint64(3))
+                m += 1
+                x &= x - np.uint64(1)
         st = a // step_slots
         next_step = (st + 1) * step_slots
         for ci in range(m):
@@ -75,13 +80,15 @@ def _clicks_kernel(
                 st += 1
                 next_step += step_slots
             c = intensity[k]
-            s = 2 * basis[k] + bit[k]
-            w = rng.random() * p_bound
-            if w < p_any[st, c, s]:
-                v = w * inv_p_any[st, c, s]
+            if p_bound[c] == 0.0:  # a class without light (level 0) has no candidates
+                continue
+            row = 12 * st + 4 * np.int64(c) + 2 * np.int64(basis[k]) + np.int64(bit[k])
+            w = rng.random() * p_bound[c]
+            if w < table[row, 0]:
+                v = w * table[row, 1]
                 pattern = 1
-                for j in range(14):
-                    pattern += v >= pattern_cdf[st, c, s, j]
+                for j in range(2, 16):
+                    pattern += v >= table[row, j]
                 t_slot = (slot0 + k) * period_ps + delay_ps[st]
                 for j in range(_PATTERN_SIZE[pattern]):
                     det = _PATTERN_DETS[pattern, j]
@@ -110,9 +117,11 @@ def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(p_any), np.ascontiguousarray(cdf)
 
 
-def candidate_level(p_any: np.ndarray) -> int:
-    """Candidate threshold L (p_bound = L / 2**32) of the largest click probability, 0 without light."""
-    return min(math.ceil(float(p_any.max()) * (1 << CANDIDATE_BITS)), 1 << CANDIDATE_BITS)
+def candidate_levels(p_any: np.ndarray) -> np.ndarray:
+    """Per intensity class the candidate threshold L_c (int64, 3; p_bound_c = L_c / 2**32) of its
+    largest click probability over states (and steps): p_any[..., class, state]; 0 without light."""
+    p_max = p_any.reshape(-1, 3, 4).max(axis=(0, 2))
+    return np.minimum(np.ceil(p_max * float(1 << CANDIDATE_BITS)), float(1 << CANDIDATE_BITS)).astype(np.int64)
 
 
 def simulate_slots(
@@ -167,7 +176,9 @@ def simulate_slots(
     th = choice_thresholds(p_intensity, p_z, p_bit_one)
     p_any, pattern_cdf = click_tables(lam)
     inv_p_any = np.divide(1.0, p_any, out=np.zeros_like(p_any), where=p_any > 0)
-    level = candidate_level(p_any)
+    table = np.ascontiguousarray(np.concatenate((p_any[..., None], inv_p_any[..., None], pattern_cdf), axis=-1)
+                                 .reshape(-1, 16))
+    levels = candidate_levels(p_any)
     if out is None:
         out = tuple(np.empty(n_slots, dtype=np.uint8) for _ in range(3))
     basis, bit, intensity = out
@@ -186,7 +197,7 @@ def simulate_slots(
     while True:
         a, nc = _clicks_kernel(
             rng, np.uint64(key), np.int64(slot0), a, halves, choices is not None, th.above, np.uint8(th.base),
-            level, level / 2.0**CANDIDATE_BITS, basis, bit, intensity, step_slots, p_any, inv_p_any, pattern_cdf,
+            levels_minus_one(levels), levels / 2.0**CANDIDATE_BITS, basis, bit, intensity, step_slots, table,
             float(period_ps), delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
         )
         if a >= n_slots:

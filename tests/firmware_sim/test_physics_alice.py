@@ -19,8 +19,9 @@ from tests.naive import sim as naive
 
 
 def _choices(key, slot0, n, p, words=None, level=0):
+    levels = level if isinstance(level, tuple) else (level,) * 3
     out = [np.empty(n, np.uint8) for _ in range(4)]
-    alice_choices(key, slot0, choice_thresholds(*p), *out[:3], words=words, flag=out[3], level=level)
+    alice_choices(key, slot0, choice_thresholds(*p), *out[:3], words=words, flag=out[3], levels=levels)
     return out
 
 
@@ -50,6 +51,9 @@ def test_published_splitmix64_vector_and_hand_choice():
     basis, bit, inten, flag = _choices(0, 1, 1, ((0.5, 0.25, 0.25), 0.5, 0.5), level=0xE220A83A)
     assert (inten[0], basis[0], bit[0], flag[0]) == (0, 1, 1, 1)
     assert _choices(0, 1, 1, ((0.5, 0.25, 0.25), 0.5, 0.5), level=0xE220A839)[3][0] == 0
+    # the level is per intensity class: the signal class's (0) decides here
+    assert _choices(0, 1, 1, ((0.5, 0.25, 0.25), 0.5, 0.5), level=(0xE220A83A, 0, 0))[3][0] == 1
+    assert _choices(0, 1, 1, ((0.5, 0.25, 0.25), 0.5, 0.5), level=(0, 2**32, 2**32))[3][0] == 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -78,11 +82,13 @@ def test_counter_choices_match_naive_random(rng):
     p = ((0.55, 0.3, 0.15), 0.8, 0.5)
     w = choice_weights(*p).tolist()
     key, slot0, n = int(rng.integers(0, 2**63)) * 2 + 1, int(rng.integers(0, 2**40)), 2001
-    basis, bit, inten, flag = _choices(key, slot0, n, p, level=2**30)
+    levels = (2**30, 2**28, 0)
+    basis, bit, inten, flag = _choices(key, slot0, n, p, level=levels)
     hashes = [naive.slot_hash(key, slot0 + i) for i in range(n)]
     want = [naive.alice_choice(h & 0xFFFFFFFF, w) for h in hashes]
     assert list(zip(inten.tolist(), basis.tolist(), bit.tolist())) == want
-    assert flag.tolist() == [int(h >> 32 < 2**30) for h in hashes]
+    assert flag.tolist() == [int(h >> 32 < levels[c]) for h, (c, _, _) in zip(hashes, want)]
+    assert flag[inten == 0].any() and flag[inten == 1].any()
 
 
 def test_word_choices_match_naive_random(rng):
@@ -143,5 +149,5 @@ def test_bad_input_is_named():
         alice_choices(1, 0, th, *(np.empty(3, np.int64) for _ in range(3)))
     with pytest.raises(QkdInputError, match="slot0"):
         alice_choices(1, -1, th, *(np.empty(3, np.uint8) for _ in range(3)))
-    with pytest.raises(QkdInputError, match="level"):
-        alice_choices(1, 0, th, *(np.empty(3, np.uint8) for _ in range(3)), level=2**32 + 1)
+    with pytest.raises(QkdInputError, match="levels"):
+        alice_choices(1, 0, th, *(np.empty(3, np.uint8) for _ in range(3)), levels=(0, 2**32 + 1, 0))

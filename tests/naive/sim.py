@@ -56,13 +56,12 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
     """Reference of clicks.simulate_slots: Alice's arrays and clicks, same draws in the same order.
 
     Slot i (absolute slot0 + i) hashes to h; Alice's 32 bits are h's low half (or half
-    i % 2 of words[i // 2]); the slot is a candidate when h's high half is below
-    L = ceil(p_max 2^32).  Candidates in slot order take a uniform and one normal per click.
+    i % 2 of words[i // 2]); a slot of class c is a candidate when h's high half is below
+    L_c = ceil(max_s p_any[c][s] 2^32).  Candidates in slot order take a uniform and one
+    normal per click.
     """
     p_any = [[1.0 - math.exp(-sum(lam[c, s])) for s in range(4)] for c in range(3)]
-    p_max = max(max(row) for row in p_any)
-    level = min(math.ceil(p_max * 2**32), 2**32)
-    p_bound = level / 2**32
+    level = [min(math.ceil(max(p_any[c]) * 2**32), 2**32) for c in range(3)]
     basis, bit, inten, click_t, click_det = [], [], [], [], []
     for i in range(n):
         h = slot_hash(key, slot0 + i)
@@ -71,10 +70,10 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
         inten.append(c)
         basis.append(b)
         bit.append(x)
-        if (h >> 32) >= level:
+        if (h >> 32) >= level[c]:
             continue
         s = 2 * b + x
-        w = rng.random() * p_bound
+        w = rng.random() * level[c] / 2**32
         if w >= p_any[c][s]:
             continue
         v = w / p_any[c][s]
