@@ -359,9 +359,8 @@ class SimBench:
         tags = self._tagger(slot0, slot_end, period_ps, t0_ps, t1_ps, clk_t, clk_det)
         self._next_slot = slot_end
         self._block_id += 1
-        counts = np.bincount(tags.channel - self._ch_number.min(), minlength=int(np.ptp(self._ch_number)) + 1)
-        for num in self._ch_number:
-            self._rates_hz[int(num)] = float(counts[num - self._ch_number.min()]) / duration_s
+        for num, count in zip(self._ch_number, self._tag_state.counts):
+            self._rates_hz[int(num)] = float(count) / duration_s
         truth = {
             "mu": mu,
             "fiber_rotation": self._fiber.rotation.copy(),

@@ -45,7 +45,7 @@ def _delay_kernel(clk_t, clk_det, delay_ps, visible, presorted):
 
 @njit(cache=True)
 def _tagger_kernel(a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role, dead_ps, resolution_ps,
-                   ch_number, last_tag, bucket, rate_per_ps, capacity):
+                   ch_number, last_tag, bucket, rate_per_ps, capacity, counts):
     """Merge two time-sorted edge streams and filter them.
 
     a (detectors): edge i has role r = a_code[i] + a_offset and time a_t[i] + a_delay[r]
@@ -95,6 +95,7 @@ def _tagger_kernel(a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role, dead_
         level += 1.0
         out_t[no] = t
         out_ch[no] = ch_number[r]
+        counts[r] += 1
         no += 1
     bucket[0] = level
     bucket[1] = t_last
@@ -102,11 +103,13 @@ def _tagger_kernel(a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role, dead_
 
 
 class TaggerState:
-    """Tagger memory across blocks: last tag per role (ps) and the bucket (level, t_ps)."""
+    """Tagger memory across blocks: last tag per role (ps), the bucket (level, t_ps), and the
+    tags recorded per role by the last tag_stream call (the count rates' numerators)."""
 
     def __init__(self) -> None:
         self.last_tag_ps = np.full(N_ROLES, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.bucket = np.zeros(2, dtype=np.float64)
+        self.counts = np.zeros(N_ROLES, dtype=np.int64)
 
 
 def tag_stream(
@@ -160,10 +163,11 @@ def tag_stream(
     b_role = np.concatenate([np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
                              for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.uint8)])
     order = np.argsort(b_t, kind="stable")
+    state.counts[:] = 0
     t, ch, missed = _tagger_kernel(
         a_t, a_code, a_offset, a_delay, a_visible, b_t[order], b_role[order],
         np.ascontiguousarray(dead_time_ps, dtype=np.int64), int(resolution_ps),
         np.ascontiguousarray(ch_number, dtype=np.int32), state.last_tag_ps, state.bucket,
-        max_rate_tags_per_s * 1e-12, float(buffer_tags),
+        max_rate_tags_per_s * 1e-12, float(buffer_tags), state.counts,
     )
     return t, ch, int(missed)

@@ -210,6 +210,7 @@ def _tag_pair(seed, n, res, rate, cap, visible, equal_delays=False):
     last = [int(x) for x in TaggerState().last_tag_ps]
     bucket = [0.0, 0.0]
     ref = naive.tagger(clk_t, clk_det, extra, delay, visible, dead, res, chn, last, bucket, rate * 1e-12, float(cap))
+    assert state.counts.tolist() == [ref[1].count(c) for c in chn]  # tags per role of this call
     return (t.tolist(), ch.tolist(), missed), ref, state
 
 
