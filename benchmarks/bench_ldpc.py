@@ -22,7 +22,8 @@ Quasi-cyclic rows (`docs/ldpc.md`, "QC codes and the vectorized decoder"): frame
 F_DECODE on the QC family code (QC_BASE_COLUMNS base columns, circulants of frame_n / 256),
 decoded by the generic layered decoder (baseline: the same frames, the same graph with the
 shortened blocks left out) and by `QcSyndromeDecoder` with each phi; and the blind protocol
-on QC codes (`QC_METHODS`) against "ldpc-blind" on the PEG codes, on the same keys.
+on QC codes (`QC_METHODS`, "ldpc-blind" first) against "ldpc-blind-peg" (the PEG codes), on
+the same keys.
 """
 
 from __future__ import annotations
@@ -58,14 +59,13 @@ QC_FRAME_SIZES = (65536,)
 QUICK_QC_FRAME_SIZES = (16384,)
 QC_BLIND_RUNS = 20
 QUICK_QC_BLIND_RUNS = 1
-# blind protocol on QC codes: (name, variant); "ldpc-blind" on the PEG codes is the baseline
+# blind protocol on QC codes: (name, variant); "ldpc-blind-peg" (PEG codes) is the baseline
 QC_METHODS: tuple[tuple[str, LdpcVariant], ...] = (
-    ("ldpc-blind qc poly", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc",
-                                   qc_base_columns=QC_BASE_COLUMNS, qc_phi="poly")),
-    ("ldpc-blind qc table", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-table",
-                                    qc_base_columns=QC_BASE_COLUMNS, qc_phi="table")),
-    ("ldpc-blind qc poly f_start 1.06", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-106",
-                                                qc_base_columns=QC_BASE_COLUMNS, f_start=1.06)),
+    ("ldpc-blind (qc poly, f_start 1.06)", VARIANTS["ldpc-blind"]),
+    ("ldpc-blind qc poly f_start 1.08", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-108",
+                                                f_start=1.08)),
+    ("ldpc-blind qc table f_start 1.08", replace(VARIANTS["ldpc-blind"], name="ldpc-blind-qc-table",
+                                                 f_start=1.08, qc_phi="table")),
 )
 
 
@@ -162,12 +162,12 @@ def _qc_decode(frame_n: int, qber: float, count: int) -> list[dict]:
 
 
 def _qc_blind(qber: float, runs: int) -> list[dict]:
-    """`runs` keys of BLIND_N bits through ldpc-blind on PEG codes (baseline) and on QC codes."""
-    methods = [("ldpc-blind peg", "ldpc-blind")] + [(n, ldpc_method(v)) for n, v in QC_METHODS]
+    """`runs` keys of BLIND_N bits through ldpc-blind-peg (PEG codes, baseline) and on QC codes."""
+    methods = [("ldpc-blind-peg", "ldpc-blind-peg")] + [(n, ldpc_method(v)) for n, v in QC_METHODS]
     figures = {name: _protocol(m, qber, runs) for name, m in methods}
-    base = figures["ldpc-blind peg"]["seconds"]
+    base = figures["ldpc-blind-peg"]["seconds"]
     return [result(
-        f"{name} q={qber:g} n={BLIND_N}", BLIND_N * runs, fig["seconds"], "bit/s", "ldpc-blind peg",
+        f"{name} q={qber:g} n={BLIND_N}", BLIND_N * runs, fig["seconds"], "bit/s", "ldpc-blind-peg",
         base, method=name, qber=qber, n=BLIND_N, runs=runs, threads=numba.get_num_threads(),
         **{k: v for k, v in fig.items() if k != "seconds"},
     ) for name, fig in figures.items()]
