@@ -130,15 +130,17 @@ def _choices_kernel(key, slot0, halves, use_words, above, base, levels_m1, basis
     d0, d1, d2, d3, d4, d5 = above[0], above[1], above[2], above[3], above[4], above[5]
     d6, d7, d8, d9, d10 = above[6], above[7], above[8], above[9], above[10]
     m0, m1, m2 = levels_m1[0], levels_m1[1], levels_m1[2]
-    z0 = key + np.uint64(slot0) * GAMMA
+    state = key + np.uint64(slot0) * GAMMA  # the counter's state: stepped by GAMMA, no multiply per slot
     if use_words:
         for i in range(basis.size):
             c = _write_outcome(i, halves[i], base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
             lm = m0 if c == 0 else (m1 if c == 1 else m2)
-            flag[i] = np.uint32(mix64(z0 + np.uint64(i) * GAMMA) >> _U32) <= lm
+            flag[i] = np.uint32(mix64(state) >> _U32) <= lm
+            state += GAMMA
     else:
         for i in range(basis.size):
-            z = mix64(z0 + np.uint64(i) * GAMMA)
+            z = mix64(state)
+            state += GAMMA
             c = _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
             lm = m0 if c == 0 else (m1 if c == 1 else m2)
             flag[i] = np.uint32(z >> _U32) <= lm
