@@ -436,6 +436,8 @@ class SimBench:
             basis=alice_arrays[0], bit=alice_arrays[1], intensity=alice_arrays[2], first_slot=slot0
         )
         optics = {"transmission": t_link, "e_z": e_z_acc / n_slots, "e_x": e_x_acc / n_slots, "eve": eve_stats}
+        if len(parts_t) == 1:  # the one call of the fast path: no copy
+            return alice, parts_t[0], parts_det[0], optics
         return alice, np.concatenate(parts_t), np.concatenate(parts_det), optics
 
     def _tagger(
