@@ -4,7 +4,8 @@ A base row of a `QcLdpcCode` is a layer of Z checks that share no variable; chec
 layer i meets, for every base edge (i, j) of shift s, variable j Z + (t + s) mod Z.  The
 decoder takes one layer at a time and runs every step over the Z lanes of contiguous
 float32 arrays: the posterior slice of each circulant is gathered as two contiguous copies
-(the rotation), then q = post - r, sign parity and the sum of phi(|q|) per lane, then
+(the rotation), then q = post - r, the sign and hard-decision parities (two bits of one
+int32 per lane) and the sum of phi(|q|), then
 r = sign phi(total - phi(|q|)) and post = q + r, and the slice is scattered back; LLVM
 turns these loops into AVX2/AVX-512 code.  The messages are the same as those of the
 generic layered decoder (`qkdctl.core.reconcile.ldpc`) with checks in the order i Z + t.
@@ -54,6 +55,8 @@ _E2, _E3, _E4, _E5 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24), n
 # 2 atanh(u) = 2 u (1 + u^2/3 + u^4/5 + u^6/7 + u^8/9), u < 1/4
 _A3, _A5, _A7, _A9 = np.float32(1 / 3), np.float32(1 / 5), np.float32(1 / 7), np.float32(1 / 9)
 _TWO = np.float32(2.0)
+_I1 = np.int32(1)
+_I3 = np.int32(3)
 _I127 = np.int32(127)
 _I23 = np.int32(23)
 _MANT = np.int32(0x7FFFFF)
@@ -97,7 +100,7 @@ def _phi_tab(x, table, last):  # pragma: no cover - compiled
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, max_iter,
-                     stall_iter, use_table, table, q_buf, f_buf, total, neg, hard, post,
+                     stall_iter, use_table, table, q_buf, f_buf, total, nh, post,
                      err):  # pragma: no cover - compiled
     # One frame; post/err outputs, r_msg (edge-major, z lanes per edge) updated in place.
     mb = layer_ptr.shape[0] - 1
@@ -121,8 +124,7 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
             d = layer_ptr[layer + 1] - lo
             tv = target[layer * z:(layer + 1) * z]
             for t in range(z):
-                neg[t] = np.int32(tv[t])
-                hard[t] = neg[t]
+                nh[t] = np.int32(tv[t]) * _I3  # bit 0: sign parity, bit 1: hard-decision parity
                 total[t] = _F0
             for k in range(d):
                 e = lo + k
@@ -142,25 +144,23 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                 if use_table:
                     for t in range(z):
                         p = qv[t]
-                        hard[t] ^= np.int32(p < _F0)
                         q = p - rv[t]
                         qv[t] = q
-                        neg[t] ^= np.int32(q < _F0)
+                        nh[t] ^= np.int32(q < _F0) | (np.int32(p < _F0) << _I1)
                         f = _phi_tab(abs(q), table, last)
                         fv[t] = f
                         total[t] += f
                 else:
                     for t in range(z):
                         p = qv[t]
-                        hard[t] ^= np.int32(p < _F0)
                         q = p - rv[t]
                         qv[t] = q
-                        neg[t] ^= np.int32(q < _F0)
+                        nh[t] ^= np.int32(q < _F0) | (np.int32(p < _F0) << _I1)
                         f = _phi_poly(abs(q))
                         fv[t] = f
                         total[t] += f
             for t in range(z):
-                unsat += hard[t]
+                unsat += (nh[t] >> _I1) & _I1
             for k in range(d):
                 e = lo + k
                 base = edge_block[e] * z
@@ -173,14 +173,14 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                     for t in range(z):
                         q = qv[t]
                         mag = _phi_tab(total[t] - fv[t], table, last)
-                        r = -mag if (neg[t] ^ np.int32(q < _F0)) else mag
+                        r = -mag if ((nh[t] ^ np.int32(q < _F0)) & _I1) else mag
                         rv[t] = r
                         qv[t] = q + r
                 else:
                     for t in range(z):
                         q = qv[t]
                         mag = _phi_poly(total[t] - fv[t])
-                        r = -mag if (neg[t] ^ np.int32(q < _F0)) else mag
+                        r = -mag if ((nh[t] ^ np.int32(q < _F0)) & _I1) else mag
                         rv[t] = r
                         qv[t] = q + r
                 head = post[base + s:base + z]
@@ -225,11 +225,10 @@ def _qc_batch_kernel(layer_ptr, edge_block, edge_shift, z, targets, llr0, r_msg,
         q_buf = np.empty(max_deg * z, np.float32)
         f_buf = np.empty(max_deg * z, np.float32)
         total = np.empty(z, np.float32)
-        neg = np.empty(z, np.int32)
-        hard = np.empty(z, np.int32)
+        nh = np.empty(z, np.int32)
         its[f], ok[f] = _qc_frame_kernel(
             layer_ptr, edge_block, edge_shift, z, targets[f], llr0[f], r_msg[f], max_iter,
-            stall_iter, use_table, table, q_buf, f_buf, total, neg, hard, post[f], err[f])
+            stall_iter, use_table, table, q_buf, f_buf, total, nh, post[f], err[f])
 
 
 class QcSyndromeDecoder:
@@ -318,7 +317,7 @@ class QcSyndromeDecoder:
             its[0], ok[0] = _qc_frame_kernel(
                 *args, t_arr[0], llr0[0], msgs[0], self.max_iter, self.stall_iter, self.use_table,
                 _PHI, np.empty(self._max_deg * z, np.float32), np.empty(self._max_deg * z, np.float32),
-                np.empty(z, np.float32), np.empty(z, np.int32), np.empty(z, np.int32), post[0], err[0])
+                np.empty(z, np.float32), np.empty(z, np.int32), post[0], err[0])
         else:
             _qc_batch_kernel(*args, t_arr, llr0, msgs, self.max_iter, self.stall_iter, self.use_table,
                              _PHI, self._max_deg, post, err, its, ok)
