@@ -151,3 +151,22 @@ def test_bad_input_is_named():
         alice_choices(1, -1, th, *(np.empty(3, np.uint8) for _ in range(3)))
     with pytest.raises(QkdInputError, match="levels"):
         alice_choices(1, 0, th, *(np.empty(3, np.uint8) for _ in range(3)), levels=(0, 2**32 + 1, 0))
+
+
+@pytest.mark.skipif("+avx2" not in __import__("llvmlite.binding").binding.get_host_cpu_features().flatten(),
+                    reason="vector registers are checked on AVX2/AVX-512 hosts")
+def test_choice_loop_is_vectorized():
+    # a fresh (uncached) compile, whose assembly numba can show: the counter hash and the
+    # eleven compares must run in ymm/zmm registers, or the per-slot cost triples
+    from numba import njit
+
+    from firmware_sim.physics import alice
+
+    kernel = njit(cache=False)(alice._choices_kernel.py_func)
+    n = 64
+    out = [np.empty(n, np.uint8) for _ in range(4)]
+    th = choice_thresholds((0.7, 0.2, 0.1), 0.7, 0.5)
+    kernel(np.uint64(1), np.int64(0), np.empty(0, np.uint32), False, th.above, np.uint8(th.base),
+           np.zeros(3, np.uint32), *out)
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    assert asm.count("vpmullq") >= 4 and ("zmm" in asm or "ymm" in asm)
