@@ -143,6 +143,26 @@ def test_polynomial_phi_matches_exact_phi():
     np.testing.assert_allclose(got, want, rtol=3e-5, atol=1e-12)
 
 
+@njit(error_model="numpy")
+def _tanh_pair_all(x, y, t_out, a_out):
+    for i in range(x.shape[0]):
+        t_out[i] = D._tanh_half(x[i])
+    for i in range(y.shape[0]):
+        a_out[i] = D._two_atanh(y[i])
+
+
+def test_tanh_domain_functions_match_exact_ones():
+    x = np.concatenate([np.geomspace(1e-9, 45.0, 3000), [0.0, 0.25]]).astype(np.float32)
+    y = np.concatenate([np.linspace(0.0, 1.0, 3001), 1 - np.geomspace(1e-7, 1e-2, 50)]).astype(np.float32)
+    t_out, a_out = np.empty_like(x), np.empty_like(y)
+    _tanh_pair_all(x, y, t_out, a_out)
+    np.testing.assert_allclose(t_out, np.tanh(np.minimum(x.astype(float), 40.0) / 2), rtol=3e-5, atol=1e-12)
+    y64 = y.astype(float)
+    with np.errstate(divide="ignore"):
+        want = np.minimum(np.log((1 + y64) / (1 - y64)), naive.phi(2.0**-20))
+    np.testing.assert_allclose(a_out, want, rtol=3e-5, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def small_qc():
     return Q.build_qc_code(0.75, 512, seed=11, z=16)
@@ -159,7 +179,7 @@ def _state_as_rows(dec, state):
     return rows
 
 
-@pytest.mark.parametrize("phi, rtol", [("table", 0.02), ("poly", 1e-3)])
+@pytest.mark.parametrize("phi, rtol", [("table", 0.02), ("poly", 1e-3), ("tanh", 1e-3)])
 def test_one_sweep_gives_the_reference_messages(small_qc, phi, rtol, rng):
     code = small_qc
     rows = naive.lifted_rows(code.shifts.tolist(), code.z)
@@ -178,7 +198,7 @@ def test_one_sweep_gives_the_reference_messages(small_qc, phi, rtol, rng):
     np.testing.assert_allclose(got.llr, want_post, rtol=rtol, atol=0.05 if phi == "table" else 1e-3)
 
 
-@pytest.mark.parametrize("phi", ["table", "poly"])
+@pytest.mark.parametrize("phi", ["table", "poly", "tanh"])
 def test_decoder_matches_reference_and_generic_decoder(small_qc, phi, rng):
     code = small_qc
     rows = naive.lifted_rows(code.shifts.tolist(), code.z)
@@ -204,20 +224,21 @@ def test_decoder_matches_reference_and_generic_decoder(small_qc, phi, rng):
     assert converged >= 3
 
 
-def test_resumed_decoding_matches_reference(small_qc, rng):
+@pytest.mark.parametrize("phi", ["poly", "tanh"])
+def test_resumed_decoding_matches_reference(small_qc, phi, rng):
     code = small_qc
     rows = naive.lifted_rows(code.shifts.tolist(), code.z)
     e = (rng.random(code.n) < 0.07).astype(np.uint8)
     target = L.syndrome(code, e)
     lay = L.frame_layout(code, code.n - 32, 32)
-    dec = D.QcSyndromeDecoder(code, max_iter=3, stall_iter=100, phi="poly")
+    dec = D.QcSyndromeDecoder(code, max_iter=3, stall_iter=100, phi=phi)
     first = dec.decode(target, L.error_priors(lay, 0.07))
     ref = [[0.0] * len(cols) for cols in rows]
     naive_ldpc.layered_decode(rows, target.tolist(), L._prior_llr(L.error_priors(lay, 0.07)).astype(float),
                               3, 1.0, True, 100, ref)
     known = np.concatenate([np.flatnonzero(e)[:12], np.flatnonzero(e == 0)[:12]])
     priors = L.error_priors(lay, 0.07, known, e[known])
-    again = D.QcSyndromeDecoder(code, max_iter=20, stall_iter=100, phi="poly").decode(target, priors, first.state)
+    again = D.QcSyndromeDecoder(code, max_iter=20, stall_iter=100, phi=phi).decode(target, priors, first.state)
     want_err, want_post, want_it, want_ok = naive_ldpc.layered_decode(
         rows, target.tolist(), L._prior_llr(priors).astype(float), 20, 1.0, True, 100, ref)
     assert again.iterations == want_it and again.converged == want_ok

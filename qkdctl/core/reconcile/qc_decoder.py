@@ -17,6 +17,13 @@ the logarithm from the float's exponent and a degree-6 polynomial in the mantiss
 division; for u < 1/4, phi = 2 atanh(u) by its series: relative error below 2e-5 for
 2^-20 <= x <= 40, no table, no gather).
 
+"tanh" replaces the phi sums by products (the same sum-product rule): pass 1 stores
+t = tanh(|q|/2) = (1 - u) / (1 + u) per edge and the product of the layer's earlier t
+(prefix), pass 2 runs over the layer's edges backwards with the product of the later t
+(suffix) and sets |r| = 2 atanh(prefix suffix) = ln((1 + y) / (1 - y)), capped at
+phi(2^-20) like the other modes: one exponential and one logarithm per edge instead of
+two of each (no division by a t, so q = 0 on a punctured bit is exact).
+
 Stopping rule and resumption as in the generic decoder: the hard decisions' unsatisfied
 checks are counted per layer as the sweep meets them; at 0, one exact syndrome check
 confirms; `stall_iter` sweeps without a new least count give up; the check-to-variable
@@ -35,7 +42,7 @@ from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.ldpc import _PHI, DecodeResult, _float_bits, _phi_index, _prior_llr
 from qkdctl.core.reconcile.qc_codes import QcLdpcCode
 
-PHI_MODES = ("table", "poly")
+PHI_MODES = ("table", "poly", "tanh")  # kernel modes 0, 1, 2
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -55,6 +62,8 @@ _E2, _E3, _E4, _E5 = np.float32(1 / 2), np.float32(1 / 6), np.float32(1 / 24), n
 # 2 atanh(u) = 2 u (1 + u^2/3 + u^4/5 + u^6/7 + u^8/9), u < 1/4
 _A3, _A5, _A7, _A9 = np.float32(1 / 3), np.float32(1 / 5), np.float32(1 / 7), np.float32(1 / 9)
 _TWO = np.float32(2.0)
+_PHI_CAP = np.float32(-np.log(np.tanh(2.0 ** -21)))  # phi(2^-20): the largest message
+_OM_MIN = np.float32(1e-30)
 _I1 = np.int32(1)
 _I3 = np.int32(3)
 _I127 = np.int32(127)
@@ -71,26 +80,65 @@ def _bitcast_i32_f32(typingctx, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _phi_poly(x):  # pragma: no cover - compiled
-    x = min(max(x, _X_MIN), _X_MAX)
+def _exp_neg(x):  # pragma: no cover - compiled
+    # e^-x for 0 <= x <= 40: 2^k 2^f, k = round(-x log2 e), |f| <= 1/2
     y = -x * _LOG2E
     k = np.floor(y + _HALF)
-    f = y - k  # e^-x = 2^k 2^f
+    f = y - k
     p2 = _F1 + f * (_P2[0] + f * (_P2[1] + f * (_P2[2] + f * _P2[3])))
-    u = p2 * _bitcast_i32_f32((np.int32(k) + _I127) << _I23)
+    return p2 * _bitcast_i32_f32((np.int32(k) + _I127) << _I23)
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _one_minus_exp_neg(x, u):  # pragma: no cover - compiled
+    # 1 - e^-x given u = e^-x: by its series below x = 1/4 (no cancellation)
     series = x * (_F1 - x * (_E2 - x * (_E3 - x * (_E4 - x * _E5))))
-    one_minus = series if x < _SERIES_BELOW else _F1 - u
-    ratio = (_F1 + u) / one_minus  # >= 1
-    bits = _float_bits(ratio)
+    return series if x < _SERIES_BELOW else _F1 - u
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _log_poly(v):  # pragma: no cover - compiled
+    # ln(v) for a normal float v > 0: v = m 2^e, sqrt(1/2) <= m < sqrt(2), ln m = r p(r)
+    bits = _float_bits(v)
     e = (bits >> _I23) - _I127
-    m = _bitcast_i32_f32((bits & _MANT) | _ONE_BITS)  # ratio = m 2^e, 1 <= m < 2
+    m = _bitcast_i32_f32((bits & _MANT) | _ONE_BITS)
     big = m > _SQRT2
     r = (m * _HALF if big else m) - _F1
     e = e + np.int32(big)
     ln_m = r * (_PL[0] + r * (_PL[1] + r * (_PL[2] + r * (_PL[3] + r * (_PL[4] + r * _PL[5])))))
-    u2 = u * u  # small u: phi = 2 atanh(u) by its series (1 + u rounds away u's digits)
-    atanh2 = _TWO * u * (_F1 + u2 * (_A3 + u2 * (_A5 + u2 * (_A7 + u2 * _A9))))
-    return atanh2 if u < _SERIES_BELOW else ln_m + np.float32(e) * _LN2
+    return ln_m + np.float32(e) * _LN2
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _two_atanh_series(y):  # pragma: no cover - compiled
+    # 2 atanh(y) for 0 <= y < 1/4 (relative error < 1e-7)
+    y2 = y * y
+    return _TWO * y * (_F1 + y2 * (_A3 + y2 * (_A5 + y2 * (_A7 + y2 * _A9))))
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _two_atanh(y):  # pragma: no cover - compiled
+    # 2 atanh(y) = ln((1 + y) / (1 - y)) for 0 <= y <= 1; series below 1/4 (1 + y rounds
+    # away y's digits), capped at _PHI_CAP = phi(2^-20) like the phi of the other modes
+    big = min(_log_poly((_F1 + y) / max(_F1 - y, _OM_MIN)), _PHI_CAP)
+    return _two_atanh_series(y) if y < _SERIES_BELOW else big
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _phi_poly(x):  # pragma: no cover - compiled
+    # phi(x) = 2 atanh(e^-x) = ln((1 + u) / (1 - u)), u = e^-x
+    x = min(max(x, _X_MIN), _X_MAX)
+    u = _exp_neg(x)
+    big = _log_poly((_F1 + u) / _one_minus_exp_neg(x, u))
+    return _two_atanh_series(u) if u < _SERIES_BELOW else big
+
+
+@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def _tanh_half(x):  # pragma: no cover - compiled
+    # tanh(x / 2) = (1 - e^-x) / (1 + e^-x) for x >= 0
+    x = min(x, _X_MAX)
+    u = _exp_neg(x)
+    return _one_minus_exp_neg(x, u) / (_F1 + u)
 
 
 @njit(cache=True, inline="always")
@@ -100,9 +148,11 @@ def _phi_tab(x, table, last):  # pragma: no cover - compiled
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, max_iter,
-                     stall_iter, use_table, table, q_buf, f_buf, total, nh, post,
+                     stall_iter, mode, table, q_buf, f_buf, t_buf, total, nh, post,
                      err):  # pragma: no cover - compiled
     # One frame; post/err outputs, r_msg (edge-major, z lanes per edge) updated in place.
+    # mode 0: phi by table, 1: phi by polynomial (total = sum of phi(|q|), f_buf = phi(|q|));
+    # 2: tanh products (total = running product, f_buf = prefix product, t_buf = tanh(|q|/2)).
     mb = layer_ptr.shape[0] - 1
     nv = llr0.shape[0]
     last = table.shape[0] - 1
@@ -123,9 +173,10 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
             lo = layer_ptr[layer]
             d = layer_ptr[layer + 1] - lo
             tv = target[layer * z:(layer + 1) * z]
+            start = _F1 if mode == 2 else _F0
             for t in range(z):
                 nh[t] = np.int32(tv[t]) * _I3  # bit 0: sign parity, bit 1: hard-decision parity
-                total[t] = _F0
+                total[t] = start
             for k in range(d):
                 e = lo + k
                 base = edge_block[e] * z
@@ -141,7 +192,7 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                     qv[t] = head[t]
                 for t in range(s):
                     qw[t] = tail[t]
-                if use_table:
+                if mode == 0:
                     for t in range(z):
                         p = qv[t]
                         q = p - rv[t]
@@ -150,6 +201,17 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                         f = _phi_tab(abs(q), table, last)
                         fv[t] = f
                         total[t] += f
+                elif mode == 2:
+                    tk = t_buf[k * z:(k + 1) * z]
+                    for t in range(z):
+                        p = qv[t]
+                        q = p - rv[t]
+                        qv[t] = q
+                        nh[t] ^= np.int32(q < _F0) | (np.int32(p < _F0) << _I1)
+                        th = _tanh_half(abs(q))
+                        tk[t] = th
+                        fv[t] = total[t]  # product of the layer's earlier tanh values
+                        total[t] *= th
                 else:
                     for t in range(z):
                         p = qv[t]
@@ -161,7 +223,11 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                         total[t] += f
             for t in range(z):
                 unsat += (nh[t] >> _I1) & _I1
-            for k in range(d):
+            if mode == 2:
+                for t in range(z):
+                    total[t] = _F1  # now the product of the later tanh values (suffix)
+            for kk in range(d):
+                k = d - 1 - kk if mode == 2 else kk
                 e = lo + k
                 base = edge_block[e] * z
                 s = edge_shift[e]
@@ -169,10 +235,19 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
                 qv = q_buf[k * z:(k + 1) * z]
                 fv = f_buf[k * z:(k + 1) * z]
                 rv = r_msg[e * z:(e + 1) * z]
-                if use_table:
+                if mode == 0:
                     for t in range(z):
                         q = qv[t]
                         mag = _phi_tab(total[t] - fv[t], table, last)
+                        r = -mag if ((nh[t] ^ np.int32(q < _F0)) & _I1) else mag
+                        rv[t] = r
+                        qv[t] = q + r
+                elif mode == 2:
+                    tk = t_buf[k * z:(k + 1) * z]
+                    for t in range(z):
+                        q = qv[t]
+                        mag = _two_atanh(fv[t] * total[t])
+                        total[t] *= tk[t]
                         r = -mag if ((nh[t] ^ np.int32(q < _F0)) & _I1) else mag
                         rv[t] = r
                         qv[t] = q + r
@@ -220,15 +295,16 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
 
 @njit(cache=True, parallel=True)
 def _qc_batch_kernel(layer_ptr, edge_block, edge_shift, z, targets, llr0, r_msg, max_iter,
-                     stall_iter, use_table, table, max_deg, post, err, its, ok):  # pragma: no cover
+                     stall_iter, mode, table, max_deg, post, err, its, ok):  # pragma: no cover
     for f in prange(targets.shape[0]):
         q_buf = np.empty(max_deg * z, np.float32)
         f_buf = np.empty(max_deg * z, np.float32)
+        t_buf = np.empty(max_deg * z, np.float32)
         total = np.empty(z, np.float32)
         nh = np.empty(z, np.int32)
         its[f], ok[f] = _qc_frame_kernel(
             layer_ptr, edge_block, edge_shift, z, targets[f], llr0[f], r_msg[f], max_iter,
-            stall_iter, use_table, table, q_buf, f_buf, total, nh, post[f], err[f])
+            stall_iter, mode, table, q_buf, f_buf, t_buf, total, nh, post[f], err[f])
 
 
 class QcSyndromeDecoder:
@@ -252,7 +328,7 @@ class QcSyndromeDecoder:
         self.code = code
         self.max_iter = int(max_iter)
         self.stall_iter = int(max(1, stall_iter))
-        self.use_table = phi == "table"
+        self._mode = PHI_MODES.index(phi)
         z = code.z
         mb, nb = code.shifts.shape
         keep = np.ones(nb, dtype=bool)
@@ -315,11 +391,12 @@ class QcSyndromeDecoder:
         args = (self._layer_ptr, self._edge_block, self._edge_shift, z)
         if count == 1:  # no thread team for one frame
             its[0], ok[0] = _qc_frame_kernel(
-                *args, t_arr[0], llr0[0], msgs[0], self.max_iter, self.stall_iter, self.use_table,
+                *args, t_arr[0], llr0[0], msgs[0], self.max_iter, self.stall_iter, self._mode,
                 _PHI, np.empty(self._max_deg * z, np.float32), np.empty(self._max_deg * z, np.float32),
+                np.empty(self._max_deg * z, np.float32),
                 np.empty(z, np.float32), np.empty(z, np.int32), post[0], err[0])
         else:
-            _qc_batch_kernel(*args, t_arr, llr0, msgs, self.max_iter, self.stall_iter, self.use_table,
+            _qc_batch_kernel(*args, t_arr, llr0, msgs, self.max_iter, self.stall_iter, self._mode,
                              _PHI, self._max_deg, post, err, its, ok)
         out = []
         for i in range(count):
