@@ -141,7 +141,8 @@ def _choices_kernel(key, slot0, halves, use_words, above, base, levels_m1, basis
         for i in range(basis.size):
             z = mix64(state)
             state += GAMMA
-            c = _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, basis, bit, intensity)
+            c = _write_outcome(i, np.uint32(z), base, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10,
+                               basis, bit, intensity)
             lm = m0 if c == 0 else (m1 if c == 1 else m2)
             flag[i] = np.uint32(z >> _U32) <= lm
 

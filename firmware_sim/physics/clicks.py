@@ -10,18 +10,15 @@ its counter hash are below L_c = ceil(max_s p_any[c, s] * 2^32), so candidates f
 Bernoulli(p_bound_c) process with p_bound_c = L_c / 2^32 >= p_any[c, s] (a per-class
 bound: decoy and vacuum pulses are rarely candidates); the flags come out of Alice's
 vectorized loop (a compare and a select per slot), and the scan finds them 8 slots per
-64-bit word (trailing-zero count).  A candidate
-in state (c, s) clicks when w = u * p_bound_c < p_any[c, s] (u a fresh uniform
-of the Generator, so P = p_any exactly); then w / p_any is again uniform and picks
-the click pattern (which of the 15 non-empty detector subsets) from its distribution
-given a click.  Each click takes one normal draw for its Gaussian jitter.  The
+64-bit word (trailing-zero count).  A candidate in state (c, s) clicks when
+w = u * p_bound_c < p_any[c, s] (u a fresh uniform of the Generator, so P = p_any
+exactly); then w / p_any is again uniform and picks the click pattern (which of the 15
+non-empty detector subsets) from its distribution given a click.  Each click takes one normal draw for its Gaussian jitter.  The
 Generator is drawn only per candidate, in slot order, so the output does not depend
 on how the slots are chunked.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
@@ -50,8 +47,8 @@ def _clicks_kernel(
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
     Slot k in state (c, s) of step st = k // step_slots reads row 12 st + 4 c + s of
-    `table`: p_any, 1 / p_any, then the 14 pattern cdf values.  Stops before a chunk whose clicks
-    might not fit (4 per slot); returns (next slot, clicks).
+    `table`: p_any, 1 / p_any, then the 14 pattern cdf values.  Stops before a chunk whose
+    clicks might not fit (4 per slot); returns (next slot, clicks).
     """
     n = basis.size
     chunk = flag.size

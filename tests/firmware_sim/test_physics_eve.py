@@ -94,7 +94,8 @@ def _eve_pair(seed, n, fractions, shift_ps, widths):
         1000.0, 500.0, jitter, t_bob=0.9, p_bob_z=0.5,
     )
     ref = naive.eve_slots(
-        np.random.default_rng(seed), 77, 3, n, naive.choice_weights(src.p_intensity, src.p_z, src.p_bit_one), 1000.0, 500.0, jitter,
+        np.random.default_rng(seed), 77, 3, n, naive.choice_weights(src.p_intensity, src.p_z, src.p_bit_one),
+        1000.0, 500.0, jitter,
         mu, 0.3, 0.9, p_det, eff, center, width, f_ir, f_pns, f_blind, f_ts, shift_ps,
         stats["pns_block"], stats["pns_forward"], 0.5,
     )
