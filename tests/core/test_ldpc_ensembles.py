@@ -1,0 +1,54 @@
+"""Degree-distribution tool (benchmarks/ldpc_ensembles.py): DE on known cases, LP output, code rows."""
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from benchmarks import ldpc_ensembles as E
+from qkdctl.core.reconcile import codes as C
+
+
+def test_phi_matches_direct_quadrature():
+    for m in (0.05, 1.0, 7.0, 40.0):
+        want = integrate.quad(
+            lambda u: (1 - np.tanh(u / 2)) * np.exp(-(u - m) ** 2 / (4 * m)) / np.sqrt(4 * np.pi * m),
+            -np.inf, np.inf, limit=400)[0]
+        assert E.phi(np.array([m]))[0] == pytest.approx(want, rel=1e-6)
+    assert E.phi(np.array([0.0]))[0] == 1.0
+    ms = np.array([0.3, 3.0, 30.0])
+    assert np.allclose(E.phi_inverse(E.phi(ms)), ms, rtol=1e-4)
+
+
+def test_regular_3_6_bsc_threshold_near_published_value():
+    # BP threshold of the (3,6)-regular ensemble on the BSC: 0.084 (Richardson & Urbanke,
+    # IEEE Trans. IT 47, 599 (2001), exact DE); the semi-Gaussian DE lands within 1.5 %
+    q = E.threshold(np.array([3.0]), np.array([1.0]), E.concentrated_checks(6.0))
+    assert 0.0830 < q < 0.0853
+    assert E.converges(0.080, np.array([3.0]), np.array([1.0]), E.concentrated_checks(6.0))
+    assert not E.converges(0.090, np.array([3.0]), np.array([1.0]), E.concentrated_checks(6.0))
+
+
+def test_concentrated_checks_mean_and_thinning():
+    ch = E.concentrated_checks(37.25)
+    assert set(ch.degrees) == {37.0, 38.0}
+    assert 1.0 / ch.integral == pytest.approx(37.25)  # node-average degree
+    thin = E.concentrated_checks(40.0, shortened=0.25)
+    assert np.sum(thin.rho) == pytest.approx(1.0)
+    assert 1.0 / thin.integral == pytest.approx(30.0, rel=1e-3)  # binomial mean 40 * 0.75
+    with pytest.raises(ValueError, match="mean_degree"):
+        E.concentrated_checks(1.5)
+
+
+def test_lp_row_is_normalised_capped_stable_and_converges_at_its_threshold():
+    ens = E.optimise(0.8, 12, np.arange(24.0, 33.0, 4.0))
+    assert ens.lam.sum() == pytest.approx(1.0)
+    assert ens.degrees.max() <= 12 and np.all(ens.lam >= 0)
+    assert ens.rate >= 0.8 - 1e-9
+    stab = 1 / (2 * np.sqrt(ens.q_star * (1 - ens.q_star)) * ens.checks.derivative_at_one)
+    assert ens.lam[0] <= stab
+    # the LP's constraints imply DE convergence just below its q*, and DE fails well above it
+    assert E.converges(ens.q_star * 0.995, ens.degrees, ens.lam, ens.checks)
+    assert not E.converges(ens.q_star * 1.1, ens.degrees, ens.lam, ens.checks)
+    row = E.rounded(ens)
+    assert sum(w for _, w in row) == pytest.approx(1.0, abs=1e-9)
+    assert E.design_rate(row, 1.0 / ens.checks.integral) == pytest.approx(0.8, abs=0.01)
