@@ -62,7 +62,7 @@ def test_typical_frames_succeed_on_qc_codes_and_use_the_qc_decoder(rng):
     k = res.extra["key_bits_per_frame"]
     punct = res.extra["punctured_bits"] // res.extra["frames"]
     dec = R._decoder(rate, 1024, R.CODE_SEED, k, punct, "layered", QC_SMALL.max_iter,
-                     QC_SMALL.stall_iter, "product_sum", None, 64, "poly")
+                     QC_SMALL.stall_iter, "product_sum", None, 64, QC_SMALL.qc_phi)
     assert isinstance(dec, QcSyndromeDecoder)
 
 
