@@ -10,7 +10,7 @@ its counter hash are below L_c = ceil(max_s p_any[c, s] * 2^32), so candidates f
 Bernoulli(p_bound_c) process with p_bound_c = L_c / 2^32 >= p_any[c, s] (a per-class
 bound: decoy and vacuum pulses are rarely candidates); the flags come out of Alice's
 vectorized loop (a compare and a select per slot), and the scan finds them 8 slots per
-64-bit word (trailing-zero count; branch-free compaction when candidates are dense).  A candidate in state (c, s) clicks when
+64-bit word (lowest set byte; branch-free compaction when candidates are dense).  A candidate in state (c, s) clicks when
 w = u * p_bound_c < p_any[c, s] (u a fresh uniform of the Generator, so P = p_any
 exactly); then w / p_any is again uniform and picks the click pattern (which of the 15
 non-empty detector subsets) from its distribution given a click.  Each click takes one normal draw for its Gaussian jitter.  The
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from firmware_sim.physics.alice import _choices_kernel, choice_thresholds, levels_minus_one, words_needed
 from qkdctl.core.errors import QkdInputError
@@ -35,9 +34,11 @@ _PATTERN_DETS = np.array([[j for j in range(4) if p >> j & 1] + [0] * (4 - bin(p
 
 CHUNK_SLOTS = 1 << 14
 """Slots per pass of Alice's vectorized loop inside the kernel (its candidate flags stay in L1)."""
+_BYTE_INDEX = np.uint64(0x0001020304050607)
+"""2**(8 r) * _BYTE_INDEX has r in its top byte (r = 0..7): the byte index of a word's lowest flag."""
 DENSE_P = 0.1
 """Above this largest candidate probability the flags are compacted branch-free, below by
-trailing-zero count per 64-bit word (a mispredicted loop exit per word costs more than
+lowest set byte per 64-bit word (a mispredicted loop exit per word costs more than
 eight compaction steps when most words hold candidates)."""
 CANDIDATE_BITS = 32
 """Random bits per slot of the candidate test; p_bound is a multiple of 2**-CANDIDATE_BITS."""
@@ -76,9 +77,10 @@ def _clicks_kernel(
             for q in range((b - a + 7) // 8 if scan else 0):
                 x = words[q]  # candidate flags are bytes 0/1: one set bit (8 r) per candidate r of the word
                 while x != 0:
-                    cand[m] = a + 8 * q + np.int64(trailing_zeros(x) >> np.uint64(3))
+                    low = x & (~x + np.uint64(1))  # 2**(8 r) of the first candidate r
+                    cand[m] = a + 8 * q + np.int64((low * _BYTE_INDEX) >> np.uint64(56))
                     m += 1
-                    x &= x - np.uint64(1)
+                    x ^= low
         st = a // step_slots
         next_step = (st + 1) * step_slots
         for ci in range(m):
