@@ -76,8 +76,14 @@ def _clicks_kernel(
         else:
             for q in range((b - a + 7) // 8 if scan else 0):
                 x = words[q]  # candidate flags are bytes 0/1: one set bit (8 r) per candidate r of the word
+                # the first candidate branch-free (most words hold none or one: a branch on it
+                # would mispredict about once per candidate), further ones in a rarely taken loop
+                low = x & (~x + np.uint64(1))  # 2**(8 r) of the first candidate r (0 if none)
+                cand[m] = a + 8 * q + np.int64((low * _BYTE_INDEX) >> np.uint64(56))
+                m += x != 0
+                x ^= low
                 while x != 0:
-                    low = x & (~x + np.uint64(1))  # 2**(8 r) of the first candidate r
+                    low = x & (~x + np.uint64(1))
                     cand[m] = a + 8 * q + np.int64((low * _BYTE_INDEX) >> np.uint64(56))
                     m += 1
                     x ^= low
@@ -201,7 +207,7 @@ def simulate_slots(
     click_t = np.empty(cap, dtype=np.int64)
     click_det = np.empty(cap, dtype=np.uint8)
     flag = np.empty(-(-chunk // 8) * 8, dtype=np.uint8)
-    cand = np.empty(flag.size, dtype=np.int64)
+    cand = np.empty(flag.size + 1, dtype=np.int64)  # + 1: the sparse scan writes one past the last candidate
     a = nc = 0
     while True:
         a, nc = _clicks_kernel(
