@@ -368,7 +368,7 @@ def ldpc_method(variant: LdpcVariant) -> ReconcileMethod:
 VARIANTS: dict[str, LdpcVariant] = {
     # blind rate-adaptive (Martinez-Mateo 2012 / Kiktenko 2017 reveal choice) on quasi-cyclic
     # codes (256 base columns), vectorised decoder, tanh-product check update; f_start 1.06
-    # (docs/ldpc.md: f 1.099 / 1.079 / 1.072 at QBER 2 / 3 / 5 %, 2.0-2.3x the CPU
+    # (docs/ldpc.md: f 1.099 / 1.079 / 1.072 at QBER 2 / 3 / 5 %, 1.8-2.4x the CPU
     # throughput of the PEG variant on the same keys)
     "ldpc-blind": LdpcVariant("ldpc-blind", f_start=1.06, qc_base_columns=256, qc_phi="tanh"),
     # the same on the PEG codes with the generic layered decoder (the default before QC codes)
