@@ -23,6 +23,7 @@ import numpy as np
 
 from firmware_sim.config import SimConfig
 from firmware_sim.physics import eve as eve_physics
+from firmware_sim.physics.alice import counter_key
 from firmware_sim.physics.clicks import simulate_slots
 from firmware_sim.physics.detectors import DetectorState, apply_dead_time, dark_counts, sort_nearly_sorted
 from firmware_sim.physics.fiber import FiberState, nominal_delay_ps, transmission
@@ -34,7 +35,6 @@ from firmware_sim.physics.polarization import (
     epc_unitary,
     mpc320_unitary,
 )
-from firmware_sim.physics.alice import counter_key
 from firmware_sim.physics.qrng import choice_source
 from firmware_sim.physics.source import intensity_mu
 from firmware_sim.physics.tagger import TaggerState, tag_stream
