@@ -253,7 +253,7 @@ def test_decode_many_matches_frame_by_frame(small_qc, rng):
     errs = [(rng.random(code.n) < q).astype(np.uint8) for q in (0.01, 0.03, 0.2)]
     targets = [L.syndrome(code, e) for e in errs]
     priors = [np.full(code.n, q) for q in (0.01, 0.03, 0.03)]
-    dec = D.QcSyndromeDecoder(code, max_iter=30, stall_iter=6, phi="poly")
+    dec = D.QcSyndromeDecoder(code, max_iter=30, stall_iter=6, phi="tanh")
     many = dec.decode_many(targets, priors)
     for t, p, got in zip(targets, priors, many):
         one = dec.decode(t, p)

@@ -11,7 +11,8 @@ turns these loops into AVX2/AVX-512 code.  The messages are the same as those of
 generic layered decoder (`qkdctl.core.reconcile.ldpc`) with checks in the order i Z + t.
 
 phi(x) = -log tanh(x/2) is either read from the float-bits-indexed table of the generic
-decoder ("table": one gather per lane) or computed ("poly": phi = ln((1 + u) / (1 - u)),
+decoder ("table": one lookup per lane; on the AMD Zen 4 here LLVM emits no gather, the
+lookups stay scalar) or computed ("poly": phi = ln((1 + u) / (1 - u)),
 u = e^-x from 2^round(.) times a degree-4 polynomial, 1 - u by its series below x = 1/4,
 the logarithm from the float's exponent and a degree-6 polynomial in the mantissa, one
 division; for u < 1/4, phi = 2 atanh(u) by its series: relative error below 2e-5 for
@@ -314,11 +315,12 @@ class QcSyndromeDecoder:
     `decode_many` return `DecodeResult`s whose `state` resumes a later decoding.
     `columns`: the columns that take part in decoding; every circulant block holding none of
     them is left out of the graph (known error 0, no work); other columns of kept blocks
-    decode with their given priors.  `phi`: "table" or "poly" (module docstring).
+    decode with their given priors.  `phi`: the check update, "table", "poly" or "tanh"
+    (module docstring; measured in docs/ldpc.md: same decoding, "tanh" fastest).
     """
 
     def __init__(self, code: QcLdpcCode, max_iter: int = 60, stall_iter: int = 12,
-                 columns: np.ndarray | None = None, phi: str = "table") -> None:
+                 columns: np.ndarray | None = None, phi: str = "tanh") -> None:
         if not isinstance(code, QcLdpcCode):
             raise QkdInputError("QcSyndromeDecoder needs a quasi-cyclic code (QcLdpcCode)")
         if max_iter <= 0:
