@@ -271,9 +271,11 @@ def main() -> None:
     for r in args.rates:
         ens = optimise(r, args.max_degree, dcs, args.shortened)
         row = rounded(ens)
-        print(f"rate {r:.2f}: q* {ens.q_star:.4f} f* {ens.f_star:.4f} "
-              f"checks {ens.checks.degrees.min():.0f}-{ens.checks.degrees.max():.0f}")
-        print(f"    {r:.2f}: {row},")
+        design = 1.0 - (1.0 - r) * (1.0 - args.shortened)  # rate of the code before shortening
+        print(f"effective rate {r:.4f} (code rate {design:.3f}, {args.shortened:.3f} shortened): "
+              f"q* {ens.q_star:.4f} f* {ens.f_star:.4f} "
+              f"check degrees {ens.checks.degrees.min():.0f}-{ens.checks.degrees.max():.0f}")
+        print(f"    {design:.2f}: {row},")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
-from qkdctl.core.reconcile.codes import FAMILY_RATES, LdpcCode, build_code
+from qkdctl.core.reconcile.codes import FAMILY_RATES, LdpcCode, build_code, ensemble_tag
 from qkdctl.core.reconcile.ldpc import (
     FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors,
     frame_bits, frame_layout, reveal_positions, syndrome,
@@ -100,7 +100,9 @@ def family_code(rate: float, n: int, seed: int = CODE_SEED, qc_base_columns: int
     size n / qc_base_columns), a `QcLdpcCode`; its cache entry holds the shift matrix.
     """
     qc = f"_qc{qc_base_columns}v{_QC_CACHE_VERSION}" if qc_base_columns else ""
-    path = _cache_dir() / f"v{_CACHE_VERSION}_r{int(round(rate * 100))}_n{n}_s{seed}{qc}.npz"
+    # keyed by the degree-distribution row too: a changed table never loads an old matrix
+    path = (_cache_dir() / f"v{_CACHE_VERSION}_r{int(round(rate * 100))}_n{n}_s{seed}{qc}"
+            f"_e{ensemble_tag(rate)}.npz")
     if path.exists():
         try:
             with np.load(path) as z:

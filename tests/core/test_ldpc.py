@@ -73,9 +73,10 @@ def test_family_rates_use_the_tabulated_ensemble_at_or_below_them():
     assert C.ensemble_of(0.5) is C.DEGREE_DISTRIBUTIONS[0.5]
     assert C.ensemble_of(0.72) is C.DEGREE_DISTRIBUTIONS[0.7]
     assert C.ensemble_of(0.76) is C.DEGREE_DISTRIBUTIONS[0.75]
-    for high in (0.8, 0.84, 0.88):  # 0.80-0.88: the rate-0.8 ensemble (see codes.py)
+    for high in (0.8, 0.84, 0.86):  # 0.80-0.86: the rate-0.8 ensemble (see codes.py)
         assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.8]
-    assert C.ensemble_of(0.89) is C.ensemble_of(0.9) is C.DEGREE_DISTRIBUTIONS[0.9]
+    for high in (0.87, 0.88, 0.9):  # 0.87-0.90: the optimised high-rate row
+        assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.93]
     with pytest.raises(QkdInputError, match="rate 0.815"):
         C.ensemble_of(0.815)
     code = C.build_code(0.86, 2000, seed=3)  # same variable degrees, fewer checks

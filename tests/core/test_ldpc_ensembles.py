@@ -52,3 +52,30 @@ def test_lp_row_is_normalised_capped_stable_and_converges_at_its_threshold():
     row = E.rounded(ens)
     assert sum(w for _, w in row) == pytest.approx(1.0, abs=1e-9)
     assert E.design_rate(row, 1.0 / ens.checks.integral) == pytest.approx(0.8, abs=0.01)
+
+
+def test_table_rows_are_normalised_and_the_high_rate_row_is_stable_at_its_q_star():
+    for rate, row in C.DEGREE_DISTRIBUTIONS.items():
+        assert all(d >= 2 for d, _ in row), rate
+        # printed rows are rounded copies: within the rounding (and the 1.05 typo of Table I)
+        assert sum(w for _, w in row) == pytest.approx(1.0, abs=0.006), rate
+    row = C.DEGREE_DISTRIBUTIONS[0.93]
+    assert sum(w for _, w in row) == pytest.approx(1.0, abs=1e-9)
+    assert max(d for d, _ in row) <= 32
+
+
+def test_ensemble_tag_follows_the_row_in_use(monkeypatch):
+    assert C.ensemble_tag(0.87) == C.ensemble_tag(0.9) != C.ensemble_tag(0.86)
+    before = C.ensemble_tag(0.88)
+    monkeypatch.setitem(C.DEGREE_DISTRIBUTIONS, 0.93, ((3, 1.0),))
+    assert C.ensemble_tag(0.88) != before
+
+
+@pytest.mark.parametrize("rate", [0.86, 0.88])
+def test_family_codes_have_the_promised_degrees(rate):
+    n = 4096
+    code = C.build_code(rate, n, seed=5)
+    want = np.minimum(C.variable_degrees(n, C.ensemble_of(rate)), code.m)
+    assert np.array_equal(np.sort(np.diff(code.h_csc.indptr)), np.sort(want))
+    row_deg = np.diff(code.h.indptr)
+    assert row_deg.max() - row_deg.min() <= 2
