@@ -10,7 +10,9 @@ from those polynomials and published with Kiktenko et al., PRA 96, 042317 (2017)
 1 % or less are folded into the nearest kept degree, and the rate-0.5 row is simplified
 further (4->3, 10-11->9, 14/17->15, 49->47, 55-66->57), so these are close relatives of
 the published ensembles, not exact copies (their thresholds were not re-derived here).  Check degrees are left to PEG, which keeps them
-concentrated (two adjacent values), as in the paper.
+concentrated (two adjacent values), as in the paper.  The row 0.93 is this project's own:
+density evolution (Gaussian approximation, Chung, Richardson, Urbanke 2001) and a linear
+programme over lambda for a shortened high-rate frame, by `benchmarks/ldpc_ensembles.py`.
 
 The published Table I of that paper (thresholds and lambda(x), rho(x)) was checked against
 these rows: for rates 0.55-0.9 they agree to rounding after normalisation (the printed
