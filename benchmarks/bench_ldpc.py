@@ -63,7 +63,7 @@ QUICK_QC_BLIND_RUNS = 1
 QC_METHODS: tuple[tuple[str, LdpcVariant], ...] = tuple(
     (f"ldpc-blind qc {phi} f_start {f_start}",
      replace(VARIANTS["ldpc-blind"], name=f"ldpc-blind-qc-{phi}-{f_start}", qc_phi=phi, f_start=f_start))
-    for phi, f_start in (("tanh", 1.06), ("poly", 1.06), ("tanh", 1.08), ("poly", 1.08), ("table", 1.08))
+    for phi, f_start in (("tanh", 1.08), ("poly", 1.08), ("table", 1.08), ("tanh", 1.06), ("poly", 1.06))
 )
 
 
