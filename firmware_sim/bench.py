@@ -432,9 +432,8 @@ class SimBench:
             )
             parts_t.append(c_t)
             parts_det.append(c_det)
-        alice = AliceRecord(
-            basis=alice_arrays[0], bit=alice_arrays[1], intensity=alice_arrays[2], first_slot=slot0
-        )
+        # the choice kernel writes o >> 2, (o >> 1) & 1, o & 1 of an outcome o <= 11: in range by construction
+        alice = AliceRecord.trusted(alice_arrays[0], alice_arrays[1], alice_arrays[2], first_slot=slot0)
         optics = {"transmission": t_link, "e_z": e_z_acc / n_slots, "e_x": e_x_acc / n_slots, "eve": eve_stats}
         if len(parts_t) == 1:  # the one call of the fast path: no copy
             return alice, parts_t[0], parts_det[0], optics
@@ -460,7 +459,7 @@ class SimBench:
             clk_t, clk_det, extra, self._tag_delay_ps, visible, self._tag_dead_ps,
             tg.resolution_ps, self._ch_number, self._max_rate, self._buffer_tags, self._tag_state,
         )
-        return TagBlock(
+        return TagBlock.trusted(  # the tagger's merge of time-sorted streams is sorted by construction
             t_ps=t, channel=ch, start_ps=t0_ps, stop_ps=t1_ps,
             overflow=missed > 0, missed_events=missed,
             meta={"first_slot": slot0, "n_slots": slot_end - slot0, "period_ps": period_ps},

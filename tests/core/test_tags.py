@@ -165,3 +165,20 @@ def test_gate_config_from_channels():
     assert cfg.ignore_channels == (0,)
     with pytest.raises(QkdInputError, match="lacks detectors"):
         GateConfig.from_channels({"sync": 0, "H": 1}, 0.0, 10.0)
+
+
+def test_tagblock_trusted_skips_only_the_order_check():
+    t = np.array([5, 3, 9], dtype=np.int64)
+    ch = np.array([1, 2, 0], dtype=np.int32)
+    block = TagBlock.trusted(t, ch, start_ps=1, stop_ps=10, overflow=True, missed_events=2, meta={"n_slots": 3})
+    assert block.t_ps is t and block.channel is ch and len(block) == 3
+    assert (block.start_ps, block.stop_ps, block.overflow, block.missed_events) == (1, 10, True, 2)
+    assert block.meta == {"n_slots": 3} and TagBlock.trusted(t, ch).meta == {}
+    with pytest.raises(QkdInputError, match="out of order at index 1"):
+        TagBlock(t, ch)
+    with pytest.raises(QkdInputError, match="3 tags but channel has 2"):
+        TagBlock.trusted(t, ch[:2])
+    with pytest.raises(QkdInputError, match="channel must be a contiguous 1-D int32"):
+        TagBlock.trusted(t, ch.astype(np.int64))
+    with pytest.raises(QkdInputError, match="t_ps must be a contiguous 1-D int64"):
+        TagBlock.trusted(t.astype(np.float64), ch)

@@ -9,6 +9,8 @@ import pytest
 from firmware_sim.bench import SimBench
 from firmware_sim.config import SimConfig
 from qkdctl.core.errors import ConfigError, QkdInputError
+from qkdctl.core.records import AliceRecord
+from qkdctl.core.tags import TagBlock
 from tests.firmware_sim.simhelpers import detections, qber, quiet_config
 
 
@@ -275,3 +277,25 @@ def test_choice_probabilities_apply_from_next_acquisition():
         with pytest.raises(QkdInputError, match="P\\(Z\\)|intensity probabilities"):
             bench.set_choice_probabilities(p_z, p_mu)
     assert bench.choice_probabilities() == (0.9, (0.2, 0.3, 0.5))
+
+
+@pytest.mark.parametrize("case", ["default", "eve", "delays", "far_delays"])
+def test_trusted_record_and_tags_hold_the_checked_invariants(case):
+    # SimBench builds AliceRecord.trusted / TagBlock.trusted: its arrays must pass the full checks
+    data = {"fiber": {"length_km": 2.0}, "detectors": [{"jitter_ps": 300.0, "dark_count_hz": 1e5}] * 4}
+    if case == "eve":
+        data["eve"] = {"intercept_resend_fraction": 0.5}
+    bench = SimBench(SimConfig.build(**data), 3)
+    ch = bench.tagger_channels()
+    if case in ("delays", "far_delays"):
+        scale = 1 if case == "delays" else 1000
+        for k, role in enumerate(("H", "V", "D", "A")):
+            bench.set_tagger_delay_ps(ch[role], scale * (-40 * k + 70))
+        bench.set_trigger_level_v(ch["D"], 0.01)  # noise edges on one detector input
+    for _ in range(2):
+        block = bench.acquire(1e-3)
+        checked = TagBlock(block.tags.t_ps, block.tags.channel)  # raises on out-of-order tags
+        assert len(checked) == len(block.tags) > 100
+        a = block.alice
+        AliceRecord(a.basis, a.bit, a.intensity, a.first_slot)  # raises on out-of-range values
+        assert set(np.unique(a.intensity)) == {0, 1, 2} and a.basis.max() == 1 and a.bit.max() == 1
