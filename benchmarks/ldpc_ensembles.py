@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import linprog
@@ -258,15 +259,82 @@ def design_rate(row: tuple[tuple[int, float], ...], mean_check_degree: float) ->
     return 1.0 - 1.0 / (mean_check_degree * sum(w / d for d, w in row))
 
 
+def previous_row(rate: float) -> tuple[tuple[int, float], ...]:
+    """The row a family code of `rate` used before the optimised high-rate row (0.87-0.90)."""
+    from qkdctl.core.reconcile import codes as C
+
+    key = round(rate, 2)
+    if key >= 0.89:
+        return C.DEGREE_DISTRIBUTIONS[0.90]
+    return C.DEGREE_DISTRIBUTIONS[0.80] if key >= 0.80 else C.ensemble_of(key)
+
+
+def frame_failures(row_of: Callable[[float], tuple[tuple[int, float], ...]], qber: float,
+                   f_values: list[float], frames: int, rng: np.random.Generator,
+                   frame_n: int = 65536, key_bits: int = 50_000, max_iter: int = 300,
+                   stall_iter: int = 40) -> list[dict]:
+    """One-shot BP on frames laid out as ldpc-blind would at each f, codes built from `row_of(rate)`.
+
+    Each frame holds `key_bits` key bits with exactly round(qber * key_bits) errors; the code,
+    puncturing and shortening come from `choose_layout` at that f (PEG codes of `frame_n`
+    columns, seed `CODE_SEED`).  Returns per f: code rate, punctured bits, failures, mean BP
+    iterations.  The same `rng` state gives the same frames for every row.
+    """
+    from qkdctl.core.reconcile import codes as C
+    from qkdctl.core.reconcile import ldpc as L
+    from qkdctl.protocol.ldpc_roles import CODE_SEED
+
+    state = rng.bit_generator.state
+    out = []
+    built: dict[float, C.LdpcCode] = {}
+    for f in f_values:
+        rates = L.candidate_rates(C.FAMILY_RATES, frame_n, 2 * key_bits, qber, f)
+        for r in rates:
+            if r not in built:
+                built[r] = C.build_code(r, frame_n, CODE_SEED, dist=row_of(r))
+        lay = L.choose_layout({r: built[r] for r in rates}, 2 * key_bits, qber, f, 0.0)
+        dec = L.SyndromeDecoder(lay.code, max_iter=max_iter, stall_iter=stall_iter,
+                                columns=np.sort(np.concatenate([lay.key_pos, lay.punct_pos])))
+        priors = L.error_priors(lay, qber)
+        rng.bit_generator.state = state
+        fail = iters = 0
+        for _ in range(frames):
+            key_a = rng.integers(0, 2, lay.k, dtype=np.uint8)
+            err = np.zeros(lay.k, np.uint8)
+            err[rng.choice(lay.k, int(round(qber * lay.k)), replace=False)] = 1
+            pad = rng.integers(0, 2, lay.punct_pos.size, dtype=np.uint8)
+            y = L.frame_bits(lay, key_a ^ err, np.zeros_like(pad))
+            target = L.syndrome(lay.code, L.frame_bits(lay, key_a, pad)) ^ L.syndrome(lay.code, y)
+            res = dec.decode(target, priors)
+            fail += not (res.converged and np.array_equal((y ^ res.error)[lay.key_pos], key_a))
+            iters += res.iterations
+        out.append({"f": f, "rate": lay.code.rate, "punct": int(lay.punct_pos.size),
+                    "failed": fail, "frames": frames, "iterations": iters / frames})
+    return out
+
+
 def main() -> None:
-    """Print optimised rows for the given effective rates (the table in codes.py)."""
+    """Print optimised rows for the given effective rates (the table in codes.py), or with
+    --measure QBER the one-shot frame failures of the previous and the current rows."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", type=float, nargs="+", default=[0.80, 0.85, 0.9])
     ap.add_argument("--max-degree", type=int, default=20)
     ap.add_argument("--shortened", type=float, default=0.0)
     ap.add_argument("--check-degrees", type=float, nargs=3, default=[16, 60, 1],
                     metavar=("FROM", "TO", "STEP"))
+    ap.add_argument("--measure", type=float, default=None, metavar="QBER")
+    ap.add_argument("--f", type=float, nargs="+", default=[1.13, 1.10, 1.085, 1.07])
+    ap.add_argument("--frames", type=int, default=40)
     args = ap.parse_args()
+    if args.measure is not None:
+        from qkdctl.core.reconcile.codes import ensemble_of
+
+        for name, row_of in (("previous", previous_row), ("current", ensemble_of)):
+            for r in frame_failures(row_of, args.measure, args.f, args.frames,
+                                    np.random.default_rng(1)):
+                print(f"{name:8s} qber {args.measure} f {r['f']}: rate {r['rate']} punct {r['punct']} "
+                      f"failed {r['failed']}/{r['frames']} iterations {r['iterations']:.0f}")
+        return
     dcs = np.arange(args.check_degrees[0], args.check_degrees[1] + 1e-9, args.check_degrees[2])
     for r in args.rates:
         ens = optimise(r, args.max_degree, dcs, args.shortened)

@@ -79,3 +79,16 @@ def test_family_codes_have_the_promised_degrees(rate):
     assert np.array_equal(np.sort(np.diff(code.h_csc.indptr)), np.sort(want))
     row_deg = np.diff(code.h.indptr)
     assert row_deg.max() - row_deg.min() <= 2
+
+
+def test_frame_failures_on_small_frames_same_frames_for_every_row(rng):
+    row = C.DEGREE_DISTRIBUTIONS[0.7]
+    got = E.frame_failures(lambda r: row, 0.03, [1.6, 1.02], 3, rng, frame_n=2048, key_bits=1500)
+    assert [g["f"] for g in got] == [1.6, 1.02] and all(g["frames"] == 3 for g in got)
+    assert got[0]["failed"] == 0  # far above this short code's waterfall
+    assert got[1]["failed"] == 3  # 2 % above the Shannon limit: 1500-bit frames fail
+    again = E.frame_failures(lambda r: row, 0.03, [1.6], 3, np.random.default_rng(0), frame_n=2048,
+                             key_bits=1500)
+    assert again[0]["rate"] == got[0]["rate"]
+    assert E.previous_row(0.88) is C.DEGREE_DISTRIBUTIONS[0.8]
+    assert E.previous_row(0.9) is C.DEGREE_DISTRIBUTIONS[0.9]

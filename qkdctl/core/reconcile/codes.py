@@ -354,13 +354,15 @@ def untainted_puncture_order(h: sp.spmatrix, rng: np.random.Generator) -> np.nda
     )
 
 
-def build_code(rate: float, n: int, seed: int, max_depth: int = PEG_MAX_DEPTH) -> LdpcCode:
+def build_code(rate: float, n: int, seed: int, max_depth: int = PEG_MAX_DEPTH,
+               dist: tuple[tuple[int, float], ...] | None = None) -> LdpcCode:
     """Build the family code of design `rate` (one of FAMILY_RATES) and length n.
 
     Deterministic in (rate, n, seed, max_depth), so both parties build the same matrix.
+    `dist` replaces the family's degree distribution (`ensemble_of`), for comparing rows.
     """
     key = round(float(rate), 2)
-    dist = ensemble_of(key)
+    dist = ensemble_of(key) if dist is None else dist
     if not isinstance(n, (int, np.integer)) or n < 64:
         raise QkdInputError(f"code length n must be an integer >= 64, got {n!r}")
     rng = np.random.default_rng([int(seed), int(n), int(round(key * 100))])
