@@ -52,6 +52,18 @@ def sort_nearly_sorted(t, det):
 
 
 @njit(cache=True)
+def _next_afterpulse(pend, n_pend, big):
+    """(time, detector) of the earliest pending afterpulse (lowest detector on ties); (big, 0) if none."""
+    t = big
+    det = 0
+    for k in range(4):
+        if n_pend[k] > 0 and pend[k, n_pend[k] - 1] < t:
+            t = pend[k, n_pend[k] - 1]
+            det = k
+    return t, det
+
+
+@njit(cache=True)
 def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_click, pend, n_pend, t_end):
     """Merge two sorted candidate streams with the pending afterpulses, in global time order."""
     cap = 2 * (t1.size + t2.size) + 64
@@ -63,7 +75,7 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
     lost = 0
     i1 = 0
     i2 = 0
-    n_pending = n_pend.sum()
+    ap_next, ap_det = _next_afterpulse(pend, n_pend, big)  # the earliest pending afterpulse (big: none)
     countdown = np.full(4, -1, dtype=np.int64)  # counted clicks before the next afterpulsing one; -1: draw
     log_q = np.log1p(-ap_prob)
     while True:
@@ -79,19 +91,15 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
             te = t2[i2]
             j = d2[i2]
             src = 2
-        if n_pending > 0:
-            for k in range(4):
-                if n_pend[k] > 0:
-                    ta = pend[k, n_pend[k] - 1]
-                    if ta < te and ta < t_end:
-                        te = ta
-                        j = k
-                        src = 0
+        if ap_next < te and ap_next < t_end:
+            te = ap_next
+            j = ap_det
+            src = 0
         if src < 0:
             break
         if src == 0:
             n_pend[j] -= 1
-            n_pending -= 1
+            ap_next, ap_det = _next_afterpulse(pend, n_pend, big)
         elif src == 1:
             i1 += 1
         else:
@@ -124,7 +132,11 @@ def _dead_time_kernel(rng, t1, d1, t2, d2, dead_ps, ap_prob, ap_mean_ps, last_cl
                 k -= 1
             pend[j, k] = ta
             n_pend[j] += 1
-            n_pending += 1
+            if ta < ap_next:  # strictly earlier, as _next_afterpulse picks the lowest detector on ties
+                ap_next = ta
+                ap_det = j
+            elif ta == ap_next and j < ap_det:
+                ap_det = j
     return out_t[:no], out_det[:no], out_ap[:no], lost
 
 
