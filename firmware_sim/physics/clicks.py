@@ -11,11 +11,13 @@ Bernoulli(p_bound_c) process with p_bound_c = L_c / 2^32 >= p_any[c, s] (a per-c
 bound: decoy and vacuum pulses are rarely candidates); the flags come out of Alice's
 vectorized loop (a compare and a select per slot), and the scan finds them 8 slots per
 64-bit word (lowest set byte; branch-free compaction when candidates are dense).  A candidate in state (c, s) clicks when
-w = u * p_bound_c < p_any[c, s] (u a fresh uniform of the Generator, so P = p_any
+w = u * p_bound_c < p_any[c, s] (u a fresh uniform, so P = p_any
 exactly); then w / p_any is again uniform and picks the click pattern (which of the 15
-non-empty detector subsets) from its distribution given a click.  Each click takes one normal draw for its Gaussian jitter.  The
-Generator is drawn only per candidate, in slot order, so the output does not depend
-on how the slots are chunked.
+non-empty detector subsets) from its distribution given a click.  Each click takes one
+normal draw (ziggurat) for its Gaussian jitter.  Uniforms and normals come from a
+SplitMix64 stream seeded by one draw of the Generator per call (physics/gauss.py: inlined,
+no call into the BitGenerator per draw), consumed only per candidate, in slot order, so
+the output does not depend on how the slots are chunked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from firmware_sim.physics.alice import _choices_kernel, choice_thresholds, levels_minus_one, words_needed
+from firmware_sim.physics.gauss import next_normal, next_uniform
 from qkdctl.core.errors import QkdInputError
 from qkdctl.core.randomness import RandomSource
 
@@ -46,14 +49,15 @@ CANDIDATE_BITS = 32
 
 @njit(cache=True)
 def _clicks_kernel(
-    rng, key, slot0, start, halves, use_words, above, base, levels_m1, p_bound, basis, bit, intensity,
+    stream, key, slot0, start, halves, use_words, above, base, levels_m1, p_bound, basis, bit, intensity,
     step_slots, table, period_ps, delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
 ):
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
     Slot k in state (c, s) of step st = k // step_slots reads row 12 st + 4 c + s of
     `table`: p_any, 1 / p_any, then the 14 pattern cdf values.  Stops before a chunk whose
-    clicks might not fit (4 per slot); returns (next slot, clicks).
+    clicks might not fit (4 per slot); returns (next slot, clicks, stream state).  The uniform and
+    normal draws come from the SplitMix64 stream at `stream` (physics/gauss.py), in slot order.
     """
     n = basis.size
     chunk = flag.size
@@ -98,7 +102,8 @@ def _clicks_kernel(
             if p_bound[c] == 0.0:  # a class without light (level 0) has no candidates
                 continue
             row = 12 * st + 4 * np.int64(c) + 2 * np.int64(basis[k]) + np.int64(bit[k])
-            w = rng.random() * p_bound[c]
+            u, stream = next_uniform(stream)
+            w = u * p_bound[c]
             if w < table[row, 0]:
                 v = w * table[row, 1]
                 pattern = 1
@@ -107,11 +112,12 @@ def _clicks_kernel(
                 t_slot = (slot0 + k) * period_ps + delay_ps[st]
                 for j in range(_PATTERN_SIZE[pattern]):
                     det = _PATTERN_DETS[pattern, j]
-                    click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[det] * rng.standard_normal()))
+                    g, stream = next_normal(stream)
+                    click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[det] * g))
                     click_det[nc] = det
                     nc += 1
         a = b
-    return a, nc
+    return a, nc, stream
 
 
 def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +173,9 @@ def simulate_slots(
     click_t_ps (int64, in slot order, not sorted across jitter), click_det (uint8 0..3).
     key: the counter generator's key (alice.counter_key of the bench seed): candidate
     draws always, Alice's choices too unless `choices` (e.g. a health-tested QRNG, whose
-    SecurityAbort passes through) supplies her words.  rng: per candidate one uniform,
-    per click one normal.
+    SecurityAbort passes through) supplies her words.  rng: one 64-bit draw per call, the
+    state of the SplitMix64 stream (physics/gauss.py) that gives per candidate one uniform
+    and per click one normal (ziggurat), in slot order.
     """
     lam = np.ascontiguousarray(lam, dtype=np.float64)
     if lam.ndim == 3:
@@ -209,9 +216,10 @@ def simulate_slots(
     flag = np.empty(-(-chunk // 8) * 8, dtype=np.uint8)
     cand = np.empty(flag.size + 1, dtype=np.int64)  # + 1: the sparse scan writes one past the last candidate
     a = nc = 0
+    stream = rng.integers(0, 2**64, dtype=np.uint64)  # seeds the per-candidate draws (gauss.py)
     while True:
-        a, nc = _clicks_kernel(
-            rng, np.uint64(key), np.int64(slot0), a, halves, choices is not None, th.above, np.uint8(th.base),
+        a, nc, stream = _clicks_kernel(
+            stream, np.uint64(key), np.int64(slot0), a, halves, choices is not None, th.above, np.uint8(th.base),
             levels_minus_one(levels), levels / 2.0**CANDIDATE_BITS, basis, bit, intensity, step_slots, table,
             float(period_ps), delay_ps, jitter_ps, click_t, click_det, nc, flag, cand,
         )

@@ -60,9 +60,10 @@ def test_slots_match_naive(seed, n, p0, p1, p_z, p_one, scale):
 def test_slots_do_not_depend_on_chunking(monkeypatch, scale):
     # odd chunk size (flags padded to 40): same slots, same candidates, same draws
     lam = np.random.default_rng(5).random((3, 4, 4)) * scale
-    whole, ref = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
+    # 20000 slots: ~110 clicks expected at the low scale, so the > 20 below holds for any stream
+    whole, ref = _run_slots(5, 20000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
     monkeypatch.setattr(clicks, "CHUNK_SLOTS", 37)
-    chunked, _ = _run_slots(5, 5000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
+    chunked, _ = _run_slots(5, 20000, (0.6, 0.3, 0.1), 0.7, 0.5, lam, np.array([10.0, 20.0, 0.0, 5.0]), slot0=2**33)
     assert len(ref[3]) > 20
     for a, b, c in zip(whole, chunked, ref):
         assert np.array_equal(np.asarray(a), np.asarray(c)) and np.array_equal(np.asarray(b), np.asarray(c))

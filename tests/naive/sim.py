@@ -46,6 +46,53 @@ def slot_hash(key: int, slot: int) -> int:
     return z ^ (z >> 31)
 
 
+class Stream:
+    """Sequential SplitMix64: a word is the output function of the state, then the state steps by GAMMA."""
+
+    R = 3.6541528853610088  # ziggurat base edge for 256 layers (Marsaglia & Tsang 2000)
+
+    def __init__(self, state: int) -> None:
+        self.state = int(state)
+        f = self.f
+        self.v = self.R * f(self.R) + math.sqrt(math.pi / 2) * math.erfc(self.R / math.sqrt(2))
+        self.x = [self.v / f(self.R), self.R]  # layer i: [0, x[i]] x [f(x[i]), f(x[i]) + v / x[i]]
+        while len(self.x) < 256:
+            top = f(self.x[-1]) + self.v / self.x[-1]
+            self.x.append(math.sqrt(-2 * math.log(top)) if top < 1 else 0.0)
+        self.x.append(0.0)
+
+    @staticmethod
+    def f(x: float) -> float:
+        return math.exp(-0.5 * x * x)
+
+    def word(self) -> int:
+        z = slot_hash(self.state, 0)
+        self.state = (self.state + GAMMA) & MASK64
+        return z
+
+    def uniform(self) -> float:
+        return (self.word() >> 11) * 2.0**-53
+
+    def normal(self) -> float:
+        """Ziggurat: pick a layer and a point in it; accept under the curve, else start over."""
+        x_ = self.x
+        while True:
+            z = self.word()
+            i, negative, u = z & 255, (z >> 8) & 1, z >> 11
+            x = u * (x_[i] * 2.0**-53)
+            sign = -1.0 if negative else 1.0
+            if u < math.floor(x_[i + 1] / x_[i] * 2.0**53):  # inside the layer's part under the curve
+                return sign * x
+            if i == 0:  # tail beyond R
+                while True:
+                    xt = -math.log(((self.word() >> 11) + 1) * 2.0**-53) / self.R
+                    yt = -math.log(((self.word() >> 11) + 1) * 2.0**-53)
+                    if yt + yt > xt * xt:
+                        return sign * (self.R + xt)
+            if self.f(x_[i]) + (self.word() >> 11) * 2.0**-53 * (self.v / x_[i]) < self.f(x):
+                return sign * x
+
+
 def alice_choice(u: int, weights) -> tuple[int, int, int]:
     """(class, basis, bit) of one 32-bit number: o = how many cumulative weights C_1..C_11 are <= u."""
     o = sum(1 for k in range(1, 12) if u >= sum(weights[:k]))
@@ -58,8 +105,9 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
     Slot i (absolute slot0 + i) hashes to h; Alice's 32 bits are h's low half (or half
     i % 2 of words[i // 2]); a slot of class c is a candidate when h's high half is below
     L_c = ceil(max_s p_any[c][s] 2^32).  Candidates in slot order take a uniform and one
-    normal per click.
+    normal per click from a Stream seeded by one 64-bit draw of rng.
     """
+    stream = Stream(rng.integers(0, 2**64, dtype=np.uint64))
     p_any = [[1.0 - math.exp(-sum(lam[c, s])) for s in range(4)] for c in range(3)]
     level = [min(math.ceil(max(p_any[c]) * 2**32), 2**32) for c in range(3)]
     basis, bit, inten, click_t, click_det = [], [], [], [], []
@@ -73,7 +121,7 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
         if (h >> 32) >= level[c]:
             continue
         s = 2 * b + x
-        w = rng.random() * level[c] / 2**32
+        w = stream.uniform() * level[c] / 2**32
         if w >= p_any[c][s]:
             continue
         v = w / p_any[c][s]
@@ -91,7 +139,7 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
                 break
         for j in range(4):
             if (chosen >> j) & 1:
-                t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * rng.standard_normal()
+                t = (slot0 + i) * period_ps + delay_ps + jitter_ps[j] * stream.normal()
                 click_t.append(int(np.rint(t)))
                 click_det.append(j)
     return basis, bit, inten, click_t, click_det
