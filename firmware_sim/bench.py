@@ -30,9 +30,8 @@ from firmware_sim.physics.fiber import FiberState, nominal_delay_ps, transmissio
 from firmware_sim.physics.polarization import (
     EPC_MAX_MV,
     MPC320_MAX_DEG,
-    basis_error_probabilities,
-    detector_probabilities,
     epc_unitary,
+    link_probabilities,
     mpc320_unitary,
 )
 from firmware_sim.physics.qrng import choice_source
@@ -404,14 +403,16 @@ class SimBench:
         parts_t, parts_det = [], []
         eve_stats: dict = {}
         e_z_acc = e_x_acc = 0.0
+        u_prev = None
         for k in range(n_steps):
             s = slot0 + k * step_slots
             n = min(step_slots, slot0 + n_slots - s)
             u_total = u_ctrl @ self._fiber.rotation
-            e_z, e_x = basis_error_probabilities(u_total)
+            if u_prev is None or not np.array_equal(u_total, u_prev):  # a still fiber: the same tables
+                p_det, e_z, e_x = link_probabilities(u_total, cfg.p_bob_z)
+                u_prev = u_total
             e_z_acc += e_z * n
             e_x_acc += e_x * n
-            p_det = detector_probabilities(u_total, cfg.p_bob_z)
             if cfg.eve.active:
                 basis, bit, inten, c_t, c_det = eve_physics.simulate_slots_with_eve(
                     self._rng, self._key, s, n, src, cfg.eve, mu, t_link, p_det, eff, center, width, eve_stats,

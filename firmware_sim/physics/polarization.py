@@ -130,3 +130,13 @@ def basis_error_probabilities(u_total: np.ndarray) -> tuple[float, float]:
     e_z = 0.5 * (probs[0, 1] + probs[1, 0])
     e_x = 0.5 * (probs[2, 3] + probs[3, 2])
     return float(e_z), float(e_x)
+
+
+def link_probabilities(u_total: np.ndarray, p_bob_z: float) -> tuple[np.ndarray, float, float]:
+    """detector_probabilities(u_total, p_bob_z) and basis_error_probabilities(u_total), bit for bit,
+    from one evaluation (the arm weights are exact rescalings of the p_bob_z = 1/2 table)."""
+    probs = detector_probabilities(u_total, 0.5) * 2.0
+    e_z = 0.5 * (probs[0, 1] + probs[1, 0])
+    e_x = 0.5 * (probs[2, 3] + probs[3, 2])
+    p_det = probs * np.array([p_bob_z, p_bob_z, 1.0 - p_bob_z, 1.0 - p_bob_z])
+    return p_det, float(e_z), float(e_x)

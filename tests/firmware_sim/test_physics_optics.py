@@ -121,3 +121,11 @@ def test_pns_settings_match_gain():
     assert gain == pytest.approx(-math.expm1(-mu * t_link * eta), rel=1e-6)
     block, fwd = pns_settings(mu, 10 ** (-0.5), t_bob, eta)
     assert fwd == 1.0 and 0 <= block < 1
+
+
+def test_link_probabilities_equal_the_separate_functions_bit_for_bit(rng):
+    for p_bob_z in (0.5, 0.7, 0.0, 1.0, 0.123):
+        u = pol.random_su2(rng)
+        p_det, e_z, e_x = pol.link_probabilities(u, p_bob_z)
+        assert np.array_equal(p_det, pol.detector_probabilities(u, p_bob_z))
+        assert (e_z, e_x) == pol.basis_error_probabilities(u)
