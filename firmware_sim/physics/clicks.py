@@ -34,6 +34,10 @@ _PATTERN_SIZE = np.array([bin(p).count("1") for p in range(16)], dtype=np.int64)
 _PATTERN_DETS = np.array([[j for j in range(4) if p >> j & 1] + [0] * (4 - bin(p).count("1")) for p in range(16)],
                          dtype=np.int64)
 """Click pattern p (bit j = detector j clicked): its number of clicks and their detectors."""
+PATTERN_ORDER = np.array([1, 2, 4, 8, 3, 5, 6, 9, 10, 12, 7, 11, 13, 14, 15], dtype=np.int64)
+"""The 15 click patterns in the order of the pattern cdf: the four single clicks first, so the
+common case (one detector, when mu T is small) is settled by 4 compares and a well-predicted
+branch instead of 14 compares and a pattern table walk (~4 ns per click)."""
 
 CHUNK_SLOTS = 1 << 14
 """Slots per pass of Alice's vectorized loop inside the kernel (its candidate flags stay in L1)."""
@@ -55,7 +59,7 @@ def _clicks_kernel(
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
     Slot k in state (c, s) of step st = k // step_slots reads row 12 st + 4 c + s of
-    `table`: p_any, 1 / p_any, then the 14 pattern cdf values.  Stops before a chunk whose
+    `table`: p_any, 1 / p_any, then the 14 pattern cdf values (PATTERN_ORDER).  Stops before a chunk whose
     clicks might not fit (4 per slot); returns (next slot, clicks, stream state).  The uniform and
     normal draws come from the SplitMix64 stream at `stream` (physics/gauss.py), in slot order.
     """
@@ -106,10 +110,18 @@ def _clicks_kernel(
             w = u * p_bound[c]
             if w < table[row, 0]:
                 v = w * table[row, 1]
-                pattern = 1
-                for j in range(2, 16):
-                    pattern += v >= table[row, j]
                 t_slot = (slot0 + k) * period_ps + delay_ps[st]
+                if v < table[row, 5]:  # one detector clicks (singles come first in PATTERN_ORDER)
+                    det = (v >= table[row, 2]) + (v >= table[row, 3]) + (v >= table[row, 4])
+                    g, stream = next_normal(stream)
+                    click_t[nc] = np.int64(np.rint(t_slot + jitter_ps[det] * g))
+                    click_det[nc] = det
+                    nc += 1
+                    continue
+                rank = 4  # a multi-click: its rank in PATTERN_ORDER from the remaining cdf values
+                for j in range(6, 16):
+                    rank += v >= table[row, j]
+                pattern = PATTERN_ORDER[rank]
                 for j in range(_PATTERN_SIZE[pattern]):
                     det = _PATTERN_DETS[pattern, j]
                     g, stream = next_normal(stream)
@@ -125,11 +137,12 @@ def click_tables(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     p_any[c, s] = 1 - exp(-sum_j lam): probability of at least one click.  A click
     pattern is a bit mask over the 4 detectors (bit j = det j clicked); pattern_cdf[c, s, k]
-    is P(pattern <= k + 1 | at least one click) for k = 0..13 (pattern 15 takes the rest).
+    is P(pattern in PATTERN_ORDER[:k + 1] | at least one click) for k = 0..13 (the last,
+    15 = all four, takes the rest).
     """
     p_click = -np.expm1(-lam)
     p_any = -np.expm1(-lam.sum(axis=-1))
-    patterns = np.arange(1, 16)
+    patterns = PATTERN_ORDER
     bits = ((patterns[:, None] >> np.arange(4)) & 1).astype(bool)  # (15, 4)
     prob = np.prod(np.where(bits, p_click[..., None, :], 1.0 - p_click[..., None, :]), axis=-1)
     safe = np.where(p_any > 0, p_any, 1.0)[..., None]

@@ -125,10 +125,12 @@ def slots(rng, key, n, slot0, weights, lam, period_ps, delay_ps, jitter_ps, word
         if w >= p_any[c][s]:
             continue
         v = w / p_any[c][s]
-        # pattern k (bit j = detector j clicked), probability given at least one click
+        # pattern k (bit j = detector j clicked), probability given at least one click, taken in the
+        # kernel's order: the four single clicks, then pairs, triples, all four
         acc = 0.0
-        chosen = 15
-        for k in range(1, 15):
+        order = [1, 2, 4, 8, 3, 5, 6, 9, 10, 12, 7, 11, 13, 14, 15]
+        chosen = order[-1]
+        for k in order[:-1]:
             pk = 1.0
             for j in range(4):
                 pj = 1.0 - math.exp(-lam[c, s, j])
