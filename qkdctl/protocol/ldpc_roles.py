@@ -40,7 +40,7 @@ from qkdctl.core.reconcile.ldpc import (
     FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors,
     frame_bits, frame_layout, reveal_positions, syndrome,
 )
-from qkdctl.core.reconcile.qc_codes import QcLdpcCode, build_qc_code, lifted_matrix
+from qkdctl.core.reconcile.qc_codes import QcLdpcCode, build_qc_code, lifted_matrix, qc_syndrome
 from qkdctl.core.reconcile.qc_decoder import QcSyndromeDecoder
 from qkdctl.protocol.channel import Channel
 from qkdctl.protocol.messages import Message
@@ -170,6 +170,11 @@ def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout
     return [full] * (frames - 1) + [last]
 
 
+def _syndrome(code: LdpcCode, bits: np.ndarray) -> np.ndarray:
+    """H x of a frame: by circulant blocks on a QC code (same bits, ~15x faster)."""
+    return qc_syndrome(code, bits) if isinstance(code, QcLdpcCode) else syndrome(code, bits)
+
+
 def _packed(bits: np.ndarray) -> np.ndarray:
     return np.packbits(bits)
 
@@ -219,7 +224,7 @@ class LdpcAliceResponder:
                 self._frames.append(x)
                 self._revealed.append(np.zeros(code.n, dtype=bool))
                 self._budget.append(lay.punct_pos.size + int(v.max_reveal_fraction * lay.k))
-                synd.append(syndrome(code, x))
+                synd.append(_syndrome(code, x))
             return [Message("ldpc/syndrome", {"bits": _packed(np.concatenate(synd))})]
         msg.expect("ldpc/reveal", "ldpc/done")
         if msg.kind == "ldpc/done":
@@ -290,7 +295,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     ys, targets, known, known_err, done, results = [], [], [], [], [], []
     for i, lay in enumerate(layouts):
         ys.append(frame_bits(lay, bits[i * k:i * k + lay.k], np.zeros(punct, np.uint8)))
-        targets.append(syndrome(code, ys[i]) ^ s_all[i * m:(i + 1) * m])
+        targets.append(_syndrome(code, ys[i]) ^ s_all[i * m:(i + 1) * m])
         known.append(np.zeros(code.n, dtype=bool))
         known_err.append(np.zeros(code.n, dtype=np.uint8))
         done.append(False)

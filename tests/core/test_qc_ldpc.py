@@ -285,3 +285,30 @@ def test_shortened_blocks_are_left_out_without_changing_the_result(rng):
             assert b.converged and np.array_equal(b.error, e)
     with pytest.raises(QkdInputError, match="columns"):
         D.QcSyndromeDecoder(code, columns=np.array([code.n]))
+
+
+def test_qc_syndrome_matches_reference_on_hand_case():
+    shifts = np.array([[0, 2, -1], [1, -1, 3]])
+    code = Q.QcLdpcCode(h=Q.lifted_matrix(shifts, 4), h_csc=None, puncture_order=np.arange(0),
+                        fill_order=np.arange(12), rate=0.33, seed=0, z=4, shifts=shifts, four_cycles=0)
+    bits = np.array([1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0], np.uint8)
+    # check 0: bits 0 and 4 + 2 = 6 -> 1 ^ 1; check 6 (row 1, t = 2): bits 3 and 8 + 1 -> 0 ^ 1;
+    # check 7: bits 0 and 8 + 2 -> 1 ^ 0
+    assert Q.qc_syndrome(code, bits).tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert naive.syndrome(shifts.tolist(), 4, bits.tolist()) == [0, 0, 0, 0, 0, 0, 1, 1]
+    with pytest.raises(QkdInputError, match="frame"):
+        Q.qc_syndrome(code, bits[:-1])
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), mb=st.integers(1, 5), nb=st.integers(1, 8), z=st.integers(1, 9))
+def test_qc_syndrome_matches_reference_and_lifted_matrix_random(seed, mb, nb, z):
+    rng = np.random.default_rng(seed)
+    shifts = np.where(rng.random((mb, nb)) < 0.6, rng.integers(0, z, (mb, nb)), -1)
+    h = Q.lifted_matrix(shifts, z)
+    code = Q.QcLdpcCode(h=h, h_csc=h.tocsc(), puncture_order=np.arange(0), fill_order=np.arange(nb * z),
+                        rate=0.5, seed=0, z=z, shifts=shifts, four_cycles=0)
+    bits = rng.integers(0, 2, nb * z, dtype=np.uint8)
+    got = Q.qc_syndrome(code, bits)
+    assert got.tolist() == naive.syndrome(shifts.tolist(), z, bits.tolist())
+    assert np.array_equal(got, L.syndrome(code, bits))

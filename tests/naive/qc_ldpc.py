@@ -118,3 +118,8 @@ def lightest_deg2_word(shifts, z, max_len):
             w = (cols + 1) * z // math.gcd((shifts[b][j] - shifts[a][j] + t) % z, z)
             best = w if best is None else min(best, w)
     return best
+
+
+def syndrome(shifts, z, bits):
+    """H x over GF(2) of the lifted code, check by check from `lifted_rows`."""
+    return [sum(bits[c] for c in cols) % 2 for cols in lifted_rows(shifts, z)]

@@ -526,6 +526,18 @@ class SyndromeDecoder:
         return target, priors
 
 
+def _least_first(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` least values in stable-argsort order (value, then index),
+    by a partition instead of a full sort."""
+    if count >= values.size:
+        return np.argsort(values, kind="stable")
+    kth = np.partition(values, count - 1)[count - 1]
+    below = np.flatnonzero(values < kth)
+    ties = np.flatnonzero(values == kth)[:count - below.size]
+    sel = np.sort(np.concatenate([below, ties]))
+    return sel[np.argsort(values[sel], kind="stable")]
+
+
 def reveal_positions(layout: FrameLayout, revealed: np.ndarray, llr: np.ndarray, count: int) -> np.ndarray:
     """Next `count` columns to reveal: unrevealed punctured ones first, then key columns of least |LLR|.
 
@@ -538,6 +550,5 @@ def reveal_positions(layout: FrameLayout, revealed: np.ndarray, llr: np.ndarray,
     rest = count - chosen.size
     if rest > 0:
         keys = layout.key_pos[~revealed[layout.key_pos]]
-        order = np.argsort(np.abs(llr[keys]), kind="stable")
-        chosen = np.concatenate([chosen, keys[order[:rest]]])
+        chosen = np.concatenate([chosen, keys[_least_first(np.abs(llr[keys]), rest)]])
     return chosen.astype(np.int64)

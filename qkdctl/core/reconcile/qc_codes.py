@@ -75,6 +75,39 @@ def lifted_matrix(shifts: np.ndarray, z: int) -> sp.csr_matrix:
 
 
 @njit(cache=True)
+def _qc_syndrome_kernel(shifts, z, bits):  # pragma: no cover - compiled
+    # check i z + t XORs bit j z + (t + s) mod z of every base edge (i, j) of shift s: per
+    # edge, two contiguous runs of lanes (views from 0, so LLVM vectorises the loops)
+    mb, nb = shifts.shape
+    out = np.zeros(mb * z, np.uint8)
+    for i in range(mb):
+        row = out[i * z:(i + 1) * z]
+        for j in range(nb):
+            s = shifts[i, j]
+            if s < 0:
+                continue
+            w = z - s
+            head = bits[j * z + s:(j + 1) * z]
+            tail = bits[j * z:j * z + s]
+            row_tail = row[w:]
+            for t in range(w):
+                row[t] ^= head[t]
+            for t in range(s):
+                row_tail[t] ^= tail[t]
+    return out
+
+
+def qc_syndrome(code: QcLdpcCode, frame_bits: np.ndarray) -> np.ndarray:
+    """H x over GF(2) (uint8, length m) of a codeword-length bit array, by circulant blocks.
+
+    Same result as `ldpc.syndrome` on the lifted matrix, ~z times fewer index reads."""
+    bits = np.ascontiguousarray(frame_bits, dtype=np.uint8)
+    if bits.ndim != 1 or bits.size != code.n:
+        raise QkdInputError(f"frame must be a 1-D array of {code.n} bits, got shape {bits.shape}")
+    return _qc_syndrome_kernel(np.ascontiguousarray(code.shifts, dtype=np.int64), int(code.z), bits)
+
+
+@njit(cache=True)
 def _shift_kernel(present, col_order, z, tie_u, max_len, min_weight):  # pragma: no cover - compiled
     # present: mb x nb bool base graph.  A cycle of L degree-2 base columns whose alternating
     # shift sum is t mod z lifts to codewords of weight L z / gcd(t, z).  Returns shifts (-1
