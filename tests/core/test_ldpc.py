@@ -73,9 +73,8 @@ def test_family_rates_use_the_tabulated_ensemble_at_or_below_them():
     assert C.ensemble_of(0.5) is C.DEGREE_DISTRIBUTIONS[0.5]
     assert C.ensemble_of(0.72) is C.DEGREE_DISTRIBUTIONS[0.7]
     assert C.ensemble_of(0.76) is C.DEGREE_DISTRIBUTIONS[0.75]
-    for high in (0.8, 0.83, 0.85):  # 0.80-0.85: the optimised row 0.86 (see codes.py)
-        assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.86]
-    assert C.ensemble_of(0.86) is C.DEGREE_DISTRIBUTIONS[0.8]
+    for high in (0.8, 0.84, 0.86):  # 0.80-0.86: the rate-0.8 ensemble (see codes.py)
+        assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.8]
     for high in (0.87, 0.88, 0.9):  # 0.87-0.90: the optimised high-rate row
         assert C.ensemble_of(high) is C.DEGREE_DISTRIBUTIONS[0.93]
     with pytest.raises(QkdInputError, match="rate 0.815"):

@@ -65,7 +65,7 @@ def test_table_rows_are_normalised_and_the_high_rate_row_is_stable_at_its_q_star
 
 
 def test_ensemble_tag_follows_the_row_in_use(monkeypatch):
-    assert C.ensemble_tag(0.87) == C.ensemble_tag(0.9) != C.ensemble_tag(0.86) != C.ensemble_tag(0.85)
+    assert C.ensemble_tag(0.87) == C.ensemble_tag(0.9) != C.ensemble_tag(0.86) == C.ensemble_tag(0.8)
     before = C.ensemble_tag(0.88)
     monkeypatch.setitem(C.DEGREE_DISTRIBUTIONS, 0.93, ((3, 1.0),))
     assert C.ensemble_tag(0.88) != before
