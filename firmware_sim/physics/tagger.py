@@ -162,10 +162,12 @@ def tag_stream(
                           for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.int64)])
     b_role = np.concatenate([np.full(np.asarray(extra_t_ps[r]).size, r, dtype=np.uint8)
                              for r in range(N_ROLES) if visible[r]] + [np.empty(0, dtype=np.uint8)])
-    order = np.argsort(b_t, kind="stable")
+    if not is_sorted(b_t):  # edges of several roles: merge them in time (stable: ties by role)
+        order = np.argsort(b_t, kind="stable")
+        b_t, b_role = b_t[order], b_role[order]
     state.counts[:] = 0
     t, ch, missed = _tagger_kernel(
-        a_t, a_code, a_offset, a_delay, a_visible, b_t[order], b_role[order],
+        a_t, a_code, a_offset, a_delay, a_visible, b_t, b_role,
         np.ascontiguousarray(dead_time_ps, dtype=np.int64), int(resolution_ps),
         np.ascontiguousarray(ch_number, dtype=np.int32), state.last_tag_ps, state.bucket,
         max_rate_tags_per_s * 1e-12, float(buffer_tags), state.counts,
