@@ -372,7 +372,9 @@ class QcSyndromeDecoder:
         nv, e = self._var_cols.size, self.n_edges
         t_arr = np.empty((count, code.m), np.uint8)
         llr0 = np.empty((count, nv), np.float32)
-        msgs = np.zeros((count, e), np.float32)
+        # one frame resuming: the kernel updates the caller's state in place (no copies)
+        in_place = count == 1 and states[0] is not None
+        msgs = None if in_place else np.zeros((count, e), np.float32)
         full_llr = []
         for i in range(count):
             target = np.ascontiguousarray(targets[i], dtype=np.uint8)
@@ -385,7 +387,12 @@ class QcSyndromeDecoder:
             if states[i] is not None:
                 if states[i].shape != (e,) or states[i].dtype != np.float32:
                     raise QkdInputError(f"state must be float32 of length {e}")
-                msgs[i] = states[i]
+                if not in_place:
+                    msgs[i] = states[i]
+        if in_place:
+            if not states[0].flags.c_contiguous:
+                raise QkdInputError("state must be a contiguous array")
+            msgs = states[0][None, :]
         post = np.empty((count, nv), np.float32)
         err = np.empty((count, nv), np.uint8)
         its = np.zeros(count, np.int64)
@@ -404,7 +411,8 @@ class QcSyndromeDecoder:
         for i in range(count):
             state = msgs[i]
             if states[i] is not None:
-                states[i][:] = msgs[i]
+                if not in_place:
+                    states[i][:] = msgs[i]
                 state = states[i]
             err_i = np.zeros(code.n, np.uint8)
             err_i[self._var_cols] = err[i]
