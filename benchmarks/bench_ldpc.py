@@ -134,7 +134,29 @@ def run(quick: bool) -> list[dict]:
             out.extend(_qc_decode(frame_n, qber, frames_per))
     for qber in QUICK_QBERS[:1] if quick else QC_QBERS:
         out.extend(_qc_blind(qber, QUICK_QC_BLIND_RUNS if quick else QC_BLIND_RUNS))
+    for qber in QUICK_QBERS[:1] if quick else QC_QBERS:
+        out.extend(_threads(qber, QUICK_QC_BLIND_RUNS if quick else QC_BLIND_RUNS))
     return out
+
+
+def _threads(qber: float, runs: int) -> list[dict]:
+    """`runs` keys through "ldpc-blind" on one numba thread (baseline) and on all of them.
+
+    A key's frames decode one per thread, so the wall figure on all threads is what two
+    idle cores give; on a loaded machine it is what this process got (see `load_avg`)."""
+    threads = numba.get_num_threads()
+    figures = {}
+    for count in (1, threads):
+        numba.set_num_threads(count)
+        try:
+            figures[count] = _protocol("ldpc-blind", qber, runs)
+        finally:
+            numba.set_num_threads(threads)
+    return [result(
+        f"ldpc-blind threads={count} q={qber:g} n={BLIND_N}", BLIND_N * runs, fig["seconds"], "bit/s",
+        "ldpc-blind threads=1", figures[1]["seconds"], method="ldpc-blind", qber=qber, n=BLIND_N,
+        runs=runs, threads=count, **{k: v for k, v in fig.items() if k != "seconds"},
+    ) for count, fig in figures.items()]
 
 
 def _qc_decode(frame_n: int, qber: float, count: int) -> list[dict]:
