@@ -10,9 +10,9 @@ its counter hash are below L_c = ceil(max_s p_any[c, s] * 2^32), so candidates f
 Bernoulli(p_bound_c) process with p_bound_c = L_c / 2^32 >= p_any[c, s] (a per-class
 bound: decoy and vacuum pulses are rarely candidates); the flags come out of Alice's
 vectorized loop (a compare and a select per slot), and the scan finds them 8 slots per
-64-bit word (lowest set byte; branch-free compaction when candidates are dense).  A candidate in state (c, s) clicks when
-w = u * p_bound_c < p_any[c, s] (u a fresh uniform, so P = p_any
-exactly); then w / p_any is again uniform and picks the click pattern (which of the 15
+64-bit word (lowest set byte; branch-free compaction when candidates are dense).  A
+candidate in state (c, s) clicks when w = u * p_bound_c < p_any[c, s] (u a fresh
+uniform, so P = p_any exactly); then w / p_any is again uniform and picks the click pattern (which of the 15
 non-empty detector subsets) from its distribution given a click.  Each click takes one
 normal draw (ziggurat) for its Gaussian jitter.  Uniforms and normals come from a
 SplitMix64 stream seeded by one draw of the Generator per call (physics/gauss.py: inlined,
@@ -59,9 +59,10 @@ def _clicks_kernel(
     """Alice's choices and the clicks of slots start.. (absolute slot0 + index), chunk by chunk.
 
     Slot k in state (c, s) of step st = k // step_slots reads row 12 st + 4 c + s of
-    `table`: p_any, 1 / p_any, then the 14 pattern cdf values (PATTERN_ORDER).  Stops before a chunk whose
-    clicks might not fit (4 per slot); returns (next slot, clicks, stream state).  The uniform and
-    normal draws come from the SplitMix64 stream at `stream` (physics/gauss.py), in slot order.
+    `table`: p_any, 1 / p_any, then the 14 pattern cdf values (PATTERN_ORDER).  Stops
+    before a chunk whose clicks might not fit (4 per slot); returns (next slot, clicks,
+    stream state).  The uniform and normal draws come from the SplitMix64 stream at
+    `stream` (physics/gauss.py), in slot order.
     """
     n = basis.size
     chunk = flag.size

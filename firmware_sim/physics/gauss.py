@@ -42,7 +42,9 @@ def _f(x: float) -> float:
     return math.exp(-0.5 * x * x)
 
 
-def ziggurat_tables(r: float = ZIGGURAT_R, n: int = N_LAYERS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+def ziggurat_tables(
+    r: float = ZIGGURAT_R, n: int = N_LAYERS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """(x, k, w, f_x, v): layer edges x[0..n] (x[0] = v / f(r) the base's pseudo width,
     x[n] = 0), k[i] = floor(x[i+1] / x[i] * 2**53) (uint64, the accept bound of U's bits),
     w[i] = x[i] * 2**-53 (U's bits to x), f_x[i] = f(x[i]), and the layer area v."""
