@@ -312,3 +312,22 @@ def test_qc_syndrome_matches_reference_and_lifted_matrix_random(seed, mb, nb, z)
     got = Q.qc_syndrome(code, bits)
     assert got.tolist() == naive.syndrome(shifts.tolist(), z, bits.tolist())
     assert np.array_equal(got, L.syndrome(code, bits))
+
+
+def test_lone_resumed_frame_updates_state_in_place_like_a_batch(small_qc, rng):
+    code = small_qc
+    errs = [(rng.random(code.n) < 0.06).astype(np.uint8) for _ in range(2)]
+    targets = [L.syndrome(code, e) for e in errs]
+    priors = [np.full(code.n, 0.06)] * 2
+    dec = D.QcSyndromeDecoder(code, max_iter=2, stall_iter=100, phi="tanh")
+    first = dec.decode_many(targets, priors)
+    alone_state = first[0].state.copy()
+    batch_states = [first[0].state.copy(), first[1].state.copy()]
+    alone = dec.decode(targets[0], priors[0], alone_state)
+    batch = dec.decode_many(targets, priors, batch_states)
+    assert alone.state is alone_state and batch[0].state is batch_states[0]
+    assert not np.array_equal(alone_state, first[0].state)  # two more sweeps moved the messages
+    assert np.array_equal(alone_state, batch_states[0]) and np.array_equal(alone.llr, batch[0].llr)
+    assert alone.iterations == batch[0].iterations
+    with pytest.raises(QkdInputError, match="contiguous"):
+        dec.decode(targets[0], priors[0], np.zeros(2 * dec.n_edges, np.float32)[::2])
