@@ -2,8 +2,11 @@
 
 Messages (all fields checked on receipt; anything else raises ProtocolError):
   Bob -> Alice  "ldpc/start"    n (key bits), frame_n, rate_pct, seed (code), k (key bits of
-                                a full frame), punct (punctured bits per frame), frames
-  Alice -> Bob  "ldpc/syndrome" bits (packed u1): the frames' syndromes, m bits each
+                                a full frame), punct (punctured bits per frame), frames,
+                                check_bits (per-frame tag length; must equal Alice's variant)
+  Alice -> Bob  "ldpc/syndrome" bits (packed u1): the frames' syndromes, m bits each; with
+                                check_bits > 0 also salt (16 bytes) and tags (packed u1):
+                                check_bits per frame, the salted tag of her frame's key bits
   Bob -> Alice  "ldpc/reveal"   frame i4[], pos i4[] (codeword columns): one blind round
   Alice -> Bob  "ldpc/values"   count, bits (packed u1): her bits at those columns
   Bob -> Alice  "ldpc/done"
@@ -12,8 +15,19 @@ picks them with `choose_layout` (equal frames, the last one shorter by at most f
 shortened or already revealed column, or beyond `max_reveal_fraction` of a frame's key
 bits plus its punctured bits.
 
-Leakage (MethodOutcome.leaked_bits) = syndrome bits + revealed bits - punctured bits
-(see `qkdctl.core.reconcile.ldpc`); the three terms are in `extra`.
+Leakage (MethodOutcome.leaked_bits) = syndrome bits + revealed bits + check bits -
+punctured bits (see `qkdctl.core.reconcile.ldpc`); the four terms are in `extra`.
+
+Per-frame check (check_bits > 0): a frame counts as decoded only when BP converged, agrees
+with the revealed bits and the tag of its key bits equals Alice's; a frame whose BP
+converged to another word of the syndrome (Alice's plus a light codeword) stays in the
+blind loop (more reveals, resumed BP) instead of failing the key's confirmation.  Alice
+sends all tags with the syndromes (no extra round trip, check_bits per frame leaked once);
+Bob sending his tags for Alice to compare would leak check_bits per attempt instead (a
+wrong word's tag is another function of Alice's bits) plus the answers, and cost a round
+trip per check.  Tag: BLAKE2b keyed by Alice's random salt, personalised by the frame
+index, truncated to check_bits; a wrong word passes with probability ~2^-check_bits and
+is then still caught by the final confirmation.
 
 Codes are built once per (rate, n, seed) by PEG, or per (rate, n, seed, base columns) as
 quasi-cyclic codes (`qkdctl.core.reconcile.qc_codes`, when the variant's `qc_base_columns`
@@ -24,6 +38,7 @@ default).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -63,7 +78,8 @@ class LdpcVariant:
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
     the failed round's messages (layered backend) instead of starting afresh;
     qc_base_columns: 0 for the PEG family, else quasi-cyclic codes of that many base columns
-    (circulants of frame_n / qc_base_columns), decoded by `QcSyndromeDecoder` with `qc_phi`.
+    (circulants of frame_n / qc_base_columns), decoded by `QcSyndromeDecoder` with `qc_phi`;
+    check_bits: per-frame tag length (0..64; 0 = no per-frame check).
     """
 
     name: str
@@ -82,6 +98,7 @@ class LdpcVariant:
     max_reveal_fraction: float = 0.5
     qc_base_columns: int = 0
     qc_phi: str = "tanh"
+    check_bits: int = 0
 
 
 def _cache_dir() -> Path:
@@ -183,6 +200,17 @@ def _unpacked(msg: Message, name: str, count: int) -> np.ndarray:
     return np.unpackbits(msg.array(name, np.uint8, length=(count + 7) // 8), count=count)
 
 
+SALT_BYTES = 16
+
+
+def frame_tag(key_bits: np.ndarray, salt: bytes, frame: int, check_bits: int) -> np.ndarray:
+    """The first `check_bits` bits (u1, 0..64) of BLAKE2b over a frame's key bits, keyed by
+    `salt` and personalised by the frame index."""
+    digest = hashlib.blake2b(np.packbits(key_bits).tobytes() + key_bits.size.to_bytes(8, "little"),
+                             key=salt, person=frame.to_bytes(16, "little"), digest_size=8).digest()
+    return np.unpackbits(np.frombuffer(digest, np.uint8), count=check_bits)
+
+
 class LdpcAliceResponder:
     """Alice's side: syndromes on "ldpc/start", her bits on each checked "ldpc/reveal"."""
 
@@ -216,6 +244,8 @@ class LdpcAliceResponder:
                 raise ProtocolError(f"k={k} plus punct={punct} exceed the code length {code.n}")
             if msg.int("frames") != -(-self.bits.size // k):
                 raise ProtocolError("frame count does not match key length and k")
+            if msg.int("check_bits") != v.check_bits:
+                raise ProtocolError(f"peer's check_bits {msg.int('check_bits')}, ours {v.check_bits}")
             self._layouts = _layouts(code, self.bits.size, k, punct)
             synd = []
             for i, lay in enumerate(self._layouts):
@@ -225,7 +255,13 @@ class LdpcAliceResponder:
                 self._revealed.append(np.zeros(code.n, dtype=bool))
                 self._budget.append(lay.punct_pos.size + int(v.max_reveal_fraction * lay.k))
                 synd.append(_syndrome(code, x))
-            return [Message("ldpc/syndrome", {"bits": _packed(np.concatenate(synd))})]
+            fields = {"bits": _packed(np.concatenate(synd))}
+            if v.check_bits:
+                salt = self.rng.bytes(SALT_BYTES)
+                tags = [frame_tag(self.bits[i * k:i * k + lay.k], salt, i, v.check_bits)
+                        for i, lay in enumerate(self._layouts)]
+                fields.update(salt=salt, tags=_packed(np.concatenate(tags)))
+            return [Message("ldpc/syndrome", fields)]
         msg.expect("ldpc/reveal", "ldpc/done")
         if msg.kind == "ldpc/done":
             self.finished = True
@@ -277,6 +313,8 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     bits = np.ascontiguousarray(bob_bits, dtype=np.uint8)
     if not 0.0 < qber_estimate < 0.5:
         raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
+    if not 0 <= v.check_bits <= 64:
+        raise QkdInputError(f"check_bits must lie in 0..64, got {v.check_bits}")
     fitting = [f for f in v.frame_sizes if f <= bits.size]
     frame_n = max(fitting) if fitting else min(v.frame_sizes)
     codes = {r: family_code(r, frame_n, CODE_SEED, v.qc_base_columns)
@@ -286,9 +324,16 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     layouts = _layouts(code, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
         "n": int(bits.size), "frame_n": frame_n, "rate_pct": int(round(code.rate * 100)),
-        "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts)}))
+        "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts),
+        "check_bits": v.check_bits}))
     m = code.m
-    s_all = _unpacked(channel.recv().expect("ldpc/syndrome"), "bits", m * len(layouts))
+    synd_msg = channel.recv().expect("ldpc/syndrome")
+    s_all = _unpacked(synd_msg, "bits", m * len(layouts))
+    if v.check_bits:
+        salt = synd_msg.bytes("salt")
+        if len(salt) != SALT_BYTES:
+            raise ProtocolError(f"check salt has {len(salt)} bytes, expected {SALT_BYTES}")
+        tags = _unpacked(synd_msg, "tags", v.check_bits * len(layouts)).reshape(len(layouts), -1)
     dec = _decoder(code.rate, frame_n, code.seed, k, punct, v.backend, v.max_iter, v.stall_iter,
                    v.bp_method, v.osd_order, v.qc_base_columns, v.qc_phi)
     h_q = binary_entropy(qber_estimate)
@@ -303,6 +348,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     revealed_bits = 0
     rounds = 0
     iterations = 0
+    check_failures = 0
     t0 = time.perf_counter()
     while True:
         todo = [i for i in range(len(layouts)) if not done[i]]
@@ -318,6 +364,11 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
             iterations += res.iterations
             results[i] = res
             done[i] = res.converged and np.array_equal(res.error[pos], known_err[i][pos])
+            if done[i] and v.check_bits:
+                lay = layouts[i]
+                word = (ys[i] ^ res.error)[lay.key_pos]
+                done[i] = np.array_equal(frame_tag(word, salt, i, v.check_bits), tags[i])
+                check_failures += int(not done[i])
         pending = [i for i in range(len(layouts)) if not done[i]]
         if not pending or rounds >= v.max_rounds:
             break
@@ -354,12 +405,14 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         out[i * k:i * k + lay.k] = corrected[lay.key_pos]
     syndrome_bits = m * len(layouts)
     punctured_bits = punct * len(layouts)
+    check_bits = v.check_bits * len(layouts)
     return MethodOutcome(
         bob_bits=out,
-        leaked_bits=syndrome_bits + revealed_bits - punctured_bits,
+        leaked_bits=syndrome_bits + revealed_bits + check_bits - punctured_bits,
         extra={"frames": len(layouts), "frame_n": frame_n, "rate": code.rate,
                "key_bits_per_frame": k, "syndrome_bits": syndrome_bits,
                "revealed_bits": revealed_bits, "punctured_bits": punctured_bits,
+               "check_bits": check_bits, "check_failures": check_failures,
                "shortened_bits": int(sum(lay.short_pos.size for lay in layouts)),
                "blind_rounds": rounds, "failed_frames": len(layouts) - int(sum(done)),
                "bp_iterations": iterations, "decode_seconds": decode_s},

@@ -16,13 +16,14 @@ SMALL = R.LdpcVariant("ldpc-test", frame_sizes=(1024,), f_start=1.1, f_step=0.08
 
 
 class AliceCounter:
-    """Wraps Alice's channel end; counts the syndrome and revealed bits she really sends."""
+    """Wraps Alice's channel end; counts the syndrome, revealed and tag bits she really sends."""
 
     def __init__(self, inner, m_of_rate) -> None:
         self.inner = inner
         self.m_of_rate = m_of_rate
         self.syndrome_bits = 0
         self.revealed_bits = 0
+        self.check_bits = 0
         self.last_start: Message | None = None
 
     def send(self, msg: Message) -> None:
@@ -31,6 +32,10 @@ class AliceCounter:
             start = self.last_start
             self.syndrome_bits += start.fields["frames"] * self.m_of_rate(start.fields["rate_pct"])
             assert msg.fields["bits"].size == (self.syndrome_bits + 7) // 8
+            if "tags" in msg.fields:
+                tag_bits = start.fields["frames"] * start.fields["check_bits"]
+                assert msg.fields["tags"].size == (tag_bits + 7) // 8
+                self.check_bits += tag_bits
         if msg.kind == "ldpc/values":
             self.revealed_bits += int(msg.fields["count"])
 
@@ -123,7 +128,8 @@ def _started_responder(rng, n=800):
     resp = R.LdpcAliceResponder(SMALL, a, rng)
     code = R.family_code(0.8, 1024)
     start = Message("ldpc/start", {"n": n, "frame_n": 1024, "rate_pct": 80,
-                                   "seed": R.CODE_SEED, "k": 700, "punct": 20, "frames": 2})
+                                   "seed": R.CODE_SEED, "k": 700, "punct": 20, "frames": 2,
+                                   "check_bits": 0})
     (reply,) = resp.handle(start)
     assert reply.kind == "ldpc/syndrome" and reply.fields["bits"].size == (2 * code.m + 7) // 8
     return resp
