@@ -8,10 +8,9 @@ from qkdctl.core.errors import QkdInputError
 from qkdctl.core.reconcile.qc_codes import QcLdpcCode
 from qkdctl.core.reconcile.qc_decoder import QcSyndromeDecoder
 from qkdctl.protocol import ldpc_roles as R
-from qkdctl.protocol.auth import KeyPool
-from qkdctl.protocol.channel import in_process_pair
 from qkdctl.protocol.reconcile import efficiency, reconcile
-from tests.protocol.test_ldpc_roles import KEY, AliceCounter, _frame
+from tests.protocol import test_ldpc_roles as ldpc_roles_tests
+from tests.protocol.test_ldpc_roles import _frame
 
 QC_SMALL = R.LdpcVariant("ldpc-qc-test", frame_sizes=(1024,), f_start=1.1, f_step=0.08, max_rounds=6,
                          qc_base_columns=64)
@@ -27,11 +26,7 @@ def _m(rate_pct):
 
 
 def _run(rng, n, qber_true, qber_est, variant=QC_SMALL):
-    a, b = _frame(rng, n, qber_true)
-    alice_ch, bob_ch = in_process_pair(KeyPool(KEY), KeyPool(KEY))
-    counter = AliceCounter(alice_ch, _m)
-    res = reconcile(R.ldpc_method(variant), a, b, qber_est, rng, channels=(counter, bob_ch))
-    return a, b, res, counter
+    return ldpc_roles_tests._run(rng, n, qber_true, qber_est, variant, m_of=_m)
 
 
 @settings(max_examples=6, deadline=None)
@@ -39,15 +34,7 @@ def _run(rng, n, qber_true, qber_est, variant=QC_SMALL):
 def test_success_means_equal_keys_and_leakage_is_exact(seed, n, qber):
     rng = np.random.default_rng(seed)
     a, _, res, counter = _run(rng, n, qber, qber)
-    ex = res.extra
-    assert ex["syndrome_bits"] == counter.syndrome_bits
-    assert ex["revealed_bits"] == counter.revealed_bits
-    assert res.leaked_bits == counter.syndrome_bits + counter.revealed_bits - ex["punctured_bits"]
-    assert res.round_trips == 2 + ex["blind_rounds"]
-    if res.success:
-        assert np.array_equal(res.bob_bits, a)
-    else:
-        assert ex["failed_frames"] > 0 or not np.array_equal(res.bob_bits, a)
+    ldpc_roles_tests.assert_exact_leakage_and_equal_keys(a, res, counter)
 
 
 def test_typical_frames_succeed_on_qc_codes_and_use_the_qc_decoder(rng):
