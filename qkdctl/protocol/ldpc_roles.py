@@ -72,7 +72,8 @@ class LdpcVariant:
 
     frame_sizes: code lengths on offer (Bob takes the largest not above the key length, else
     the smallest); rates: the code family; f_start: efficiency of the first
-    decoding; f_step: efficiency added per blind round; max_rounds: blind rounds after the
+    decoding; f_start_by_frame: (frame length, f_start) pairs that override f_start for
+    those code lengths (a longer code decodes nearer capacity, so it can start higher); f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / stall_iter / bp_method / osd_order: decoder (see
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
@@ -86,7 +87,9 @@ class LdpcVariant:
     frame_sizes: tuple[int, ...] = (16384, 65536)
     rates: tuple[float, ...] = FAMILY_RATES
     f_start: float = 1.08
+    f_start_by_frame: tuple[tuple[int, float], ...] = ()
     f_step: float = 0.01
+    key_share: float = 1.0
     max_rounds: int = 40  # at QBER 1 % the codes need f ~1.22-1.25: 12 rounds of +0.01 from 1.08 fell short
     punct_fraction: float = 0.0
     backend: str = "layered"
@@ -99,6 +102,10 @@ class LdpcVariant:
     qc_base_columns: int = 0
     qc_phi: str = "tanh"
     check_bits: int = 0
+
+    def start_f(self, frame_n: int) -> float:
+        """Efficiency of the first decoding on frames of `frame_n` columns."""
+        return dict(self.f_start_by_frame).get(frame_n, self.f_start)
 
 
 def _cache_dir() -> Path:
@@ -318,8 +325,10 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     fitting = [f for f in v.frame_sizes if f <= bits.size]
     frame_n = max(fitting) if fitting else min(v.frame_sizes)
     codes = {r: family_code(r, frame_n, CODE_SEED, v.qc_base_columns)
-             for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.f_start)}
-    first = choose_layout(codes, bits.size, qber_estimate, v.f_start, v.punct_fraction)
+             for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.start_f(frame_n),
+                                      v.key_share)}
+    first = choose_layout(codes, bits.size, qber_estimate, v.start_f(frame_n), v.punct_fraction,
+                          v.key_share)
     code, k, punct = first.code, first.k, int(first.punct_pos.size)
     layouts = _layouts(code, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
@@ -432,8 +441,12 @@ VARIANTS: dict[str, LdpcVariant] = {
     # throughput of the PEG variant on the same keys; f_start 1.06: f 1.089 / 1.079 / 1.072
     # at 0.6-0.7x the speed); 16-bit per-frame check (docs/ldpc.md: 1e6-bit keys at 2 %:
     # 3 of 120 lost to wrong words -> 0 of 120; n = 1e5, 300 keys at 2 %: f 1.095 -> 1.097)
-    "ldpc-blind": LdpcVariant("ldpc-blind", f_start=1.08, qc_base_columns=256, qc_phi="tanh",
-                              check_bits=16),
+    # Keys of 131072 bits and more decode on 131072-column frames, which start at f 1.09
+    # (docs/ldpc.md: 1e6-bit keys at QBER 2 %: f 1.097, 1.4x the throughput of 65536-column
+    # frames at 1.08).
+    "ldpc-blind": LdpcVariant("ldpc-blind", frame_sizes=(16384, 65536, 131072), f_start=1.08,
+                              f_start_by_frame=((131072, 1.09),), key_share=0.77,
+                              qc_base_columns=256, qc_phi="tanh", check_bits=16),
     # the same on the PEG codes with the generic layered decoder (the default before QC codes)
     "ldpc-blind-peg": LdpcVariant("ldpc-blind-peg"),
     # one-shot rate-adaptive (Elkouss et al. 2010): one syndrome at f = 1.2, no reveals

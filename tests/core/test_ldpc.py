@@ -361,3 +361,18 @@ def test_decoder_leaves_shortened_columns_out_without_changing_the_result(rng):
             L.SyndromeDecoder(code, columns=bad)
     with pytest.raises(QkdInputError, match="layered"):
         L.SyndromeDecoder(code, backend="ldpc", columns=cols)
+
+
+def test_key_share_caps_the_key_bits_of_a_frame_and_moves_the_candidate_rates():
+    codes = {r: C.build_code(r, 2048, seed=6) for r in (0.5, 0.7, 0.9)}
+    full = L.choose_layout(codes, 10**5, 0.03, 1.1, 0.05)
+    capped = L.choose_layout(codes, 10**5, 0.03, 1.1, 0.05, key_share=0.3)
+    assert capped.k <= 0.3 * 2048 < full.k
+    # 100000 key bits, frames of at most 0.77 * 65536 = 50462 key bits: 2 frames of 50000
+    assert L.candidate_rates(C.FAMILY_RATES, 65536, 100000, 0.02, 1.1, key_share=0.77) == [0.87, 0.88]
+    # 1e6 key bits in 131072 columns: 8 frames of 125000 at share 1, 10 of 100000 at 0.77
+    r8 = L.candidate_rates(C.FAMILY_RATES, 131072, 10**6, 0.02, 1.09)
+    r10 = L.candidate_rates(C.FAMILY_RATES, 131072, 10**6, 0.02, 1.09, key_share=0.77)
+    assert r8[-1] < r10[-1] <= 1 - 1.09 * L.binary_entropy(0.02) * 100000 / 131072
+    with pytest.raises(QkdInputError, match="key_share"):
+        L.choose_layout(codes, 10**5, 0.03, 1.1, 0.05, key_share=0.0)

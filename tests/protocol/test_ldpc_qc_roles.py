@@ -96,3 +96,17 @@ def test_default_blind_schedule_reaches_the_codes_at_qber_one_percent():
         res = reconcile(R.ldpc_method(variant), a, b, 0.01, rng, alice_in_thread=False)
         assert res.success and np.array_equal(res.bob_bits, a)
         assert res.extra["blind_rounds"] <= variant.max_rounds
+
+
+def test_frame_length_sets_start_efficiency_and_key_share_caps_frames(rng):
+    variant = R.LdpcVariant("ldpc-qc-share", frame_sizes=(1024, 2048), f_start=1.1,
+                            f_start_by_frame=((2048, 1.2),), key_share=0.5, f_step=0.08,
+                            max_rounds=6, qc_base_columns=64)
+    assert variant.start_f(1024) == 1.1 and variant.start_f(2048) == 1.2
+    a, _, res, counter = ldpc_roles_tests._run(
+        rng, 5000, 0.03, 0.03, variant, m_of=lambda pct: R.family_code(pct / 100, 2048, R.CODE_SEED, 64).m)
+    ldpc_roles_tests.assert_exact_leakage_and_equal_keys(a, res, counter)
+    ex = res.extra
+    assert ex["frame_n"] == 2048 and ex["key_bits_per_frame"] <= 1024 and ex["frames"] == 5
+    first_leak = (ex["syndrome_bits"] - ex["punctured_bits"]) / ex["frames"]
+    assert first_leak / (ex["key_bits_per_frame"] * R.binary_entropy(0.03)) == pytest.approx(1.2, abs=0.03)

@@ -102,7 +102,7 @@ def frame_layout(code: LdpcCode, k: int, punct: int) -> FrameLayout:
 
 def choose_layout(
     codes: dict[float, LdpcCode], n_key: int, qber_est: float, f_start: float,
-    punct_fraction: float,
+    punct_fraction: float, key_share: float = 1.0,
 ) -> FrameLayout:
     """Pick code, frame size and puncturing for `n_key` key bits so decoding starts near `f_start`.
 
@@ -111,7 +111,9 @@ def choose_layout(
     puncturable), a frame holds up to k_full = (m - p_cap) / (f_start h(qber_est)) key bits;
     the key is cut into F = ceil(n_key / k_full) equal frames of k = ceil(n_key / F)
     bits, and p is raised (up to all puncturable columns) towards m - f_start k h so that
-    smaller frames still start near f_start; the rest is shortened.  Among the codes whose
+    smaller frames still start near f_start; the rest is shortened.  `key_share` caps k_full
+    at that share of the code length (more, shorter-filled frames: a code family decodes
+    best near the shortening it was designed for).  Among the codes whose
     total leak F (m - p) is within LEAK_TIE of the least, the one with fewest frames wins
     (less decoding work), then the one with fewest punctured bits (puncturing slows BP).  Returns the layout of
     one full frame (the last frame holds n_key - (F - 1) k key bits).
@@ -122,6 +124,8 @@ def choose_layout(
         raise QkdInputError(f"qber_est must lie in (0, 0.5), got {qber_est}")
     if f_start < 1.0 or not 0.0 <= punct_fraction < 1.0:
         raise QkdInputError(f"need f_start >= 1 and 0 <= punct_fraction < 1, got {f_start}, {punct_fraction}")
+    if not 0.0 < key_share <= 1.0:
+        raise QkdInputError(f"key_share must lie in (0, 1], got {key_share}")
     if n_key <= 0:
         raise QkdInputError(f"n_key must be positive, got {n_key}")
     target = f_start * binary_entropy(qber_est)  # leaked bits per key bit
@@ -129,7 +133,7 @@ def choose_layout(
     for rate, code in codes.items():
         untainted = min(int(code.puncture_order.size), int(MAX_PUNCT_SHARE * code.m))
         p_cap = min(int(punct_fraction * code.n), untainted)
-        k_full = min(int((code.m - p_cap) / target), code.n - p_cap)
+        k_full = min(int((code.m - p_cap) / target), code.n - p_cap, int(key_share * code.n))
         if k_full <= 0:
             continue  # the code's rate is too high for this QBER
         frames = -(-n_key // k_full)
@@ -144,10 +148,10 @@ def choose_layout(
 
 
 def candidate_rates(rates: tuple[float, ...], frame_n: int, n_key: int, qber_est: float,
-                    f_start: float) -> list[float]:
+                    f_start: float, key_share: float = 1.0) -> list[float]:
     """The (at most two) family rates `choose_layout` can pick for this key: build only these.
 
-    With F = ceil(n_key / frame_n) frames of k = ceil(n_key / F) key bits, a code starts at
+    With F = ceil(n_key / (key_share frame_n)) frames of k = ceil(n_key / F) key bits, a code starts at
     f_start with the fewest frames and least puncturing when its rate is the largest one not
     above r* = 1 - f_start h(qber_est) k / frame_n (the rest of the frame is shortened); the
     next lower rate is kept as a fallback for when the puncturing cap or rounding rules the
@@ -155,7 +159,7 @@ def candidate_rates(rates: tuple[float, ...], frame_n: int, n_key: int, qber_est
     """
     if not rates or frame_n <= 0 or n_key <= 0:
         raise QkdInputError(f"need rates, frame_n > 0 and n_key > 0, got {rates}, {frame_n}, {n_key}")
-    frames = -(-n_key // frame_n)
+    frames = -(-n_key // max(1, int(key_share * frame_n)))
     k = -(-n_key // frames)
     r_star = 1.0 - f_start * binary_entropy(qber_est) * k / frame_n
     ordered = sorted(rates)

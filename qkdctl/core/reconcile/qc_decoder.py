@@ -29,11 +29,13 @@ Stopping rule and resumption as in the generic decoder: the hard decisions' unsa
 checks are counted per layer as the sweep meets them; at 0, one exact syndrome check
 confirms; `stall_iter` sweeps without a new least count give up; the check-to-variable
 messages (`state`) let a blind round resume.  Several frames decode at once, one numba
-thread per frame.
+thread per frame, handed out one at a time (a thread whose frame converged early takes the
+next one).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -405,8 +407,9 @@ class QcSyndromeDecoder:
                 np.empty(self._max_deg * z, np.float32),
                 np.empty(z, np.float32), np.empty(z, np.int32), post[0], err[0])
         else:
-            _qc_batch_kernel(*args, t_arr, llr0, msgs, self.max_iter, self.stall_iter, self._mode,
-                             _PHI, self._max_deg, post, err, its, ok)
+            with numba.parallel_chunksize(1):
+                _qc_batch_kernel(*args, t_arr, llr0, msgs, self.max_iter, self.stall_iter, self._mode,
+                                 _PHI, self._max_deg, post, err, its, ok)
         out = []
         for i in range(count):
             state = msgs[i]
