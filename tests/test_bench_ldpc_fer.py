@@ -21,7 +21,7 @@ def test_point_counts_reported_failures_and_undetected_wrong_keys_and_bounds_the
     warm_up = [(True, True)]
     keys = [(True, True), (False, False), (True, False), (True, True)]
     monkeypatch.setattr(bench_ldpc_fer, "_run", _fake_run(warm_up + keys))
-    res = bench_ldpc_fer._point("ldpc-blind", 0.03, keys=len(keys))
+    res = bench_ldpc_fer._point("ldpc-blind", 0.03, 100_000, keys=len(keys))
     assert res["failures"] == 2 and res["undetected"] == 1
     assert res["fer"] == pytest.approx(0.5)
     assert 0.5 < res["fer_upper_95"] < 1.0
