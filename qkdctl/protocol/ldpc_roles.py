@@ -71,9 +71,13 @@ class LdpcVariant:
     """One LDPC reconciliation setting (named knobs; the roles read only these fields).
 
     frame_sizes: code lengths on offer (Bob takes the largest not above the key length, else
-    the smallest); rates: the code family; f_start: efficiency of the first
-    decoding; f_start_by_frame: (frame length, f_start) pairs that override f_start for
-    those code lengths (a longer code decodes nearer capacity, so it can start higher); f_step: efficiency added per blind round; max_rounds: blind rounds after the
+    the smallest; see `frame_length`); rates: the code family; f_start: efficiency of the
+    first decoding; f_start_by_frame: (frame length, f_start) pairs that override f_start
+    for those code lengths (a longer code decodes nearer capacity, so it can start higher);
+    key_share: the largest share of a frame's columns that carry key bits
+    (`choose_layout`); min_fill: a frame length is passed over when its frames would carry
+    a smaller share of key bits (a little-filled long frame decodes worse than a well-filled
+    shorter one); f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / stall_iter / bp_method / osd_order: decoder (see
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
@@ -90,6 +94,7 @@ class LdpcVariant:
     f_start_by_frame: tuple[tuple[int, float], ...] = ()
     f_step: float = 0.01
     key_share: float = 1.0
+    min_fill: float = 0.0
     max_rounds: int = 40  # at QBER 1 % the codes need f ~1.22-1.25: 12 rounds of +0.01 from 1.08 fell short
     punct_fraction: float = 0.0
     backend: str = "layered"
@@ -184,6 +189,17 @@ def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, m
                                  phi=qc_phi)
     return SyndromeDecoder(code, max_iter=max_iter, backend=backend, bp_method=bp_method,
                            osd_order=osd_order, stall_iter=stall_iter, columns=columns)
+
+
+def frame_length(variant: LdpcVariant, n_key: int) -> int:
+    """Code length for a key of `n_key` bits: the largest of `frame_sizes` not above n_key
+    whose frames, cut as `choose_layout` cuts them (at most key_share of a frame), carry at
+    least `min_fill` of their columns as key bits; else the smallest."""
+    def fill(frame_n: int) -> float:
+        frames = -(-n_key // max(1, int(variant.key_share * frame_n)))
+        return -(-n_key // frames) / frame_n
+    fitting = [f for f in variant.frame_sizes if f <= n_key and fill(f) >= variant.min_fill]
+    return max(fitting) if fitting else min(variant.frame_sizes)
 
 
 def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
@@ -322,8 +338,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
         raise QkdInputError(f"qber_estimate must lie in (0, 0.5), got {qber_estimate}")
     if not 0 <= v.check_bits <= 64:
         raise QkdInputError(f"check_bits must lie in 0..64, got {v.check_bits}")
-    fitting = [f for f in v.frame_sizes if f <= bits.size]
-    frame_n = max(fitting) if fitting else min(v.frame_sizes)
+    frame_n = frame_length(v, bits.size)
     codes = {r: family_code(r, frame_n, CODE_SEED, v.qc_base_columns)
              for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.start_f(frame_n),
                                       v.key_share)}
@@ -445,7 +460,7 @@ VARIANTS: dict[str, LdpcVariant] = {
     # (docs/ldpc.md: 1e6-bit keys at QBER 2 %: f 1.097, 1.4x the throughput of 65536-column
     # frames at 1.08).
     "ldpc-blind": LdpcVariant("ldpc-blind", frame_sizes=(16384, 65536, 131072), f_start=1.08,
-                              f_start_by_frame=((131072, 1.09),), key_share=0.77,
+                              f_start_by_frame=((131072, 1.09),), key_share=0.77, min_fill=0.6,
                               qc_base_columns=256, qc_phi="tanh", check_bits=16),
     # the same on the PEG codes with the generic layered decoder (the default before QC codes)
     "ldpc-blind-peg": LdpcVariant("ldpc-blind-peg"),

@@ -110,3 +110,15 @@ def test_frame_length_sets_start_efficiency_and_key_share_caps_frames(rng):
     assert ex["frame_n"] == 2048 and ex["key_bits_per_frame"] <= 1024 and ex["frames"] == 5
     first_leak = (ex["syndrome_bits"] - ex["punctured_bits"]) / ex["frames"]
     assert first_leak / (ex["key_bits_per_frame"] * R.binary_entropy(0.03)) == pytest.approx(1.2, abs=0.03)
+
+
+def test_frame_length_passes_over_little_filled_long_frames():
+    v = R.VARIANTS["ldpc-blind"]
+    # at most 0.77 * 131072 = 100925 key bits per long frame
+    assert R.frame_length(v, 10**6) == 131072  # 10 frames of 100000: 76 % key bits
+    assert R.frame_length(v, 2 * 10**5) == 131072  # 2 frames of 100000
+    assert R.frame_length(v, 150_000) == 65536  # 2 long frames would hold 75000 (57 %)
+    assert R.frame_length(v, 10**5) == 65536  # 131072 is above the key length
+    assert R.frame_length(v, 1000) == 16384  # nothing fits: the smallest
+    plain = R.VARIANTS["ldpc-blind-peg"]
+    assert R.frame_length(plain, 150_000) == 65536 and R.frame_length(plain, 10**6) == 65536
