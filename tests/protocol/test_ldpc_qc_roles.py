@@ -122,3 +122,12 @@ def test_frame_length_passes_over_little_filled_long_frames():
     assert R.frame_length(v, 1000) == 16384  # nothing fits: the smallest
     plain = R.VARIANTS["ldpc-blind-peg"]
     assert R.frame_length(plain, 150_000) == 65536 and R.frame_length(plain, 10**6) == 65536
+
+
+def test_default_variant_reconciles_a_key_on_long_frames(rng):
+    a = rng.integers(0, 2, 2 * 10**5, dtype=np.uint8)
+    b = a ^ (rng.random(a.size) < 0.03).astype(np.uint8)
+    res = reconcile("ldpc-blind", a, b, 0.03, rng)
+    assert res.success and np.array_equal(res.bob_bits, a)
+    assert res.extra["frame_n"] == 131072 and res.extra["frames"] == 2
+    assert 1.0 < efficiency(res.leaked_bits, a.size, float(np.mean(a != b))) < 1.15
