@@ -53,7 +53,7 @@ from qkdctl.core.errors import ProtocolError, QkdInputError
 from qkdctl.core.reconcile.codes import FAMILY_RATES, LdpcCode, build_code, ensemble_tag
 from qkdctl.core.reconcile.ldpc import (
     FrameLayout, SyndromeDecoder, binary_entropy, candidate_rates, choose_layout, error_priors,
-    frame_bits, frame_layout, reveal_positions, syndrome,
+    frame_bits, frame_layout, frame_split, reveal_positions, syndrome,
 )
 from qkdctl.core.reconcile.qc_codes import QcLdpcCode, build_qc_code, lifted_matrix, qc_syndrome
 from qkdctl.core.reconcile.qc_decoder import QcSyndromeDecoder
@@ -193,12 +193,10 @@ def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, m
 
 def frame_length(variant: LdpcVariant, n_key: int) -> int:
     """Code length for a key of `n_key` bits: the largest of `frame_sizes` not above n_key
-    whose frames, cut as `choose_layout` cuts them (at most key_share of a frame), carry at
-    least `min_fill` of their columns as key bits; else the smallest."""
-    def fill(frame_n: int) -> float:
-        frames = -(-n_key // max(1, int(variant.key_share * frame_n)))
-        return -(-n_key // frames) / frame_n
-    fitting = [f for f in variant.frame_sizes if f <= n_key and fill(f) >= variant.min_fill]
+    whose frames, cut by `frame_split` (at most key_share of a frame), carry at least
+    `min_fill` of their columns as key bits; else the smallest."""
+    fitting = [f for f in variant.frame_sizes
+               if f <= n_key and frame_split(n_key, f, variant.key_share)[1] / f >= variant.min_fill]
     return max(fitting) if fitting else min(variant.frame_sizes)
 
 
@@ -456,9 +454,9 @@ VARIANTS: dict[str, LdpcVariant] = {
     # throughput of the PEG variant on the same keys; f_start 1.06: f 1.089 / 1.079 / 1.072
     # at 0.6-0.7x the speed); 16-bit per-frame check (docs/ldpc.md: 1e6-bit keys at 2 %:
     # 3 of 120 lost to wrong words -> 0 of 120; n = 1e5, 300 keys at 2 %: f 1.095 -> 1.097)
-    # Keys of 131072 bits and more decode on 131072-column frames, which start at f 1.09
-    # (docs/ldpc.md: 1e6-bit keys at QBER 2 %: f 1.097, 1.4x the throughput of 65536-column
-    # frames at 1.08).
+    # Keys that fill 131072-column frames to 60-77 % key bits decode on them, starting at
+    # f 1.09 (docs/ldpc.md, "Long frames and key share": 1e6-bit keys, 300 per QBER 2 / 3 /
+    # 5 %: f 1.095 / 1.093 / 1.091 at 5.5 / 6.9 / 9.6 Mbit/s, was 3.9 / 3.5 / 4.2).
     "ldpc-blind": LdpcVariant("ldpc-blind", frame_sizes=(16384, 65536, 131072), f_start=1.08,
                               f_start_by_frame=((131072, 1.09),), key_share=0.77, min_fill=0.6,
                               qc_base_columns=256, qc_phi="tanh", check_bits=16),

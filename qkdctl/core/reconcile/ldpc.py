@@ -147,6 +147,13 @@ def choose_layout(
     return frame_layout(codes[rate], k, p)
 
 
+def frame_split(n_key: int, frame_n: int, key_share: float = 1.0) -> tuple[int, int]:
+    """(F, k): `n_key` key bits cut into F = ceil(n_key / (key_share frame_n)) frames of
+    k = ceil(n_key / F) key bits, the cut `candidate_rates` assumes for frames of `frame_n`."""
+    frames = -(-n_key // max(1, int(key_share * frame_n)))
+    return frames, -(-n_key // frames)
+
+
 def candidate_rates(rates: tuple[float, ...], frame_n: int, n_key: int, qber_est: float,
                     f_start: float, key_share: float = 1.0) -> list[float]:
     """The (at most two) family rates `choose_layout` can pick for this key: build only these.
@@ -159,8 +166,7 @@ def candidate_rates(rates: tuple[float, ...], frame_n: int, n_key: int, qber_est
     """
     if not rates or frame_n <= 0 or n_key <= 0:
         raise QkdInputError(f"need rates, frame_n > 0 and n_key > 0, got {rates}, {frame_n}, {n_key}")
-    frames = -(-n_key // max(1, int(key_share * frame_n)))
-    k = -(-n_key // frames)
+    _, k = frame_split(n_key, frame_n, key_share)
     r_star = 1.0 - f_start * binary_entropy(qber_est) * k / frame_n
     ordered = sorted(rates)
     below = [r for r in ordered if r <= r_star + 1e-9]
