@@ -70,14 +70,14 @@ _QC_CACHE_VERSION = 2  # 2: shifts also avoid light degree-2 codewords
 class LdpcVariant:
     """One LDPC reconciliation setting (named knobs; the roles read only these fields).
 
-    frame_sizes: code lengths on offer (Bob takes the largest not above the key length, else
-    the smallest; see `frame_length`); rates: the code family; f_start: efficiency of the
+    frame_sizes: code lengths on offer (Bob takes the largest whose frames are at least
+    min_fill key bits, else the smallest; see `frame_length`); rates: the code family; f_start: efficiency of the
     first decoding; f_start_by_frame: (frame length, f_start) pairs that override f_start
     for those code lengths (a longer code decodes nearer capacity, so it can start higher);
     key_share: the largest share of a frame's columns that carry key bits
     (`choose_layout`); min_fill: a frame length is passed over when its frames would carry
     a smaller share of key bits (a little-filled long frame decodes worse than a well-filled
-    shorter one); f_step: efficiency added per blind round; max_rounds: blind rounds after the
+    shorter one; 0.4: a frame is at most 60 % shortened); f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
     share of a frame; backend / max_iter / stall_iter / bp_method / osd_order: decoder (see
     `qkdctl.core.reconcile.ldpc.SyndromeDecoder`); resume: a blind round continues BP from
@@ -94,7 +94,7 @@ class LdpcVariant:
     f_start_by_frame: tuple[tuple[int, float], ...] = ()
     f_step: float = 0.01
     key_share: float = 1.0
-    min_fill: float = 0.0
+    min_fill: float = 0.4
     max_rounds: int = 40  # at QBER 1 % the codes need f ~1.22-1.25: 12 rounds of +0.01 from 1.08 fell short
     punct_fraction: float = 0.0
     backend: str = "layered"
@@ -192,20 +192,29 @@ def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, m
 
 
 def frame_length(variant: LdpcVariant, n_key: int) -> int:
-    """Code length for a key of `n_key` bits: the largest of `frame_sizes` not above n_key
-    whose frames, cut by `frame_split` (at most key_share of a frame), carry at least
-    `min_fill` of their columns as key bits; else the smallest."""
+    """Code length for a key of `n_key` bits: the largest of `frame_sizes` whose frames, cut
+    by `frame_split` (at most key_share of a frame), carry at least `min_fill` of their
+    columns as key bits (a frame may be longer than the key: the rest is shortened); else
+    the smallest."""
     fitting = [f for f in variant.frame_sizes
-               if f <= n_key and frame_split(n_key, f, variant.key_share)[1] / f >= variant.min_fill]
+               if frame_split(n_key, f, variant.key_share)[1] / f >= variant.min_fill]
     return max(fitting) if fitting else min(variant.frame_sizes)
 
 
-def _layouts(code: LdpcCode, n_key: int, k: int, punct: int) -> list[FrameLayout]:
+@lru_cache(maxsize=8)
+def _layouts(rate: float, frame_n: int, seed: int, qc_base_columns: int, n_key: int, k: int,
+             punct: int) -> tuple[FrameLayout, ...]:
+    """The frames' layouts of an `n_key`-bit key on the family code (cached: both roles
+    and consecutive keys of one length share them; the arrays are read-only)."""
+    code = family_code(rate, frame_n, seed, qc_base_columns)
     frames = -(-n_key // k)
     full = frame_layout(code, k, punct)
     last_k = n_key - (frames - 1) * k
     last = full if last_k == k else frame_layout(code, last_k, punct)
-    return [full] * (frames - 1) + [last]
+    for lay in {id(full): full, id(last): last}.values():
+        for arr in (lay.key_pos, lay.punct_pos, lay.short_pos):
+            arr.flags.writeable = False
+    return (full,) * (frames - 1) + (last,)
 
 
 def _syndrome(code: LdpcCode, bits: np.ndarray) -> np.ndarray:
@@ -241,7 +250,7 @@ class LdpcAliceResponder:
         self.rng = rng
         self.finished = False
         self._frames: list[np.ndarray] = []
-        self._layouts: list[FrameLayout] = []
+        self._layouts: tuple[FrameLayout, ...] = ()
         self._revealed: list[np.ndarray] = []
         self._budget: list[int] = []
 
@@ -258,7 +267,8 @@ class LdpcAliceResponder:
             rate = msg.int("rate_pct") / 100
             if round(rate, 2) not in v.rates:
                 raise ProtocolError(f"peer asked for rate {rate}, not in the family {v.rates}")
-            code = family_code(round(rate, 2), frame_n, msg.int("seed", 0), v.qc_base_columns)
+            seed = msg.int("seed", 0)
+            code = family_code(round(rate, 2), frame_n, seed, v.qc_base_columns)
             k = msg.int("k", 1, code.n)
             punct = msg.int("punct", 0, int(code.puncture_order.size))
             if k + punct > code.n:
@@ -267,7 +277,8 @@ class LdpcAliceResponder:
                 raise ProtocolError("frame count does not match key length and k")
             if msg.int("check_bits") != v.check_bits:
                 raise ProtocolError(f"peer's check_bits {msg.int('check_bits')}, ours {v.check_bits}")
-            self._layouts = _layouts(code, self.bits.size, k, punct)
+            self._layouts = _layouts(round(rate, 2), frame_n, seed, v.qc_base_columns,
+                                     self.bits.size, k, punct)
             synd = []
             for i, lay in enumerate(self._layouts):
                 pad = self.rng.integers(0, 2, size=lay.punct_pos.size, dtype=np.uint8)
@@ -343,7 +354,7 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     first = choose_layout(codes, bits.size, qber_estimate, v.start_f(frame_n), v.punct_fraction,
                           v.key_share)
     code, k, punct = first.code, first.k, int(first.punct_pos.size)
-    layouts = _layouts(code, bits.size, k, punct)
+    layouts = _layouts(code.rate, frame_n, code.seed, v.qc_base_columns, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
         "n": int(bits.size), "frame_n": frame_n, "rate_pct": int(round(code.rate * 100)),
         "seed": code.seed, "k": k, "punct": punct, "frames": len(layouts),

@@ -118,10 +118,12 @@ def test_frame_length_passes_over_little_filled_long_frames():
     assert R.frame_length(v, 10**6) == 131072  # 10 frames of 100000: 76 % key bits
     assert R.frame_length(v, 2 * 10**5) == 131072  # 2 frames of 100000
     assert R.frame_length(v, 150_000) == 65536  # 2 long frames would hold 75000 (57 %)
-    assert R.frame_length(v, 10**5) == 65536  # 131072 is above the key length
+    assert R.frame_length(v, 10**5) == 131072  # one frame longer than the key, 76 % key bits
+    assert R.frame_length(v, 50_000) == 65536  # 131072 would be 38 % key bits
     assert R.frame_length(v, 1000) == 16384  # nothing fits: the smallest
-    plain = R.VARIANTS["ldpc-blind-peg"]
+    plain = R.VARIANTS["ldpc-blind-peg"]  # min_fill 0.4, key_share 1
     assert R.frame_length(plain, 150_000) == 65536 and R.frame_length(plain, 10**6) == 65536
+    assert R.frame_length(plain, 30_000) == 65536 and R.frame_length(plain, 25_000) == 16384
 
 
 def test_default_variant_reconciles_a_key_on_long_frames(rng):
