@@ -74,7 +74,7 @@ def lifted_matrix(shifts: np.ndarray, z: int) -> sp.csr_matrix:
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _qc_syndrome_kernel(shifts, z, bits):  # pragma: no cover - compiled
     # check i z + t XORs bit j z + (t + s) mod z of every base edge (i, j) of shift s: per
     # edge, two contiguous runs of lanes (views from 0, so LLVM vectorises the loops)

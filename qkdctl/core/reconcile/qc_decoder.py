@@ -149,7 +149,7 @@ def _phi_tab(x, table, last):  # pragma: no cover - compiled
     return table[_phi_index(_float_bits(x), last)]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
 def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, max_iter,
                      stall_iter, mode, table, q_buf, f_buf, t_buf, total, nh, post,
                      err):  # pragma: no cover - compiled
@@ -296,7 +296,7 @@ def _qc_frame_kernel(layer_ptr, edge_block, edge_shift, z, target, llr0, r_msg, 
     return max_iter, False
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def _qc_batch_kernel(layer_ptr, edge_block, edge_shift, z, targets, llr0, r_msg, max_iter,
                      stall_iter, mode, table, max_deg, post, err, its, ok):  # pragma: no cover
     for f in prange(targets.shape[0]):
