@@ -438,7 +438,7 @@ def _bob_parities(expected, bufs, q, ch, keys):
     return off + _HDR + 8
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _session_kernel(abits, bbits, current, seed, salt, keys, fault, params, ksize0, halves,
                     nblocks, words, tree, live, i64, i32, lay, apack, bufs, q, ch, log, awords,
                     ascratch, abegun, aranges, parbuf):

@@ -24,6 +24,10 @@ are reported as `confirm_bits` (not in `leaked_bits`, so f is the method's alone
 `success` implies equal keys up to a 2^-64 tag collision; the frame's eps_cor check is the
 separate universal-hash verification (`qkdctl.core.verify`).
 
+`reconcile_stream` runs a backlog of keys through `reconcile` a few at a time in worker
+threads (the compiled kernels release the GIL): the throughput of the machine for keys
+that alone leave cores idle.
+
 Method families list their methods in a `METHODS` dict (Cascade:
 `qkdctl.protocol.cascade_roles`); `available_methods()` merges the families in
 `_FAMILY_MODULES`.  To add a family, add its module name there (a one-line edit).
@@ -34,9 +38,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
+import numba
 import numpy as np
 
 from qkdctl.core.errors import ProtocolError, QkdInputError
@@ -118,6 +125,13 @@ def available_methods() -> dict[str, ReconcileMethod]:
             continue
         methods.update(module.METHODS)
     return methods
+
+
+def _named(name: str) -> ReconcileMethod:
+    methods = available_methods()
+    if name not in methods:
+        raise QkdInputError(f"unknown reconciliation method {name!r}; known: {sorted(methods)}")
+    return methods[name]
 
 
 def _key_tag(bits: np.ndarray, salt: bytes) -> bytes:
@@ -232,10 +246,7 @@ def reconcile(
     if not 0.0 < qber_estimate < 0.5:
         raise QkdInputError(f"qber_estimate must be in (0, 0.5), got {qber_estimate}")
     if isinstance(method, str):
-        methods = available_methods()
-        if method not in methods:
-            raise QkdInputError(f"unknown reconciliation method {method!r}; known: {sorted(methods)}")
-        method = methods[method]
+        method = _named(method)
     alice_rng, bob_rng = rng.spawn(2)
     key = auth_key if auth_key is not None else rng.bytes(64)
     if compiled is None:
@@ -292,6 +303,45 @@ def reconcile(
     if alice_error:
         raise alice_error[0]
     return _result(method, outcome, ok, bob_ch)
+
+
+def reconcile_stream(
+    method: str | ReconcileMethod,
+    keys: Iterable[tuple[np.ndarray, np.ndarray, float]],
+    rng: np.random.Generator,
+    workers: int = 2,
+    **options,
+) -> Iterator[ReconcileResult]:
+    """Reconcile a stream of keys, `workers` at a time; yield their results in key order.
+
+    `keys` yields (alice_bits, bob_bits, qber_estimate); each key runs `reconcile(method,
+    ..., options)` in a worker thread with its own child of `rng` (so its own channel and
+    authentication key) and NUMBA_NUM_THREADS // workers numba threads.  The compiled
+    kernels release the GIL, so keys decode side by side: with a backlog of keys this is
+    the throughput of the machine, where one key alone may leave cores idle (e.g. one LDPC
+    frame per key, or a frame left alone in a blind round).  At most 2 x workers keys are
+    read ahead.  An exception of a key is raised when its result is due (the keys in
+    flight finish first).
+    """
+    if workers < 1:
+        raise QkdInputError(f"workers must be >= 1, got {workers}")
+    if isinstance(method, str):
+        method = _named(method)
+    threads = max(1, numba.config.NUMBA_NUM_THREADS // workers)
+
+    def one(key: tuple[np.ndarray, np.ndarray, float], child: np.random.Generator) -> ReconcileResult:
+        numba.set_num_threads(threads)  # per thread: the workers share the cores
+        alice_bits, bob_bits, qber_estimate = key
+        return reconcile(method, alice_bits, bob_bits, qber_estimate, child, **options)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="reconcile") as pool:
+        pending: deque[Future] = deque()
+        for key in keys:
+            pending.append(pool.submit(one, key, rng.spawn(1)[0]))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _result(method: ReconcileMethod, outcome: MethodOutcome, ok: bool,
