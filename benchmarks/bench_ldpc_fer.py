@@ -10,6 +10,11 @@ or when the keys differ after it reported success (`undetected`, which verificat
 must keep at 0).  Per QBER: failures, the 95 % upper bound on the FER, mean and max f
 (against each key's true error rate), round trips, CPU and wall throughput, load.
 Baseline in the same run: the pipeline's default Cascade on the same keys.
+
+`rate` is one key at a time (all cores on that key).  Then as many further keys go
+through `reconcile_stream` with one worker per core (`stream_*`: failures, FER bound, f,
+and `stream_rate` = key bits / wall time of the whole backlog): the throughput with a
+backlog of keys, where one key alone may leave a core idle.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from benchmarks.common import result
 from qkdctl.detect.confidence import rate_upper
 from qkdctl.pipeline import DEFAULT_CASCADE
-from qkdctl.protocol.reconcile import efficiency, reconcile
+from qkdctl.protocol.reconcile import efficiency, reconcile, reconcile_stream
 
 SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (100_000,)
@@ -31,6 +36,7 @@ QUICK_KEYS = 3
 QBERS = (0.02, 0.03, 0.05)
 QUICK_QBERS = (0.03,)
 METHOD_ENV = "QKDCTL_BENCH_LDPC_FER_METHOD"
+STREAM_WORKERS = len(os.sched_getaffinity(0))  # one worker per core
 
 
 def run(quick: bool) -> list[dict]:
@@ -48,17 +54,19 @@ def _point(method: str, qber: float, n: int, keys: int) -> dict:
     load = [os.getloadavg()[0]]
     for _ in range(keys):
         alice, bob = _key(rng, qber, n)
-        true_q = float(np.mean(alice != bob))
         for m, fig in figs.items():
             t0, c0 = time.perf_counter(), time.process_time()
             res = _run(m, alice, bob, qber, rng)
             fig["wall"] += time.perf_counter() - t0
             fig["cpu"] += time.process_time() - c0
-            equal = bool(np.array_equal(res.bob_bits, alice))
-            fig["fail"] += int(not (res.success and equal))
-            fig["undetected"] += int(res.success and not equal)
-            fig["f"].append(efficiency(res.leaked_bits, n, true_q))
+            _tally(fig, res, alice, bob)
             fig["rt"].append(res.round_trips)
+    stream = {"fail": 0, "undetected": 0, "f": []}
+    backlog = [(*_key(rng, qber, n), qber) for _ in range(keys)]
+    t0 = time.perf_counter()
+    for (alice, bob, _), res in zip(backlog, _stream(method, backlog, rng)):
+        _tally(stream, res, alice, bob)
+    stream_wall = time.perf_counter() - t0
     load.append(os.getloadavg()[0])
     mine, base = figs[method], figs[DEFAULT_CASCADE]
     return result(
@@ -69,8 +77,19 @@ def _point(method: str, qber: float, n: int, keys: int) -> dict:
         efficiency_max=float(np.max(mine["f"])), round_trips=float(np.mean(mine["rt"])),
         cpu_rate=n * keys / mine["cpu"], baseline_failures=base["fail"],
         baseline_efficiency=float(np.mean(base["f"])), baseline_cpu_rate=n * keys / base["cpu"],
-        load_avg=float(np.mean(load)),
+        stream_workers=STREAM_WORKERS, stream_rate=n * keys / stream_wall,
+        stream_failures=stream["fail"], stream_undetected=stream["undetected"],
+        stream_fer_upper_95=rate_upper(stream["fail"], keys),
+        stream_efficiency=float(np.mean(stream["f"])), load_avg=float(np.mean(load)),
     )
+
+
+def _tally(fig: dict, res, alice: np.ndarray, bob: np.ndarray) -> None:
+    """Count a key's outcome into `fig`: failure, undetected wrong key, f."""
+    equal = bool(np.array_equal(res.bob_bits, alice))
+    fig["fail"] += int(not (res.success and equal))
+    fig["undetected"] += int(res.success and not equal)
+    fig["f"].append(efficiency(res.leaked_bits, alice.size, float(np.mean(alice != bob))))
 
 
 def _key(rng: np.random.Generator, qber: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,3 +99,7 @@ def _key(rng: np.random.Generator, qber: float, n: int) -> tuple[np.ndarray, np.
 
 def _run(method: str, alice: np.ndarray, bob: np.ndarray, qber: float, rng: np.random.Generator):
     return reconcile(method, alice, bob, qber, rng, alice_in_thread=False)
+
+
+def _stream(method: str, backlog: list, rng: np.random.Generator):
+    return reconcile_stream(method, backlog, rng, workers=STREAM_WORKERS, alice_in_thread=False)
