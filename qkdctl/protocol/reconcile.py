@@ -307,16 +307,18 @@ def reconcile(
 
 def reconcile_stream(
     method: str | ReconcileMethod,
-    keys: Iterable[tuple[np.ndarray, np.ndarray, float]],
+    keys: Iterable[tuple],
     rng: np.random.Generator,
     workers: int = 2,
     **options,
 ) -> Iterator[ReconcileResult]:
     """Reconcile a stream of keys, `workers` at a time; yield their results in key order.
 
-    `keys` yields (alice_bits, bob_bits, qber_estimate); each key runs `reconcile(method,
-    ..., options)` in a worker thread with its own child of `rng` (so its own channel and
-    authentication key) and NUMBA_NUM_THREADS // workers numba threads.  The compiled
+    `keys` yields (alice_bits, bob_bits, qber_estimate) or (alice_bits, bob_bits,
+    qber_estimate, auth_key): each key runs `reconcile(method, ..., options)` in a worker
+    thread with its own child of `rng`, its own channel and its own `auth_key` (fresh key
+    material per key, as for `reconcile`; drawn from the child rng when not given:
+    simulation only), and NUMBA_NUM_THREADS // workers numba threads.  The compiled
     kernels release the GIL, so keys decode side by side: with a backlog of keys this is
     the throughput of the machine, where one key alone may leave cores idle (e.g. one LDPC
     frame per key, or a frame left alone in a blind round).  At most 2 x workers keys are
@@ -325,14 +327,19 @@ def reconcile_stream(
     """
     if workers < 1:
         raise QkdInputError(f"workers must be >= 1, got {workers}")
+    if {"channels", "auth_key"} & options.keys():
+        raise QkdInputError("reconcile_stream gives every key its own channel; pass a key's "
+                            "auth_key as the fourth item of its tuple")
     if isinstance(method, str):
         method = _named(method)
     threads = max(1, numba.config.NUMBA_NUM_THREADS // workers)
 
-    def one(key: tuple[np.ndarray, np.ndarray, float], child: np.random.Generator) -> ReconcileResult:
+    def one(key: tuple, child: np.random.Generator) -> ReconcileResult:
         numba.set_num_threads(threads)  # per thread: the workers share the cores
-        alice_bits, bob_bits, qber_estimate = key
-        return reconcile(method, alice_bits, bob_bits, qber_estimate, child, **options)
+        if len(key) not in (3, 4):
+            raise QkdInputError("a key is (alice_bits, bob_bits, qber_estimate[, auth_key])")
+        auth_key = key[3] if len(key) == 4 else None
+        return reconcile(method, key[0], key[1], key[2], child, auth_key=auth_key, **options)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="reconcile") as pool:
         pending: deque[Future] = deque()

@@ -86,3 +86,14 @@ def test_workers_must_be_positive():
     rng = np.random.default_rng(0)
     with pytest.raises(QkdInputError, match="workers"):
         next(reconcile_stream("cascade-biconf", _keys(rng, 1, 64), rng, workers=0))
+
+
+def test_each_key_may_bring_its_own_auth_key_and_shared_channels_are_refused():
+    rng = np.random.default_rng(5)
+    keys = [(*key, bytes([i]) * 64) for i, key in enumerate(_keys(rng, 3, 500))]
+    results = list(reconcile_stream("cascade-biconf", keys, rng, workers=2))
+    assert all(res.success for res in results)
+    with pytest.raises(QkdInputError, match="its own channel"):
+        next(reconcile_stream("cascade-biconf", keys, rng, auth_key=bytes(64)))
+    with pytest.raises(QkdInputError, match="auth_key"):
+        next(reconcile_stream("cascade-biconf", [keys[0][:2]], rng))
