@@ -75,7 +75,8 @@ class LdpcVariant:
     first decoding; f_start_by_frame: (frame length, f_start) pairs that override f_start
     for those code lengths (a longer code decodes nearer capacity, so it can start higher);
     key_share: the largest share of a frame's columns that carry key bits
-    (`choose_layout`); min_fill: a frame length is passed over when its frames would carry
+    (`choose_layout`); key_share_by_frame: (frame length, key_share) pairs that override
+    it for those code lengths; min_fill: a frame length is passed over when its frames would carry
     a smaller share of key bits (a little-filled long frame decodes worse than a well-filled
     shorter one; 0.4: a frame is at most 60 % shortened); f_step: efficiency added per blind round; max_rounds: blind rounds after the
     first decoding (0 = plain rate-adaptive, Elkouss et al. 2010); punct_fraction: punctured
@@ -94,6 +95,7 @@ class LdpcVariant:
     f_start_by_frame: tuple[tuple[int, float], ...] = ()
     f_step: float = 0.01
     key_share: float = 1.0
+    key_share_by_frame: tuple[tuple[int, float], ...] = ()
     min_fill: float = 0.4
     max_rounds: int = 40  # at QBER 1 % the codes need f ~1.22-1.25: 12 rounds of +0.01 from 1.08 fell short
     punct_fraction: float = 0.0
@@ -111,6 +113,10 @@ class LdpcVariant:
     def start_f(self, frame_n: int) -> float:
         """Efficiency of the first decoding on frames of `frame_n` columns."""
         return dict(self.f_start_by_frame).get(frame_n, self.f_start)
+
+    def share(self, frame_n: int) -> float:
+        """Largest share of key bits in a frame of `frame_n` columns."""
+        return dict(self.key_share_by_frame).get(frame_n, self.key_share)
 
 
 def _cache_dir() -> Path:
@@ -193,11 +199,11 @@ def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, m
 
 def frame_length(variant: LdpcVariant, n_key: int) -> int:
     """Code length for a key of `n_key` bits: the largest of `frame_sizes` whose frames, cut
-    by `frame_split` (at most key_share of a frame), carry at least `min_fill` of their
+    by `frame_split` (at most `share(frame)` of a frame), carry at least `min_fill` of their
     columns as key bits (a frame may be longer than the key: the rest is shortened); else
     the smallest."""
     fitting = [f for f in variant.frame_sizes
-               if frame_split(n_key, f, variant.key_share)[1] / f >= variant.min_fill]
+               if frame_split(n_key, f, variant.share(f))[1] / f >= variant.min_fill]
     return max(fitting) if fitting else min(variant.frame_sizes)
 
 
@@ -350,9 +356,9 @@ def bob_role(variant: LdpcVariant, bob_bits: np.ndarray, qber_estimate: float,
     frame_n = frame_length(v, bits.size)
     codes = {r: family_code(r, frame_n, CODE_SEED, v.qc_base_columns)
              for r in candidate_rates(v.rates, frame_n, bits.size, qber_estimate, v.start_f(frame_n),
-                                      v.key_share)}
+                                      v.share(frame_n))}
     first = choose_layout(codes, bits.size, qber_estimate, v.start_f(frame_n), v.punct_fraction,
-                          v.key_share)
+                          v.share(frame_n))
     code, k, punct = first.code, first.k, int(first.punct_pos.size)
     layouts = _layouts(code.rate, frame_n, code.seed, v.qc_base_columns, bits.size, k, punct)
     channel.send(Message("ldpc/start", {
@@ -467,9 +473,14 @@ VARIANTS: dict[str, LdpcVariant] = {
     # 3 of 120 lost to wrong words -> 0 of 120; n = 1e5, 300 keys at 2 %: f 1.095 -> 1.097)
     # Keys that fill 131072-column frames to 60-77 % key bits decode on them, starting at
     # f 1.09 (docs/ldpc.md, "Long frames and key share": 1e6-bit keys, 300 per QBER 2 / 3 /
-    # 5 %: f 1.095 / 1.093 / 1.091 at 5.5 / 6.9 / 9.6 Mbit/s, was 3.9 / 3.5 / 4.2).
+    # 5 %: f 1.095 / 1.093 / 1.091 at 5.5 / 6.9 / 9.6 Mbit/s, was 3.9 / 3.5 / 4.2), also
+    # when the frame is longer than the key (1e5 bits: one frame); 65536-column frames take
+    # up to 92 % key bits, so keys between the long frames' fits no longer fall to
+    # 16384-column frames (docs/ldpc.md, "One frame per 1e5-bit key": 1.1e5 bits at 2 %,
+    # f 1.125 -> 1.089).
     "ldpc-blind": LdpcVariant("ldpc-blind", frame_sizes=(16384, 65536, 131072), f_start=1.08,
-                              f_start_by_frame=((131072, 1.09),), key_share=0.77, min_fill=0.6,
+                              f_start_by_frame=((131072, 1.09),), key_share=0.77,
+                              key_share_by_frame=((65536, 0.92),), min_fill=0.6,
                               qc_base_columns=256, qc_phi="tanh", check_bits=16),
     # the same on the PEG codes with the generic layered decoder (the default before QC codes)
     "ldpc-blind-peg": LdpcVariant("ldpc-blind-peg"),

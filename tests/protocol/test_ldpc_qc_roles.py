@@ -121,15 +121,23 @@ def test_frame_length_passes_over_little_filled_long_frames():
     assert R.frame_length(v, 10**5) == 131072  # one frame longer than the key, 76 % key bits
     assert R.frame_length(v, 50_000) == 65536  # 131072 would be 38 % key bits
     assert R.frame_length(v, 1000) == 16384  # nothing fits: the smallest
+    # 65536-column frames take up to 92 % key bits: keys between the long frames' fits
+    # go on them instead of on 16384-column frames
+    assert v.share(65536) == 0.92 and v.share(131072) == v.share(16384) == 0.77
+    assert R.frame_length(v, 110_000) == 65536  # two long frames: 42 %; one: above 0.77
+    assert R.frame_split(110_000, 65536, v.share(65536)) == (2, 55000)
+    assert R.frame_length(v, 60_000) == 65536 and R.frame_length(v, 70_000) == 16384
     plain = R.VARIANTS["ldpc-blind-peg"]  # min_fill 0.4, key_share 1
     assert R.frame_length(plain, 150_000) == 65536 and R.frame_length(plain, 10**6) == 65536
     assert R.frame_length(plain, 30_000) == 65536 and R.frame_length(plain, 25_000) == 16384
 
 
-def test_default_variant_reconciles_a_key_on_long_frames(rng):
-    a = rng.integers(0, 2, 2 * 10**5, dtype=np.uint8)
+@pytest.mark.parametrize("n, frame_n, frames", [(2 * 10**5, 131072, 2), (110_000, 65536, 2),
+                                                (10**5, 131072, 1)])
+def test_default_variant_reconciles_a_key_on_long_frames(rng, n, frame_n, frames):
+    a = rng.integers(0, 2, n, dtype=np.uint8)
     b = a ^ (rng.random(a.size) < 0.03).astype(np.uint8)
     res = reconcile("ldpc-blind", a, b, 0.03, rng)
     assert res.success and np.array_equal(res.bob_bits, a)
-    assert res.extra["frame_n"] == 131072 and res.extra["frames"] == 2
+    assert res.extra["frame_n"] == frame_n and res.extra["frames"] == frames
     assert 1.0 < efficiency(res.leaked_bits, a.size, float(np.mean(a != b))) < 1.15
