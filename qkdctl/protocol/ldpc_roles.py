@@ -186,7 +186,7 @@ def _decoder(rate: float, n: int, seed: int, k: int, punct: int, backend: str, m
     code = family_code(rate, n, seed, qc_base_columns)
     columns = None
     if backend == "layered":
-        lay = frame_layout(code, k, punct)
+        lay = _family_layout(rate, n, seed, qc_base_columns, k, punct)
         columns = np.sort(np.concatenate([lay.key_pos, lay.punct_pos]))
     if qc_base_columns:
         if backend != "layered" or bp_method != "product_sum":
@@ -207,19 +207,24 @@ def frame_length(variant: LdpcVariant, n_key: int) -> int:
     return max(fitting) if fitting else min(variant.frame_sizes)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
+def _family_layout(rate: float, frame_n: int, seed: int, qc_base_columns: int, k: int,
+                   punct: int) -> FrameLayout:
+    """`frame_layout` of (k, punct) on the family code, cached (both roles, the decoder and
+    consecutive keys of one length share it; its arrays are read-only)."""
+    lay = frame_layout(family_code(rate, frame_n, seed, qc_base_columns), k, punct)
+    for arr in (lay.key_pos, lay.punct_pos, lay.short_pos):
+        arr.flags.writeable = False
+    return lay
+
+
 def _layouts(rate: float, frame_n: int, seed: int, qc_base_columns: int, n_key: int, k: int,
              punct: int) -> tuple[FrameLayout, ...]:
-    """The frames' layouts of an `n_key`-bit key on the family code (cached: both roles
-    and consecutive keys of one length share them; the arrays are read-only)."""
-    code = family_code(rate, frame_n, seed, qc_base_columns)
+    """The frames' layouts of an `n_key`-bit key: full frames of k key bits, the last one
+    holding the rest."""
     frames = -(-n_key // k)
-    full = frame_layout(code, k, punct)
-    last_k = n_key - (frames - 1) * k
-    last = full if last_k == k else frame_layout(code, last_k, punct)
-    for lay in {id(full): full, id(last): last}.values():
-        for arr in (lay.key_pos, lay.punct_pos, lay.short_pos):
-            arr.flags.writeable = False
+    full = _family_layout(rate, frame_n, seed, qc_base_columns, k, punct)
+    last = _family_layout(rate, frame_n, seed, qc_base_columns, n_key - (frames - 1) * k, punct)
     return (full,) * (frames - 1) + (last,)
 
 
